@@ -1,0 +1,202 @@
+/**
+ * Draws detections on an interleaved RGB/RGBA buffer in place: class-coloured box outlines and a
+ * filled caption ("person 0.87") per box. Built to run once per video frame: it allocates nothing
+ * per call beyond each caption's string, and touches only the pixels it paints.
+ *
+ * @example
+ * const { data, info } = await sharp('a.jpg').raw().toBuffer({ resolveWithObject: true });
+ * drawDetections({ data, width: info.width, height: info.height, channels: 3 }, result.detections);
+ */
+import { DeimError } from '../errors.js';
+import type { Detection } from '../postprocess/types.js';
+import { CELL_WIDTH, FONT_ROWS, GLYPH_HEIGHT, GLYPH_WIDTH, fontScaleFor, glyphRowsOffset, textWidth } from './font.js';
+import { classColor, textColorOn, type Rgb } from './palette.js';
+
+/** An interleaved 8-bit image that is drawn on in place (alpha, if any, is set opaque where drawn). */
+export interface AnnotatableImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 3 | 4;
+}
+
+export interface DrawOptions {
+  /** Outline thickness in pixels; default from the image size (see lineWidthFor). */
+  lineWidth?: number;
+  /** Integer font scale (1 = 5x9-pixel glyphs); default from the image size (see fontScaleFor). */
+  fontScale?: number;
+  /** Append the score with two decimals to the caption (default true). */
+  showScore?: boolean;
+  /** Caption text for a detection (default: its label). An empty caption draws none. */
+  labelFor?: (detection: Detection) => string;
+}
+
+/** Outline thickness for an image: round(short side / 250), at least 1 (2 px at 480p, 4 at 1080p). */
+export function lineWidthFor(width: number, height: number): number {
+  return Math.max(1, Math.round(Math.min(width, height) / 250));
+}
+
+// Caption padding around the text, in font pixels (multiplied by the font scale). More room above
+// than below because the glyph cell already ends with two descender rows.
+const CAPTION_PAD_X = 2;
+const CAPTION_PAD_TOP = 2;
+const CAPTION_PAD_BOTTOM = 1;
+
+// The pixel rectangle of the box being drawn (left, top, right, bottom; right/bottom exclusive).
+// One module-level scratch array instead of an object per box: drawing is synchronous, so no
+// two calls can share it at once.
+const rect = new Float64Array(4);
+
+/**
+ * Draws every detection on `image` in place. Boxes with NaN, infinite or inverted coordinates
+ * are skipped; boxes partly outside the image are clipped; boxes wholly outside draw nothing.
+ * Outlines are drawn inside the box, so a box clipped to the image stays fully visible.
+ * All outlines are drawn before any caption so that no outline crosses a caption's text.
+ */
+export function drawDetections(image: AnnotatableImage, detections: readonly Detection[], options: DrawOptions = {}): void {
+  checkImage(image);
+  const lineWidth = positiveInteger(options.lineWidth, 'lineWidth') ?? lineWidthFor(image.width, image.height);
+  const fontScale = positiveInteger(options.fontScale, 'fontScale') ?? fontScaleFor(image.width, image.height);
+  const showScore = options.showScore ?? true;
+
+  for (let i = 0; i < detections.length; i++) {
+    const detection = detections[i]!;
+    if (!boxToRect(detection, image.width, image.height)) continue;
+    drawOutline(image, rect[0]!, rect[1]!, rect[2]!, rect[3]!, lineWidth, classColor(detection.classId));
+  }
+  for (let i = 0; i < detections.length; i++) {
+    const detection = detections[i]!;
+    if (!boxToRect(detection, image.width, image.height)) continue;
+    const label = options.labelFor ? options.labelFor(detection) : detection.label;
+    const caption = showScore ? (label ? `${label} ${detection.score.toFixed(2)}` : detection.score.toFixed(2)) : label;
+    if (caption) drawCaption(image, rect[0]!, rect[1]!, caption, fontScale, classColor(detection.classId));
+  }
+}
+
+/** Fills `rect` with the detection's pixel rectangle; false when it is invalid or off the image. */
+function boxToRect(detection: Detection, width: number, height: number): boolean {
+  const box = detection.box;
+  const x1 = box[0];
+  const y1 = box[1];
+  const x2 = box[2];
+  const y2 = box[3];
+  // `!(a <= b)` is also true when either is NaN.
+  if (!(x1 <= x2) || !(y1 <= y2) || !Number.isFinite(x1 + y1 + x2 + y2)) return false;
+  const left = Math.round(x1);
+  const top = Math.round(y1);
+  // A box thinner than a pixel still gets a one-pixel line.
+  const right = Math.max(Math.round(x2), left + 1);
+  const bottom = Math.max(Math.round(y2), top + 1);
+  if (right <= 0 || bottom <= 0 || left >= width || top >= height) return false;
+  rect[0] = left;
+  rect[1] = top;
+  rect[2] = right;
+  rect[3] = bottom;
+  return true;
+}
+
+function drawOutline(image: AnnotatableImage, left: number, top: number, right: number, bottom: number, lineWidth: number, color: Rgb): void {
+  fillRect(image, left, top, right, Math.min(top + lineWidth, bottom), color);
+  fillRect(image, left, Math.max(bottom - lineWidth, top), right, bottom, color);
+  fillRect(image, left, top, Math.min(left + lineWidth, right), bottom, color);
+  fillRect(image, Math.max(right - lineWidth, left), top, right, bottom, color);
+}
+
+/**
+ * A filled caption whose bottom edge sits on the box's top edge; when that would leave the image
+ * (box at the top), the caption goes inside the box instead. It is shifted left to stay inside
+ * the image when the box is near the right edge.
+ */
+function drawCaption(image: AnnotatableImage, boxLeft: number, boxTop: number, caption: string, scale: number, background: Rgb): void {
+  const width = textWidth(caption, scale) + 2 * CAPTION_PAD_X * scale;
+  const height = (GLYPH_HEIGHT + CAPTION_PAD_TOP + CAPTION_PAD_BOTTOM) * scale;
+  let top = boxTop - height;
+  if (top < 0) top = Math.max(boxTop, 0);
+  let left = Math.max(boxLeft, 0);
+  if (left + width > image.width) left = Math.max(0, image.width - width);
+  fillRect(image, left, top, left + width, top + height, background);
+  drawText(image, caption, left + CAPTION_PAD_X * scale, top + CAPTION_PAD_TOP * scale, scale, textColorOn(background));
+}
+
+/** Draws `text` with its top-left glyph corner at (x, y), each font pixel as a scale x scale block. */
+function drawText(image: AnnotatableImage, text: string, x: number, y: number, scale: number, color: Rgb): void {
+  let cellX = x;
+  for (let i = 0; i < text.length && cellX < image.width; i++, cellX += CELL_WIDTH * scale) {
+    const rows = glyphRowsOffset(text.charCodeAt(i));
+    for (let row = 0; row < GLYPH_HEIGHT; row++) {
+      const bits = FONT_ROWS[rows + row]!;
+      if (bits === 0) continue;
+      const py = y + row * scale;
+      for (let column = 0; column < GLYPH_WIDTH; column++) {
+        if ((bits >> (GLYPH_WIDTH - 1 - column)) & 1) {
+          const px = cellX + column * scale;
+          fillRect(image, px, py, px + scale, py + scale, color);
+        }
+      }
+    }
+  }
+}
+
+/** Paints [x0, x1) x [y0, y1), clipped to the image; alpha (4 channels) becomes opaque. */
+function fillRect(image: AnnotatableImage, x0: number, y0: number, x1: number, y1: number, color: Rgb): void {
+  const { data, width, channels } = image;
+  const left = Math.max(x0, 0);
+  const right = Math.min(x1, width);
+  const top = Math.max(y0, 0);
+  const bottom = Math.min(y1, image.height);
+  if (left >= right || top >= bottom) return;
+  const r = color[0];
+  const g = color[1];
+  const b = color[2];
+  for (let y = top; y < bottom; y++) {
+    let i = (y * width + left) * channels;
+    const end = (y * width + right) * channels;
+    if (channels === 4) {
+      for (; i < end; i += 4) {
+        data[i] = r;
+        data[i + 1] = g;
+        data[i + 2] = b;
+        data[i + 3] = 255;
+      }
+    } else {
+      for (; i < end; i += 3) {
+        data[i] = r;
+        data[i + 1] = g;
+        data[i + 2] = b;
+      }
+    }
+  }
+}
+
+function checkImage(image: AnnotatableImage): void {
+  const { data, width, height, channels } = image;
+  if (!(data instanceof Uint8Array)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a Uint8Array for image.data but received ${typeName(data)}`);
+  }
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected positive integer image width and height but received ${width}x${height}`);
+  }
+  if (channels !== 3 && channels !== 4) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected 3 or 4 for image.channels but received ${String(channels)}`);
+  }
+  if (data.length < width * height * channels) {
+    throw new DeimError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected at least ${width * height * channels} bytes of image data for ${width}x${height}x${channels} but received ${data.length}`,
+    );
+  }
+}
+
+function positiveInteger(value: number | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a positive integer for ${name} but received ${String(value)} of type ${typeof value}`);
+  }
+  return value;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return typeof value;
+}

@@ -1,0 +1,94 @@
+/**
+ * Writing annotated images: the encoder is chosen from the output file's extension, and
+ * `--out` paths are resolved per input file.
+ *
+ * @example
+ * drawDetections(image, result.detections);
+ * await writeAnnotatedImage(image, outputPathFor('photos/a.jpg', 'annotated', true)); // annotated/a.jpg
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { DeimError, errorMessage } from '../errors.js';
+import type { AnnotatableImage } from './draw.js';
+
+type OutputFormat = 'jpeg' | 'png' | 'webp' | 'tiff' | 'avif' | 'gif';
+
+/** Extensions we can write (lower case), and the encoder each selects. */
+const FORMAT_BY_EXTENSION: Readonly<Record<string, OutputFormat>> = {
+  '.jpg': 'jpeg',
+  '.jpeg': 'jpeg',
+  '.png': 'png',
+  '.webp': 'webp',
+  '.tif': 'tiff',
+  '.tiff': 'tiff',
+  '.avif': 'avif',
+  '.gif': 'gif',
+};
+
+export const WRITABLE_EXTENSIONS: readonly string[] = Object.keys(FORMAT_BY_EXTENSION);
+
+/**
+ * Encodes `image` in the format its extension names and writes it to `outPath`, creating the
+ * parent directory. An unknown extension is ERR_INVALID_ARGUMENT; any failure to create the
+ * directory or write the file is ERR_OUTPUT_WRITE naming the path. An alpha channel is kept
+ * where the format has one (PNG, WebP, TIFF, AVIF, GIF) and dropped for JPEG.
+ */
+export async function writeAnnotatedImage(image: AnnotatableImage, outPath: string): Promise<void> {
+  const extension = path.extname(outPath).toLowerCase();
+  const format = Object.hasOwn(FORMAT_BY_EXTENSION, extension) ? FORMAT_BY_EXTENSION[extension] : undefined;
+  if (format === undefined) {
+    throw new DeimError(
+      'ERR_INVALID_ARGUMENT',
+      `Cannot write ${outPath}: unknown image extension "${extension || '(none)'}"; use one of ${WRITABLE_EXTENSIONS.join(', ')}`,
+      { input: outPath },
+    );
+  }
+  const encoded = await encode(image, format);
+  try {
+    await mkdir(path.dirname(path.resolve(outPath)), { recursive: true });
+    await writeFile(outPath, encoded);
+  } catch (e) {
+    throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${outPath}: ${errorMessage(e)}`, { input: outPath, cause: e });
+  }
+}
+
+async function encode(image: AnnotatableImage, format: OutputFormat): Promise<Buffer> {
+  const { data, width, height, channels } = image;
+  const pipeline = sharp(data, { raw: { width, height, channels } });
+  switch (format) {
+    case 'jpeg':
+      return pipeline.jpeg({ quality: 90 }).toBuffer();
+    case 'png':
+      return pipeline.png().toBuffer();
+    case 'webp':
+      return pipeline.webp({ quality: 90 }).toBuffer();
+    case 'tiff':
+      return pipeline.tiff({ compression: 'lzw' }).toBuffer();
+    case 'avif':
+      return pipeline.avif({ quality: 70 }).toBuffer();
+    case 'gif':
+      return pipeline.gif().toBuffer();
+  }
+}
+
+/**
+ * Where the annotated copy of `inputFile` goes. With `isDir`, `out` is a directory and the file
+ * keeps the input's basename (its extension too, or ".jpg" when it is not one we can write);
+ * otherwise `out` is the output file itself. Refuses a path that would overwrite the input.
+ */
+export function outputPathFor(inputFile: string, out: string, isDir: boolean): string {
+  let target = out;
+  if (isDir) {
+    const base = path.basename(inputFile);
+    const extension = path.extname(base);
+    const writable = Object.hasOwn(FORMAT_BY_EXTENSION, extension.toLowerCase());
+    target = path.join(out, writable ? base : `${base.slice(0, base.length - extension.length)}.jpg`);
+  }
+  if (path.resolve(target) === path.resolve(inputFile)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Refusing to overwrite the input ${inputFile} with its annotated copy; choose another --out`, {
+      input: inputFile,
+    });
+  }
+  return target;
+}
