@@ -1,0 +1,94 @@
+/**
+ * Decoding with sharp: any format it reads (JPEG, PNG, WebP, TIFF, GIF first frame, AVIF...),
+ * EXIF orientation applied so boxes are in the pixels of the upright image, grayscale / CMYK /
+ * 16-bit converted to 8-bit sRGB, alpha dropped without compositing (as PIL's convert('RGB')).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import sharp from 'sharp';
+import { DeimError, errorMessage } from '../errors.js';
+import type { RawImage, RgbImage } from './types.js';
+
+/** What the API accepts as an image. */
+export type ImageInput = string | Buffer | Uint8Array | RawImage;
+
+export interface DecodedImage extends RgbImage {
+  /** The file it came from, when it came from a file. */
+  file?: string;
+}
+
+/** A printable name for an input in messages. */
+export function describeInput(input: ImageInput): string {
+  if (typeof input === 'string') return input;
+  if (input instanceof Uint8Array) return `(buffer of ${input.length} bytes)`;
+  return `(raw image ${input?.width}x${input?.height}x${input?.channels})`;
+}
+
+export async function readImageFile(file: string): Promise<Buffer> {
+  let info;
+  try {
+    info = await stat(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DeimError('ERR_INPUT_NOT_FOUND', `${file}: no such file`, { input: file });
+    throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${errorMessage(e)}`, { input: file, cause: e });
+  }
+  if (info.isDirectory()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: is a directory, not an image`, { input: file });
+  if (info.size === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file}: empty file (0 bytes)`, { input: file });
+  try {
+    return await readFile(file);
+  } catch (e) {
+    throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${errorMessage(e)}`, { input: file, cause: e });
+  }
+}
+
+/** Decodes encoded bytes to upright 8-bit RGB. `name` is used in error messages. */
+export async function decodeBuffer(bytes: Uint8Array, name: string): Promise<RgbImage> {
+  if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${name}: empty input (0 bytes)`, { input: name });
+  try {
+    const { data, info } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0 })
+      .rotate()
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoder returned ${info.channels} channels`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };
+  } catch (e) {
+    throw decodeError(e, name);
+  }
+}
+
+function decodeError(e: unknown, name: string): DeimError {
+  const msg = errorMessage(e);
+  if (/pixel limit/i.test(msg)) {
+    return new DeimError('ERR_INPUT_TOO_LARGE', `${name}: image is larger than the decoder's pixel limit (${msg})`, { input: name, cause: e });
+  }
+  if (/unsupported image format/i.test(msg)) {
+    return new DeimError('ERR_INPUT_UNREADABLE', `${name}: not an image in a format sharp reads (JPEG, PNG, WebP, TIFF, GIF, AVIF, ...)`, { input: name, cause: e });
+  }
+  return new DeimError('ERR_INPUT_UNREADABLE', `${name}: cannot decode image: ${msg.replace(/\s+/g, ' ').trim()}`, { input: name, cause: e });
+}
+
+/** Checks a raw pixel buffer handed to the API and returns it as RGB(A) the resizer reads. */
+export function checkRawImage(img: RawImage, name = describeInput(img)): RawImage {
+  const { data, width, height, channels } = img ?? ({} as RawImage);
+  if (!(data instanceof Uint8Array)) throw new DeimError('ERR_INVALID_ARGUMENT', `${name}: raw image data must be a Uint8Array or Buffer`, { input: name });
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `${name}: raw image width and height must be positive integers`, { input: name });
+  }
+  if (channels !== 1 && channels !== 3 && channels !== 4) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `${name}: raw image channels must be 1, 3 or 4, got ${channels}`, { input: name });
+  }
+  if (data.length !== width * height * channels) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `${name}: raw image data has ${data.length} bytes, expected ${width}x${height}x${channels} = ${width * height * channels}`, { input: name });
+  }
+  return img;
+}
+
+/** Any accepted input to decoded pixels (raw images are checked and passed through). */
+export async function decodeInput(input: ImageInput): Promise<{ image: RawImage; file?: string }> {
+  if (typeof input === 'string') return { image: await decodeBuffer(await readImageFile(input), input), file: input };
+  if (input instanceof Uint8Array) return { image: await decodeBuffer(input, describeInput(input)) };
+  if (input && typeof input === 'object' && 'data' in input) return { image: checkRawImage(input) };
+  throw new DeimError('ERR_INVALID_ARGUMENT', `image input must be a file path, a Buffer of encoded bytes, or {data, width, height, channels}; got ${typeof input}`);
+}
