@@ -1,0 +1,18 @@
+// Module registration only: what each function does lives in its own file.
+#include "build_info.h"
+#include "napi_config.h"
+#include "tensorrt_api.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("buildInfo", Napi::Function::New(
+                               env, [](const Napi::CallbackInfo& info) { return deimv2::BuildInfo(info.Env()); },
+                               "buildInfo"));
+  deimv2::RegisterTensorRt(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(deimv2_tensorrt, Init)
