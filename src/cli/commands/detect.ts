@@ -1,0 +1,159 @@
+/** `deimv2 detect <files|dirs|globs...>`: detect, annotate, write JSON, summarise. */
+import { mkdirSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { drawDetections } from '../../annotate/draw.js';
+import { outputPathFor, writeAnnotatedImage } from '../../annotate/write.js';
+import { Detector, type DetectorResult } from '../../detector.js';
+import { DeimError, errorMessage } from '../../errors.js';
+import type { DetectionFailure } from '../../postprocess/types.js';
+import { expandInputs } from '../inputs.js';
+import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
+import { createProgress } from '../progress.js';
+
+interface DetectCliOptions extends DetectorCliOptions {
+  out?: string;
+  json?: string;
+  quiet?: boolean;
+  recursive?: boolean;
+}
+
+type Entry = DetectorResult | DetectionFailure;
+
+export function register(program: Command): void {
+  addDetectorOptions(
+    program
+      .command('detect')
+      .description('detect objects in images (files, folders, globs)')
+      .argument('<inputs...>', 'image files, folders or glob patterns'),
+  )
+    .option('-o, --out <file|dir>', 'write annotated images: a file for one input, else a folder (format from the extension)')
+    .option('--json <file>', 'write detections as JSON ("-" for stdout)')
+    .option('-r, --recursive', 'search folders recursively')
+    .option('-q, --quiet', 'no progress bar and no per-image lines')
+    .action(async (inputs: string[], options: DetectCliOptions) => {
+      process.exitCode = await detectCommand(inputs, options);
+    });
+}
+
+export async function detectCommand(inputs: string[], options: DetectCliOptions): Promise<number> {
+  const detectorOptions = detectorOptionsFrom(options);
+  const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
+  const log = (s: string) => process.stderr.write(s + '\n');
+  if (files.length === 0) {
+    for (const p of problems) log(`deimv2: ${p.message}`);
+    if (problems.length === 0) log('deimv2: no input images');
+    return 1;
+  }
+  const outIsDir = options.out !== undefined && (files.length > 1 || isDirectory(options.out) || options.out.endsWith(path.sep) || path.extname(options.out) === '');
+  if (options.out !== undefined && outIsDir) {
+    try {
+      mkdirSync(options.out, { recursive: true });
+    } catch (e) {
+      throw new DeimError('ERR_OUTPUT_WRITE', `cannot create output folder ${options.out}: ${errorMessage(e)}`, { input: options.out });
+    }
+  }
+  const jsonToStdout = options.json === '-';
+  const printLines = !options.quiet && !jsonToStdout;
+
+  const detector = await Detector.create(detectorOptions);
+  if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})`);
+  const start = performance.now();
+  const progress = createProgress(files.length, { quiet: options.quiet === true });
+  const entries: Entry[] = new Array(files.length);
+  const writes: Array<Promise<void>> = [];
+  let detections = 0;
+  try {
+    // A window of chunks in flight keeps every worker busy while results are handled in order.
+    const window = Math.max(2, detector.stats().runners * 4) * detector.batchSize;
+    const pending: Array<Promise<Entry[]>> = [];
+    let next = 0;
+    let done = 0;
+    const launch = () => {
+      while (next < files.length && pending.length * detector.batchSize < window) {
+        const chunk = files.slice(next, next + detector.batchSize);
+        next += chunk.length;
+        pending.push(detector.detectBatch(chunk, { returnImage: options.out !== undefined }));
+      }
+    };
+    launch();
+    while (pending.length > 0) {
+      const chunk = await pending.shift()!;
+      launch();
+      for (const entry of chunk) {
+        const index = done++;
+        const file = files[index]!;
+        entries[index] = entry;
+        progress.tick();
+        if ('error' in entry) continue;
+        detections += entry.detections.length;
+        if (printLines && files.length <= 50) log(formatLine(file, entry));
+        if (options.out !== undefined && entry.image) {
+          const image = entry.image;
+          drawDetections(image, entry.detections);
+          const target = outIsDir ? outputPathFor(file, options.out, true) : options.out;
+          writes.push(writeAnnotatedImage(image, target).catch((e) => void (entries[index] = failureOf(file, e))));
+          delete entry.image;
+        }
+      }
+    }
+    await Promise.all(writes);
+  } finally {
+    progress.stop();
+    await detector.close();
+  }
+  const seconds = (performance.now() - start) / 1000;
+  const failures = entries.filter((e): e is DetectionFailure => 'error' in e);
+  const stats = detector.stats();
+
+  if (options.json !== undefined) {
+    const doc = {
+      model: detector.spec.variant ?? detector.modelPath,
+      backend: detector.backendName,
+      results: entries.map((e, i) =>
+        'error' in e ? { file: files[i]!, error: e.error.message } : { file: files[i]!, width: e.width, height: e.height, detections: e.detections },
+      ),
+    };
+    const text = JSON.stringify(doc, null, 2) + '\n';
+    if (jsonToStdout) process.stdout.write(text);
+    else {
+      try {
+        await writeFile(options.json, text);
+      } catch (e) {
+        throw new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${options.json}: ${errorMessage(e)}`, { input: options.json });
+      }
+    }
+  }
+
+  for (const p of problems) log(`deimv2: ${p.message}`);
+  if (failures.length > 0) {
+    log(`deimv2: ${failures.length} of ${files.length} file(s) failed:`);
+    for (const f of failures) log(`  ${f.error.message} [${f.error.code}]`);
+  }
+  const ok = files.length - failures.length;
+  const modelRate = stats.inferMs > 0 ? (stats.images * stats.runners) / (stats.inferMs / 1000) : 0;
+  log(
+    `deimv2: ${ok} image(s), ${detections} detection(s)` +
+      (failures.length ? `, ${failures.length} failed` : '') +
+      ` in ${seconds.toFixed(2)} s | model ${modelRate.toFixed(1)} img/s, end to end ${(ok / seconds).toFixed(1)} img/s`,
+  );
+  return failures.length > 0 || problems.length > 0 ? 1 : 0;
+}
+
+function formatLine(file: string, r: DetectorResult): string {
+  const items = r.detections.map((d) => `${d.label} ${d.score.toFixed(2)} [${d.box.map((v) => Math.round(v)).join(',')}]`);
+  return `${file} (${r.width}x${r.height}): ${items.length} detection(s)${items.length ? ': ' + items.join(', ') : ''}`;
+}
+
+function failureOf(file: string, e: unknown): DetectionFailure {
+  return { file, error: { code: e instanceof DeimError ? e.code : 'ERR_OUTPUT_WRITE', message: errorMessage(e) } };
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,34 @@
+/** A progress bar on stderr for long runs; silent when stderr is not a terminal or with --quiet. */
+import cliProgress from 'cli-progress';
+
+export interface Progress {
+  tick(n?: number): void;
+  stop(): void;
+}
+
+export function createProgress(total: number, options: { quiet?: boolean; label?: string } = {}): Progress {
+  if (options.quiet || !process.stderr.isTTY || total < 2) return { tick() {}, stop() {} };
+  const start = performance.now();
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `${options.label ?? 'detect'} [{bar}] {value}/{total} | {fps} img/s | ETA {eta_formatted}`,
+      barsize: 30,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { fps: '0.0' });
+  let done = 0;
+  return {
+    tick(n = 1) {
+      done += n;
+      bar.update(done, { fps: (done / ((performance.now() - start) / 1000)).toFixed(1) });
+    },
+    stop() {
+      bar.stop();
+    },
+  };
+}
