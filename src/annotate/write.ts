@@ -6,7 +6,7 @@
  * drawDetections(image, result.detections);
  * await writeAnnotatedImage(image, outputPathFor('photos/a.jpg', 'annotated', true)); // annotated/a.jpg
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { DeimError, errorMessage } from '../errors.js';
@@ -46,10 +46,39 @@ export async function writeAnnotatedImage(image: AnnotatableImage, outPath: stri
   }
   const encoded = await encode(image, format);
   try {
-    await mkdir(path.dirname(path.resolve(outPath)), { recursive: true });
+    await ensureDirectory(path.dirname(path.resolve(outPath)));
     await writeFile(outPath, encoded);
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${outPath}: ${errorMessage(e)}`, { input: outPath, cause: e });
+  }
+}
+
+/**
+ * `mkdir -p` without fs.mkdir's `recursive` option: on Node 20 that loops forever when mkdir
+ * fails with ENOENT under an existing parent (any new path in /proc), so missing directories
+ * are found by walking up and created one at a time.
+ */
+async function ensureDirectory(directory: string): Promise<void> {
+  const missing: string[] = [];
+  for (let current = directory; ; ) {
+    try {
+      if ((await stat(current)).isDirectory()) break;
+      throw new Error(`${current} exists and is not a directory`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    missing.push(current);
+    const parent = path.dirname(current);
+    if (parent === current) break;
+    current = parent;
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      await mkdir(missing[i]!);
+    } catch (e) {
+      // Another writer may create the same directory at the same time.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
   }
 }
 
