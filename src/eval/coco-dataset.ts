@@ -1,0 +1,225 @@
+/**
+ * COCO ground truth and COCO results files, read into flat typed arrays.
+ *
+ * The semantics are pycocotools' (`COCO()` and `COCO.loadRes()`), the reference of the
+ * COCO metrics: a ground-truth box keeps the `area` of its annotation (not w*h), its ignore
+ * flag is its `iscrowd`, a detection's area is w*h and it is never a crowd. What pycocotools
+ * would assert on or crash over (results for images that are not in the annotations, an empty
+ * results list) is a DeimError 'ERR_EVAL_INPUT' here that names the file and the entry.
+ *
+ * @example
+ * const gt = await readGroundTruth('instances_val2017.json');
+ * const dt = await readResults('results.json', gt);
+ */
+import { readFile } from 'node:fs/promises';
+import { DeimError, errorMessage } from '../errors.js';
+
+/** One image entry of the annotations (the fields the evaluation and `eval --images` use). */
+export interface CocoImage {
+  id: number;
+  fileName: string;
+  width: number;
+  height: number;
+}
+
+/** Boxes in structure-of-arrays form; entry j of every array is box j. */
+export interface BoxArrays {
+  count: number;
+  /** Dense image index (position in GroundTruth.imageIds). */
+  imageIndex: Uint32Array;
+  /** Dense category index (position in GroundTruth.categoryIds). */
+  categoryIndex: Uint32Array;
+  /** x, y, w, h of box j at 4j..4j+3, as doubles (what maskApi's bbIou reads). */
+  xywh: Float64Array;
+  area: Float64Array;
+}
+
+export interface GroundTruth {
+  /** The file (or label) the annotations came from, for messages. */
+  source: string;
+  /** Image ids in ascending order (pycocotools evaluates `sorted(getImgIds())`). */
+  imageIds: number[];
+  images: CocoImage[];
+  imageIndexById: Map<number, number>;
+  /** Category ids in ascending order. */
+  categoryIds: number[];
+  categoryNames: string[];
+  categoryIndexById: Map<number, number>;
+  boxes: BoxArrays & {
+    /** Annotation id: pycocotools treats a match to annotation id 0 as no match. */
+    annotationId: Float64Array;
+    iscrowd: Uint8Array;
+  };
+}
+
+export interface Detections extends BoxArrays {
+  source: string;
+  score: Float64Array;
+}
+
+/** Reads and validates a COCO instances file. */
+export async function readGroundTruth(file: string): Promise<GroundTruth> {
+  return parseGroundTruth(await readJson(file), file);
+}
+
+/** Reads and validates a COCO results file against its ground truth. */
+export async function readResults(file: string, gt: GroundTruth): Promise<Detections> {
+  return parseResults(await readJson(file), gt, file);
+}
+
+async function readJson(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_INPUT_NOT_FOUND' : 'ERR_INPUT_UNREADABLE';
+    throw new DeimError(code, `${file}: cannot read: ${errorMessage(e)}`, { input: file, cause: e });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new DeimError('ERR_EVAL_INPUT', `${file}: not valid JSON: ${errorMessage(e)}`, { input: file, cause: e });
+  }
+}
+
+function fail(source: string, message: string): never {
+  throw new DeimError('ERR_EVAL_INPUT', `${source}: ${message}`, { input: source });
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function finite(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/** `[x, y, w, h]` with finite numbers and w, h >= 0, or an error naming the entry. */
+function readBox(bbox: unknown, source: string, where: string): [number, number, number, number] {
+  if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every(finite)) {
+    fail(source, `${where}: "bbox" must be [x, y, width, height] of 4 finite numbers, got ${JSON.stringify(bbox)}`);
+  }
+  if (bbox[2] < 0 || bbox[3] < 0) {
+    fail(source, `${where}: "bbox" has a negative width or height: ${JSON.stringify(bbox)}`);
+  }
+  return bbox as [number, number, number, number];
+}
+
+/** Validates a parsed COCO instances object; `source` names it in errors. */
+export function parseGroundTruth(json: unknown, source: string): GroundTruth {
+  if (!isRecord(json)) fail(source, 'a COCO annotations file must be a JSON object with "images", "categories" and "annotations"');
+  const { images: rawImages, categories: rawCategories, annotations: rawAnnotations = [] } = json;
+  if (!Array.isArray(rawImages)) fail(source, '"images" must be an array');
+  if (!Array.isArray(rawCategories)) fail(source, '"categories" must be an array');
+  if (!Array.isArray(rawAnnotations)) fail(source, '"annotations" must be an array');
+
+  // Later duplicates replace earlier ones, as in pycocotools' dict index.
+  const imageById = new Map<number, CocoImage>();
+  rawImages.forEach((img, i) => {
+    if (!isRecord(img) || !finite(img.id)) fail(source, `images[${i}]: needs a numeric "id"`);
+    imageById.set(img.id, {
+      id: img.id,
+      fileName: typeof img.file_name === 'string' ? img.file_name : '',
+      width: finite(img.width) ? img.width : 0,
+      height: finite(img.height) ? img.height : 0,
+    });
+  });
+  const nameById = new Map<number, string>();
+  rawCategories.forEach((cat, i) => {
+    if (!isRecord(cat) || !finite(cat.id)) fail(source, `categories[${i}]: needs a numeric "id"`);
+    nameById.set(cat.id, typeof cat.name === 'string' ? cat.name : String(cat.id));
+  });
+
+  const imageIds = [...imageById.keys()].sort((a, b) => a - b);
+  const categoryIds = [...nameById.keys()].sort((a, b) => a - b);
+  const imageIndexById = new Map(imageIds.map((id, i) => [id, i]));
+  const categoryIndexById = new Map(categoryIds.map((id, i) => [id, i]));
+
+  const n = rawAnnotations.length;
+  const boxes = {
+    count: 0,
+    imageIndex: new Uint32Array(n),
+    categoryIndex: new Uint32Array(n),
+    xywh: new Float64Array(4 * n),
+    area: new Float64Array(n),
+    annotationId: new Float64Array(n),
+    iscrowd: new Uint8Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const ann: unknown = rawAnnotations[i];
+    const where = `annotations[${i}]`;
+    if (!isRecord(ann)) fail(source, `${where}: must be an object`);
+    const imageIndex = imageIndexById.get(ann.image_id as number);
+    const categoryIndex = categoryIndexById.get(ann.category_id as number);
+    // pycocotools' getAnnIds(imgIds, catIds) never returns these: they take no part.
+    if (imageIndex === undefined || categoryIndex === undefined) continue;
+    const [x, y, w, h] = readBox(ann.bbox, source, where);
+    if (!finite(ann.area)) fail(source, `${where}: needs a numeric "area"`);
+    if (!finite(ann.id)) fail(source, `${where}: needs a numeric "id"`);
+    const j = boxes.count++;
+    boxes.imageIndex[j] = imageIndex;
+    boxes.categoryIndex[j] = categoryIndex;
+    boxes.xywh.set([x, y, w, h], 4 * j);
+    boxes.area[j] = ann.area;
+    boxes.annotationId[j] = ann.id;
+    // pycocotools reads `iscrowd` as the ignore flag; a missing one (a KeyError there) is 0 here.
+    boxes.iscrowd[j] = ann.iscrowd ? 1 : 0;
+  }
+
+  return {
+    source,
+    imageIds,
+    images: imageIds.map((id) => imageById.get(id)!),
+    imageIndexById,
+    categoryIds,
+    categoryNames: categoryIds.map((id) => nameById.get(id)!),
+    categoryIndexById,
+    boxes,
+  };
+}
+
+/**
+ * Validates a parsed COCO results list (`[{image_id, category_id, bbox, score}]`) against the
+ * ground truth. Results are kept in file order: it decides ties in score, as in pycocotools.
+ */
+export function parseResults(json: unknown, gt: GroundTruth, source: string): Detections {
+  if (!Array.isArray(json)) fail(source, 'a COCO results file must be a JSON array of {image_id, category_id, bbox, score}');
+  const n = json.length;
+  // pycocotools' loadRes fails on an empty list (it reads anns[0]); say what is wrong instead.
+  if (n === 0) fail(source, 'the results list is empty: there are no detections to evaluate');
+  const dt: Detections = {
+    source,
+    count: n,
+    imageIndex: new Uint32Array(n),
+    categoryIndex: new Uint32Array(n),
+    xywh: new Float64Array(4 * n),
+    area: new Float64Array(n),
+    score: new Float64Array(n),
+  };
+  for (let i = 0; i < n; i++) {
+    const r: unknown = json[i];
+    const where = `entry ${i}`;
+    if (!isRecord(r)) fail(source, `${where}: must be an object {image_id, category_id, bbox, score}`);
+    const imageIndex = gt.imageIndexById.get(r.image_id as number);
+    if (imageIndex === undefined) {
+      // pycocotools: "Results do not correspond to current coco set".
+      fail(source, `${where}: image_id ${JSON.stringify(r.image_id)} is not an image of ${gt.source} (results do not correspond to these annotations)`);
+    }
+    const categoryIndex = gt.categoryIndexById.get(r.category_id as number);
+    if (categoryIndex === undefined) {
+      fail(source, `${where}: category_id ${JSON.stringify(r.category_id)} is not a category of ${gt.source} (COCO results use the dataset's category ids, e.g. 1..90, not class indices 0..79)`);
+    }
+    const [x, y, w, h] = readBox(r.bbox, source, where);
+    if (!finite(r.score)) fail(source, `${where}: needs a finite numeric "score", got ${JSON.stringify(r.score)}`);
+    dt.imageIndex[i] = imageIndex;
+    dt.categoryIndex[i] = categoryIndex;
+    const o = 4 * i;
+    dt.xywh[o] = x;
+    dt.xywh[o + 1] = y;
+    dt.xywh[o + 2] = w;
+    dt.xywh[o + 3] = h;
+    dt.area[i] = w * h;
+    dt.score[i] = r.score;
+  }
+  return dt;
+}

@@ -1,0 +1,412 @@
+/**
+ * COCO bounding-box evaluation, equal to pycocotools' COCOeval (iouType 'bbox') with its
+ * default parameters: 10 IoU thresholds, 101 recall points, 4 area ranges, maxDets 1/10/100.
+ *
+ * The three phases are pycocotools' evaluate() / accumulate() / summarize(), reworked for
+ * speed but not for results: every double is computed in the same order as pycocotools and
+ * its C helper (maskApi.c bbIou) compute it, ties in score keep the order of numpy's stable
+ * mergesort, and means use numpy's pairwise summation.
+ *
+ * @example
+ * const result = evaluateCoco(gt, dt);
+ * console.log(result.stats[0]); // AP @[ IoU=0.50:0.95 | area=all | maxDets=100 ]
+ */
+import type { Detections, GroundTruth } from './coco-dataset.js';
+
+export interface EvalParams {
+  iouThresholds: Float64Array;
+  recallThresholds: Float64Array;
+  /** Ascending; the last one is how many detections per image and category are matched. */
+  maxDets: number[];
+  /** [min, max] area, both inclusive, one per label. */
+  areaRanges: [number, number][];
+  areaLabels: string[];
+}
+
+/** numpy.linspace(start, stop, num) to the bit: start + i*step, with the last point set to stop. */
+export function linspace(start: number, stop: number, num: number): Float64Array {
+  const out = new Float64Array(num);
+  const step = (stop - start) / (num - 1);
+  for (let i = 0; i < num; i++) out[i] = i * step + start;
+  if (num > 1) out[num - 1] = stop;
+  return out;
+}
+
+/** pycocotools' Params.setDetParams(). */
+export function defaultParams(): EvalParams {
+  return {
+    iouThresholds: linspace(0.5, 0.95, Math.round((0.95 - 0.5) / 0.05) + 1),
+    recallThresholds: linspace(0.0, 1.0, Math.round((1.0 - 0.0) / 0.01) + 1),
+    maxDets: [1, 10, 100],
+    areaRanges: [[0, 1e10], [0, 32 ** 2], [32 ** 2, 96 ** 2], [96 ** 2, 1e10]],
+    areaLabels: ['all', 'small', 'medium', 'large'],
+  };
+}
+
+/** What a detection became at one IoU threshold and area range (pycocotools' dtm / dtIg). */
+const FALSE_POSITIVE = 0;
+const TRUE_POSITIVE = 1;
+const IGNORED = 2;
+
+/**
+ * Per-image matching results: the detections kept (top maxDets per image and category, by
+ * score), grouped by category, then image ascending, then score rank; and for each of them,
+ * at each area range and IoU threshold, one of FALSE_POSITIVE / TRUE_POSITIVE / IGNORED.
+ */
+export interface MatchTable {
+  params: EvalParams;
+  categoryCount: number;
+  /** Kept detections of category k are slots categoryStart[k] .. categoryStart[k+1]-1. */
+  categoryStart: Uint32Array;
+  /** Score of each slot. */
+  score: Float64Array;
+  /** Rank of each slot among its image's detections of its category (0 = best score). */
+  rank: Uint32Array;
+  /** outcome[(a*T + t) * slots + s]. */
+  outcome: Uint8Array;
+  /** Ground-truth boxes that count (not crowd, area in range), per [k*A + a]. */
+  positives: Uint32Array;
+}
+
+/** Indices 0..n-1 grouped by key (0..keyCount-1), keeping input order within a key. */
+function groupByKey(keys: Uint32Array, n: number, keyCount: number): { start: Uint32Array; order: Uint32Array } {
+  const start = new Uint32Array(keyCount + 1);
+  for (let i = 0; i < n; i++) start[keys[i] + 1]++;
+  for (let k = 0; k < keyCount; k++) start[k + 1] += start[k];
+  const fill = start.slice(0, keyCount);
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[fill[keys[i]]++] = i;
+  return { start, order };
+}
+
+/**
+ * pycocotools' evaluate(): IoU of every kept detection with every ground-truth box of the same
+ * image and category, then the greedy matching per area range and IoU threshold.
+ */
+export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalParams = defaultParams()): MatchTable {
+  const I = gt.imageIds.length;
+  const K = gt.categoryIds.length;
+  const T = params.iouThresholds.length;
+  const A = params.areaRanges.length;
+  const maxDet = params.maxDets[params.maxDets.length - 1];
+  const g = gt.boxes;
+
+  // Group by (category, image): category-major, so that each category's slots are contiguous
+  // and in image order, which is the order accumulate() concatenates them in.
+  const gtKeys = new Uint32Array(g.count);
+  for (let j = 0; j < g.count; j++) gtKeys[j] = g.categoryIndex[j] * I + g.imageIndex[j];
+  const dtKeys = new Uint32Array(dt.count);
+  for (let j = 0; j < dt.count; j++) dtKeys[j] = dt.categoryIndex[j] * I + dt.imageIndex[j];
+  const gtGroups = groupByKey(gtKeys, g.count, K * I);
+  const dtGroups = groupByKey(dtKeys, dt.count, K * I);
+
+  // Sort each group's detections by score, best first, stable (numpy's mergesort), keep maxDet.
+  const kept = new Uint32Array(dt.count);
+  const keptStart = new Uint32Array(K * I + 1);
+  let slots = 0;
+  const byScore = (a: number, b: number) => dt.score[b] - dt.score[a] || a - b;
+  for (let key = 0; key < K * I; key++) {
+    keptStart[key] = slots;
+    const s0 = dtGroups.start[key];
+    const s1 = dtGroups.start[key + 1];
+    if (s1 === s0) continue;
+    const group = dtGroups.order.subarray(s0, s1);
+    group.sort(byScore);
+    const n = Math.min(s1 - s0, maxDet);
+    kept.set(group.subarray(0, n), slots);
+    slots += n;
+  }
+  keptStart[K * I] = slots;
+
+  const table: MatchTable = {
+    params,
+    categoryCount: K,
+    categoryStart: new Uint32Array(K + 1),
+    score: new Float64Array(slots),
+    rank: new Uint32Array(slots),
+    outcome: new Uint8Array(A * T * slots),
+    positives: new Uint32Array(K * A),
+  };
+  for (let k = 0; k <= K; k++) table.categoryStart[k] = keptStart[k * I];
+  for (let s = 0; s < slots; s++) table.score[s] = dt.score[kept[s]];
+
+  // Scratch buffers, grown to the largest group; nothing is allocated per detection.
+  let ious = new Float64Array(0);
+  let gtOrder = new Uint32Array(0);
+  let gtIgnored = new Uint8Array(0);
+  let gtMatched = new Uint8Array(0);
+  const { iouThresholds, areaRanges } = params;
+
+  for (let key = 0; key < K * I; key++) {
+    const k = Math.floor(key / I);
+    const g0 = gtGroups.start[key];
+    const G = gtGroups.start[key + 1] - g0;
+    const d0 = keptStart[key];
+    const D = keptStart[key + 1] - d0;
+    if (G === 0 && D === 0) continue;
+    for (let d = 0; d < D; d++) table.rank[d0 + d] = d;
+
+    if (D * G > ious.length) ious = new Float64Array(D * G * 2);
+    if (G > gtOrder.length) {
+      gtOrder = new Uint32Array(G * 2);
+      gtIgnored = new Uint8Array(G * 2);
+      gtMatched = new Uint8Array(G * 2);
+    }
+    // maskApi.c bbIou, operation for operation: ious[d*G + gi] for gt gi in file order.
+    for (let gi = 0; gi < G; gi++) {
+      const o = 4 * gtGroups.order[g0 + gi];
+      const gx = g.xywh[o], gy = g.xywh[o + 1], gw = g.xywh[o + 2], gh = g.xywh[o + 3];
+      const ga = gw * gh;
+      const crowd = g.iscrowd[gtGroups.order[g0 + gi]] !== 0;
+      for (let d = 0; d < D; d++) {
+        const p = 4 * kept[d0 + d];
+        const dx = dt.xywh[p], dy = dt.xywh[p + 1], dw = dt.xywh[p + 2], dh = dt.xywh[p + 3];
+        const da = dw * dh;
+        let iou = 0;
+        const w = Math.min(dw + dx, gw + gx) - Math.max(dx, gx);
+        if (w > 0) {
+          const h = Math.min(dh + dy, gh + gy) - Math.max(dy, gy);
+          if (h > 0) {
+            const inter = w * h;
+            iou = inter / (crowd ? da : da + ga - inter);
+          }
+        }
+        ious[d * G + gi] = iou;
+      }
+    }
+
+    for (let a = 0; a < A; a++) {
+      const [lo, hi] = areaRanges[a];
+      // Ground truth in matching order: counted boxes first, ignored last, each in file order.
+      let n = 0;
+      for (let pass = 0; pass < 2; pass++) {
+        for (let gi = 0; gi < G; gi++) {
+          const j = gtGroups.order[g0 + gi];
+          const ignored = g.iscrowd[j] !== 0 || g.area[j] < lo || g.area[j] > hi ? 1 : 0;
+          if (ignored !== pass) continue;
+          gtOrder[n] = gi;
+          gtIgnored[n] = ignored;
+          n++;
+        }
+        if (pass === 0) table.positives[k * A + a] += n;
+      }
+
+      for (let t = 0; t < T; t++) {
+        const row = (a * T + t) * slots + d0;
+        gtMatched.fill(0, 0, G);
+        const threshold = Math.min(iouThresholds[t], 1 - 1e-10);
+        for (let d = 0; d < D; d++) {
+          let best = threshold;
+          let m = -1;
+          // With no ground truth (or no detection) pycocotools skips matching entirely.
+          for (let r = 0; r < G; r++) {
+            const gi = gtOrder[r];
+            const j = gtGroups.order[g0 + gi];
+            if (gtMatched[r] && g.iscrowd[j] === 0) continue;
+            // Matched a counted box already, and only ignored ones are left: stop.
+            if (m > -1 && gtIgnored[m] === 0 && gtIgnored[r] === 1) break;
+            const iou = ious[d * G + gi];
+            if (iou < best) continue;
+            best = iou;
+            m = r;
+          }
+          const dtArea = dt.area[kept[d0 + d]];
+          const outOfRange = dtArea < lo || dtArea > hi;
+          if (m === -1) {
+            table.outcome[row + d] = outOfRange ? IGNORED : FALSE_POSITIVE;
+            continue;
+          }
+          gtMatched[m] = 1;
+          if (gtIgnored[m]) {
+            table.outcome[row + d] = IGNORED;
+          } else if (g.annotationId[gtGroups.order[g0 + gtOrder[m]]] !== 0) {
+            table.outcome[row + d] = TRUE_POSITIVE;
+          } else {
+            // pycocotools stores the matched annotation id in dtm and tests it for truth: a
+            // match to annotation id 0 counts as no match.
+            table.outcome[row + d] = outOfRange ? IGNORED : FALSE_POSITIVE;
+          }
+        }
+      }
+    }
+  }
+  return table;
+}
+
+export interface Accumulated {
+  params: EvalParams;
+  /** precision[(((t*R + r)*K + k)*A + a)*M + m], -1 where there is no ground truth. */
+  precision: Float64Array;
+  /** recall[((t*K + k)*A + a)*M + m], -1 where there is no ground truth. */
+  recall: Float64Array;
+  counts: { T: number; R: number; K: number; A: number; M: number };
+}
+
+/** numpy's np.spacing(1): the eps pycocotools adds to precision's denominator. */
+const EPS = 2.220446049250313e-16;
+
+/** pycocotools' accumulate(): precision at 101 recall points and maximum recall. */
+export function accumulate(table: MatchTable): Accumulated {
+  const { params } = table;
+  const T = params.iouThresholds.length;
+  const R = params.recallThresholds.length;
+  const K = table.categoryCount;
+  const A = params.areaRanges.length;
+  const M = params.maxDets.length;
+  const slots = table.score.length;
+  const precision = new Float64Array(T * R * K * A * M).fill(-1);
+  const recall = new Float64Array(T * K * A * M).fill(-1);
+
+  let maxInCategory = 0;
+  for (let k = 0; k < K; k++) maxInCategory = Math.max(maxInCategory, table.categoryStart[k + 1] - table.categoryStart[k]);
+  const sorted = new Uint32Array(maxInCategory);
+  const selected = new Uint32Array(maxInCategory);
+  const rc = new Float64Array(maxInCategory);
+  const pr = new Float64Array(maxInCategory);
+  const byScore = (a: number, b: number) => table.score[b] - table.score[a] || a - b;
+
+  for (let k = 0; k < K; k++) {
+    const s0 = table.categoryStart[k];
+    const count = table.categoryStart[k + 1] - s0;
+    // One stable sort per category serves every area range and maxDets: the detections of a
+    // smaller maxDets are a subsequence, and a stable sort keeps a subsequence's order.
+    const order = sorted.subarray(0, count);
+    for (let i = 0; i < count; i++) order[i] = s0 + i;
+    order.sort(byScore);
+
+    for (let a = 0; a < A; a++) {
+      const positives = table.positives[k * A + a];
+      if (positives === 0) continue;
+      for (let m = 0; m < M; m++) {
+        const maxDet = params.maxDets[m];
+        let nd = 0;
+        for (let i = 0; i < count; i++) if (table.rank[order[i]] < maxDet) selected[nd++] = order[i];
+
+        for (let t = 0; t < T; t++) {
+          const row = (a * T + t) * slots;
+          let tp = 0;
+          let fp = 0;
+          for (let i = 0; i < nd; i++) {
+            const outcome = table.outcome[row + selected[i]];
+            if (outcome === TRUE_POSITIVE) tp++;
+            else if (outcome === FALSE_POSITIVE) fp++;
+            rc[i] = tp / positives;
+            pr[i] = tp / (fp + tp + EPS);
+          }
+          recall[((t * K + k) * A + a) * M + m] = nd > 0 ? rc[nd - 1] : 0;
+          // Precision envelope: the best precision at this recall or beyond.
+          for (let i = nd - 1; i > 0; i--) if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+          // np.searchsorted(rc, recThrs, side='left'); thresholds past the last recall stay 0.
+          let i = 0;
+          for (let r = 0; r < R; r++) {
+            const threshold = params.recallThresholds[r];
+            while (i < nd && rc[i] < threshold) i++;
+            precision[(((t * R + r) * K + k) * A + a) * M + m] = i < nd ? pr[i] : 0;
+          }
+        }
+      }
+    }
+  }
+  return { params, precision, recall, counts: { T, R, K, A, M } };
+}
+
+/** numpy's pairwise summation of a float64 array (what np.mean uses), bit for bit. */
+export function pairwiseSum(values: Float64Array, start = 0, n = values.length): number {
+  if (n < 8) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) sum += values[start + i];
+    return sum;
+  }
+  if (n <= 128) {
+    const r = [0, 1, 2, 3, 4, 5, 6, 7].map((j) => values[start + j]);
+    let i = 8;
+    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] += values[start + i + j];
+    let sum = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) sum += values[start + i];
+    return sum;
+  }
+  let half = Math.floor(n / 2);
+  half -= half % 8;
+  return pairwiseSum(values, start, half) + pairwiseSum(values, start + half, n - half);
+}
+
+/** Mean of the entries > -1, or -1 when there are none (pycocotools' _summarize). */
+function meanOfValid(values: number[]): number {
+  const valid = Float64Array.from(values.filter((v) => v > -1));
+  return valid.length === 0 ? -1 : (0 + pairwiseSum(valid)) / valid.length;
+}
+
+export interface SummaryLine {
+  kind: 'AP' | 'AR';
+  /** null: averaged over all IoU thresholds. */
+  iouThreshold: number | null;
+  area: string;
+  maxDets: number;
+  value: number;
+}
+
+/** The 12 lines of pycocotools' summarize() for bbox, in its order. */
+const SUMMARY_LINES: ReadonlyArray<[SummaryLine['kind'], number | null, string, number]> = [
+  ['AP', null, 'all', 2], ['AP', 0.5, 'all', 2], ['AP', 0.75, 'all', 2],
+  ['AP', null, 'small', 2], ['AP', null, 'medium', 2], ['AP', null, 'large', 2],
+  ['AR', null, 'all', 0], ['AR', null, 'all', 1], ['AR', null, 'all', 2],
+  ['AR', null, 'small', 2], ['AR', null, 'medium', 2], ['AR', null, 'large', 2],
+];
+
+/** pycocotools' _summarize for one setting; the maxDets index m is into params.maxDets. */
+export function summaryValue(acc: Accumulated, kind: 'AP' | 'AR', iouThreshold: number | null, area: string, maxDets: number, categories?: number[]): number {
+  const { T, R, K, A, M } = acc.counts;
+  const a = acc.params.areaLabels.indexOf(area);
+  const m = acc.params.maxDets.indexOf(maxDets);
+  // pycocotools selects the threshold with ==, so a threshold not in the list gives -1.
+  const ts = iouThreshold === null
+    ? [...Array(T).keys()]
+    : [...Array(T).keys()].filter((t) => acc.params.iouThresholds[t] === iouThreshold);
+  const ks = categories ?? [...Array(K).keys()];
+  if (a < 0 || m < 0) return -1;
+  const values: number[] = [];
+  // In the C order of numpy's s[t, r, k, a, m] (resp. s[t, k, a, m]) selection.
+  for (const t of ts) {
+    if (kind === 'AP') {
+      for (let r = 0; r < R; r++) for (const k of ks) values.push(acc.precision[(((t * R + r) * K + k) * A + a) * M + m]);
+    } else {
+      for (const k of ks) values.push(acc.recall[((t * K + k) * A + a) * M + m]);
+    }
+  }
+  return meanOfValid(values);
+}
+
+/** pycocotools' summarize() for bbox: the 12 standard figures. */
+export function summarize(acc: Accumulated): SummaryLine[] {
+  const { maxDets } = acc.params;
+  return SUMMARY_LINES.map(([kind, iouThreshold, area, m]) => ({
+    kind,
+    iouThreshold,
+    area,
+    maxDets: maxDets[m],
+    value: summaryValue(acc, kind, iouThreshold, area, maxDets[m]),
+  }));
+}
+
+export interface CocoEvalResult {
+  lines: SummaryLine[];
+  /** The 12 figures, as pycocotools' COCOeval.stats. */
+  stats: number[];
+  accumulated: Accumulated;
+}
+
+/** evaluate + accumulate + summarize, as `COCOeval(gt, dt, 'bbox')` does. */
+export function evaluateCoco(gt: GroundTruth, dt: Detections, params: EvalParams = defaultParams()): CocoEvalResult {
+  const accumulated = accumulate(matchDetections(gt, dt, params));
+  const lines = summarize(accumulated);
+  return { lines, stats: lines.map((l) => l.value), accumulated };
+}
+
+/** AP @[IoU=0.50:0.95 | all | maxDets=100] of each category (-1 without ground truth). */
+export function perCategoryAp(acc: Accumulated): { ap: number; ap50: number }[] {
+  const last = acc.params.maxDets[acc.params.maxDets.length - 1];
+  return [...Array(acc.counts.K).keys()].map((k) => ({
+    ap: summaryValue(acc, 'AP', null, 'all', last, [k]),
+    ap50: summaryValue(acc, 'AP', 0.5, 'all', last, [k]),
+  }));
+}
