@@ -1,0 +1,212 @@
+/**
+ * Frame decoder: one ffmpeg process writing raw RGB frames (rgb24) to a pipe, cut into frames
+ * here and handed out through a bounded queue. For a file the queue's bound pauses the pipe
+ * (ffmpeg then blocks: decoding stays only a few frames ahead). For a live source the pipe is
+ * never paused (the source would back up inside ffmpeg without bound); the oldest queued frame is
+ * dropped instead and counted.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { DeimError } from '../errors.js';
+import type { FfmpegLocation } from './ffmpeg.js';
+import { parseFfmpegLog, type VideoInfo } from './probe.js';
+import { ffmpegInputOptions } from './source.js';
+
+export interface DecodedFrame {
+  /** Index in the source (live sources: counts dropped frames too, so indices can skip). */
+  index: number;
+  /** RGB, width x height x 3, owned by the receiver. */
+  data: Buffer;
+}
+
+export interface DecoderOptions {
+  live: boolean;
+  /** Frames decoded ahead of the consumer (default 6 for files, 2 for live sources). */
+  maxQueue?: number;
+  /** Read a file this many extra times (ffmpeg -stream_loop), for benchmarks. */
+  loop?: number;
+  /** Give up when ffmpeg has not produced the stream header within this time (default 15 s). */
+  openTimeoutMs?: number;
+}
+
+/** Lines of ffmpeg's log kept for error messages. */
+const LOG_TAIL_CHARS = 4000;
+
+export class FrameDecoder implements AsyncIterable<DecodedFrame> {
+  /** Frames dropped because the consumer was slower than a live source. */
+  dropped = 0;
+  /** Frames cut from the pipe so far. */
+  decoded = 0;
+  /** Set when ffmpeg stopped with an error after delivering frames (a truncated file). */
+  decodeError: string | undefined;
+
+  private readonly queue: DecodedFrame[] = [];
+  private wake: (() => void) | undefined;
+  private ended = false;
+  private failure: DeimError | undefined;
+  private stopped = false;
+  private frameBytes = 0;
+  private partial: Buffer | undefined;
+  private partialFill = 0;
+  private pendingChunks: Buffer[] = [];
+  private log = '';
+
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly source: string,
+    private readonly maxQueue: number,
+    private readonly live: boolean,
+    /** Filled in by open() once ffmpeg has printed the stream header. */
+    public info: VideoInfo,
+  ) {}
+
+  /**
+   * Start ffmpeg on `source` and wait until it reports the stream (or fails, or times out).
+   * Errors: ERR_VIDEO naming the source and ffmpeg's reason.
+   */
+  static async open(ffmpeg: FfmpegLocation, source: string, options: DecoderOptions): Promise<FrameDecoder> {
+    const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'info'];
+    if (options.loop) args.push('-stream_loop', String(options.loop));
+    args.push(...ffmpegInputOptions(source), '-i', source, '-map', '0:v:0', '-an', '-sn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+    // detached: ffmpeg gets its own process group, so a terminal Ctrl-C reaches only us and we
+    // decide how to stop (finish the frames in flight, then close the output).
+    const proc = spawn(ffmpeg.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const placeholder: VideoInfo = { width: 0, height: 0, fps: 0, fpsText: '0', hasAudio: false };
+    const decoder = new FrameDecoder(proc, source, options.maxQueue ?? (options.live ? 2 : 6), options.live, placeholder);
+    await decoder.start(options.openTimeoutMs ?? 15_000);
+    return decoder;
+  }
+
+  private start(openTimeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let opened = false;
+      const timer = setTimeout(() => {
+        this.kill();
+        reject(new DeimError('ERR_VIDEO', `Could not open ${this.source}: no video stream within ${Math.round(openTimeoutMs / 1000)} s${this.reason()}`, { input: this.source }));
+      }, openTimeoutMs);
+      this.proc.stderr!.setEncoding('utf8');
+      this.proc.stderr!.on('data', (text: string) => {
+        this.log = (this.log + text).slice(-(opened ? LOG_TAIL_CHARS : 64_000));
+        if (opened) return;
+        const info = parseFfmpegLog(this.log);
+        if (!info) return;
+        opened = true;
+        clearTimeout(timer);
+        this.info = info;
+        this.frameBytes = info.width * info.height * 3;
+        for (const chunk of this.pendingChunks) this.takeChunk(chunk);
+        this.pendingChunks = [];
+        resolve();
+      });
+      this.proc.stdout!.on('data', (chunk: Buffer) => (opened ? this.takeChunk(chunk) : this.pendingChunks.push(chunk)));
+      this.proc.on('error', (err) => {
+        clearTimeout(timer);
+        this.finish(new DeimError('ERR_VIDEO', `Could not run ffmpeg for ${this.source}: ${err.message}`, { input: this.source, cause: err }));
+        if (!opened) reject(this.failure);
+      });
+      this.proc.on('close', (code, signal) => {
+        clearTimeout(timer);
+        if (this.stopped || code === 0) return this.finish(undefined);
+        const reason = `ffmpeg exited with ${signal ?? `code ${code}`}${this.reason()}`;
+        if (!opened || this.decoded === 0) {
+          const error = new DeimError('ERR_VIDEO', `Could not decode ${this.source}: ${reason}`, { input: this.source });
+          this.finish(error);
+          if (!opened) reject(error);
+          return;
+        }
+        this.decodeError = reason;
+        this.finish(undefined);
+      });
+    });
+  }
+
+  /** ffmpeg's last meaningful log line, as ": <line>", for error messages. */
+  private reason(): string {
+    const lines = this.log.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Stream mapping|Press \[q\]|frame=|video:)/.test(l));
+    const last = lines.reverse().find((l) => /error|invalid|no such|not found|refused|timed out|failed|unable|could not|moov/i.test(l)) ?? lines[0];
+    return last ? `: ${last}` : '';
+  }
+
+  private takeChunk(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (!this.partial) {
+        // allocUnsafeSlow: a frame owns its memory (not a slice of a shared pool), so one frame
+        // held by a consumer never pins others.
+        this.partial = Buffer.allocUnsafeSlow(this.frameBytes);
+        this.partialFill = 0;
+      }
+      const n = Math.min(chunk.length - offset, this.frameBytes - this.partialFill);
+      chunk.copy(this.partial, this.partialFill, offset, offset + n);
+      this.partialFill += n;
+      offset += n;
+      if (this.partialFill === this.frameBytes) {
+        this.push({ index: this.decoded++, data: this.partial });
+        this.partial = undefined;
+      }
+    }
+  }
+
+  private push(frame: DecodedFrame): void {
+    if (this.stopped) return;
+    this.queue.push(frame);
+    if (this.queue.length > this.maxQueue) {
+      if (this.live) {
+        this.queue.shift();
+        this.dropped++;
+      }
+    }
+    if (!this.live && this.queue.length >= this.maxQueue) this.proc.stdout!.pause();
+    this.wakeUp();
+  }
+
+  private finish(error: DeimError | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.failure ??= error;
+    this.wakeUp();
+  }
+
+  private wakeUp(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** The next frame, or undefined at the end of the stream. Throws the decoder's failure. */
+  async next(): Promise<DecodedFrame | undefined> {
+    for (;;) {
+      const frame = this.queue.shift();
+      if (frame) {
+        if (!this.live && this.queue.length < this.maxQueue && this.proc.stdout!.isPaused()) this.proc.stdout!.resume();
+        return frame;
+      }
+      if (this.ended || this.stopped) {
+        if (this.failure) throw this.failure;
+        return undefined;
+      }
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<DecodedFrame> {
+    try {
+      for (let frame = await this.next(); frame; frame = await this.next()) yield frame;
+    } finally {
+      this.stop();
+    }
+  }
+
+  /** Stop decoding now: queued frames are discarded, ffmpeg is ended. Safe to call twice. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.queue.length = 0;
+    this.kill();
+    this.wakeUp();
+  }
+
+  private kill(): void {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    this.proc.stdout?.destroy();
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * One JSON line per frame ({"frame","pts","detections"}), written with a synchronous write per
+ * line so that each line is in the file (or on stdout) as soon as its frame is done: a consumer
+ * can `tail -f` it while the video runs.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { DeimError, errorMessage } from '../errors.js';
+import type { VideoFrameResult } from './pipeline.js';
+
+export class JsonlWriter {
+  private readonly fd: number;
+  private readonly ownsFd: boolean;
+  lines = 0;
+
+  /** `target` is a file path, or '-' for stdout. Throws ERR_OUTPUT_WRITE when it cannot be created. */
+  constructor(readonly target: string) {
+    if (target === '-') {
+      this.fd = 1;
+      this.ownsFd = false;
+      return;
+    }
+    try {
+      this.fd = openSync(target, 'w');
+      this.ownsFd = true;
+    } catch (err) {
+      throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${target}: ${errorMessage(err)}`, { input: target, cause: err });
+    }
+  }
+
+  write(result: Pick<VideoFrameResult, 'frame' | 'pts' | 'detections'>): void {
+    const line = JSON.stringify({ frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections }) + '\n';
+    try {
+      // stdout goes through the stream (fd 1 may be non-blocking: writeSync could fail with EAGAIN).
+      if (this.ownsFd) writeSync(this.fd, line);
+      else process.stdout.write(line);
+    } catch (err) {
+      throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${this.target}: ${errorMessage(err)}`, { input: this.target, cause: err });
+    }
+    this.lines++;
+  }
+
+  close(): void {
+    if (this.ownsFd) closeSync(this.fd);
+  }
+}
