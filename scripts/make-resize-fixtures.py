@@ -38,14 +38,17 @@ CASES = [
     ('coco-6818-416', 'coco/val2017/000000006818.jpg', 416, 'stretch'),
     ('coco-58636-320', 'coco/val2017/000000058636.jpg', 320, 'stretch'),
     ('coco-6818-320-letterbox', 'coco/val2017/000000006818.jpg', 320, 'letterbox'),
+    # Has an embedded ICC profile, which Pillow ignores: the decoder must ignore it too.
+    ('coco-37777-320', 'coco/val2017/000000037777.jpg', 320, 'stretch'),
 ]
 
-# sharp decoding exactly as the package does (src/image/decode.ts): upright, no alpha, sRGB.
+# sharp decoding as the package does (src/image/decode.ts): upright, no alpha, 8-bit RGB, and the
+# embedded ICC profile ignored, as Pillow's Image.open(f).convert('RGB') ignores it.
 SHARP_DECODE = """
 import sharp from 'sharp';
 import { writeFileSync } from 'node:fs';
 const [file, out] = process.argv.slice(1);
-const { data, info } = await sharp(file).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+const { data, info } = await sharp(file, { ignoreIcc: true }).rotate().removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
 writeFileSync(out, data);
 process.stdout.write(JSON.stringify({ width: info.width, height: info.height, channels: info.channels }));
 """
@@ -89,12 +92,14 @@ def write_fixtures():
             same_input, decoded = sharp_decode(path, tmp)
             same = model_input(same_input, size, mode)
             pil_file, same_file = name + '.pil.png', name + '.same.png'
-            official.save(os.path.join(OUT, pil_file), compress_level=9)
+            # icc_profile=None: Pillow would otherwise copy the JPEG's profile into the PNG, and
+            # readers that honour it (sharp) would then not return the bytes Pillow computed.
+            official.save(os.path.join(OUT, pil_file), compress_level=9, icc_profile=None)
             if same.tobytes() == official.tobytes():
                 # The two decoders agreed on this JPEG: one file serves both tests.
                 same_file = pil_file
             else:
-                same.save(os.path.join(OUT, same_file), compress_level=9)
+                same.save(os.path.join(OUT, same_file), compress_level=9, icc_profile=None)
             index['cases'].append({
                 'name': name, 'image': rel, 'size': size, 'mode': mode,
                 'pilFile': pil_file, 'sameFile': same_file,
