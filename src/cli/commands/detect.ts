@@ -92,8 +92,10 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
         if (options.out !== undefined && entry.image) {
           const image = entry.image;
           drawDetections(image, entry.detections);
-          const target = outIsDir ? outputPathFor(file, options.out, true) : options.out;
-          writes.push(writeAnnotatedImage(image, target).catch((e) => void (entries[index] = failureOf(file, e))));
+          const out = options.out;
+          // A bad target (e.g. the input itself) fails this file only.
+          const write = Promise.resolve().then(() => writeAnnotatedImage(image, outputPathFor(file, out, outIsDir)));
+          writes.push(write.catch((e) => void (entries[index] = failureOf(file, e))));
           delete entry.image;
         }
       }
