@@ -2,6 +2,8 @@
  * Decoding with sharp: any format it reads (JPEG, PNG, WebP, TIFF, GIF first frame, AVIF...),
  * EXIF orientation applied so boxes are in the pixels of the upright image, grayscale / CMYK /
  * 16-bit converted to 8-bit sRGB, alpha dropped without compositing (as PIL's convert('RGB')).
+ * Embedded ICC profiles are ignored, as PIL ignores them: the official pipeline feeds the model
+ * the stored values, and converting them would move pixels away from what it was evaluated on.
  */
 import { readFile, stat } from 'node:fs/promises';
 import sharp from 'sharp';
@@ -45,7 +47,7 @@ export async function readImageFile(file: string): Promise<Buffer> {
 export async function decodeBuffer(bytes: Uint8Array, name: string): Promise<RgbImage> {
   if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${name}: empty input (0 bytes)`, { input: name });
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0 })
+    const { data, info } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0, ignoreIcc: true })
       .rotate()
       .toColourspace('srgb')
       .removeAlpha()
