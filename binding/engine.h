@@ -1,0 +1,81 @@
+// A deserialized TensorRT engine on one GPU with its pool of execution-context slots, as a JS object.
+//
+//   const engine = await addon.openEngine({ engine: 'femto.engine', device: 0, contexts: 2 });
+//   engine.tensors      // [{ name, input, dtype, shape }]  (shape with -1 on the batch axis)
+//   engine.profile      // { min, opt, max } batch
+//   engine.buffers(0)   // { images: ArrayBuffer, ... } pinned memory of slot 0, created once per slot
+//   await engine.infer(0, batch)  // inputs read from slot 0's buffers, outputs written to them
+//   await engine.close()          // waits for infers in flight, then frees GPU memory off the JS thread
+#pragma once
+
+#include <NvInferRuntime.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "context_slot.h"
+#include "logger.h"
+#include "napi_config.h"
+#include "options.h"
+
+namespace deimv2 {
+
+// The native state, shared by the JS object and every worker that uses it, so a worker in flight
+// keeps it alive even if the JS object is collected. Member order is destruction order reversed:
+// slots (contexts) go first, then the engine, then the runtime, then the logger they all report to.
+struct LoadedEngine {
+  TrtLogger logger;
+  std::unique_ptr<nvinfer1::IRuntime> runtime;
+  std::unique_ptr<nvinfer1::ICudaEngine> engine;
+  std::vector<IoTensor> io;
+  std::vector<std::unique_ptr<ContextSlot>> slots;
+  int32_t device = 0;
+  int32_t minBatch = 1;
+  int32_t optBatch = 1;
+  int32_t maxBatch = 1;
+  std::string path;
+};
+
+// Reads, deserializes and pools an engine file (on a worker thread). Throws NativeError:
+// ERR_ENGINE_INVALID when TensorRT cannot deserialize it (corrupt, truncated, other version/GPU).
+std::shared_ptr<LoadedEngine> LoadEngine(const OpenOptions& options);
+
+// openEngine(options) -> Promise<TensorRtEngine>: validates, then loads on a worker thread.
+Napi::Value OpenEngine(const Napi::CallbackInfo& info);
+
+class Engine : public Napi::ObjectWrap<Engine> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  // Wraps a loaded engine in a new JS object (called on the JS thread when openEngine settles).
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<LoadedEngine> loaded);
+
+  explicit Engine(const Napi::CallbackInfo& info);
+
+  // Called by InferWorker on the JS thread when an infer() settles.
+  void Settle(size_t slot);
+
+ private:
+  Napi::Value Tensors(const Napi::CallbackInfo& info);
+  Napi::Value Profile(const Napi::CallbackInfo& info);
+  Napi::Value SlotCount(const Napi::CallbackInfo& info);
+  Napi::Value Closed(const Napi::CallbackInfo& info);
+  Napi::Value Buffers(const Napi::CallbackInfo& info);
+  Napi::Value Infer(const Napi::CallbackInfo& info);
+  Napi::Value IsBusy(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+
+  void Attach(std::shared_ptr<LoadedEngine> loaded);
+  void CheckOpen(Napi::Env env) const;
+  size_t CheckSlot(const Napi::Value& value) const;
+  void StartClose(Napi::Env env);
+
+  std::shared_ptr<LoadedEngine> loaded_;
+  // One object of external ArrayBuffers per slot, made once: V8 allows one ArrayBuffer per memory block.
+  std::vector<Napi::ObjectReference> slotBuffers_;
+  size_t inFlight_ = 0;
+  bool closing_ = false;
+  std::vector<Napi::Promise::Deferred> closeWaiters_;
+};
+
+}  // namespace deimv2
