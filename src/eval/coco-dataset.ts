@@ -59,15 +59,16 @@ export interface Detections extends BoxArrays {
 
 /** Reads and validates a COCO instances file. */
 export async function readGroundTruth(file: string): Promise<GroundTruth> {
-  return parseGroundTruth(await readJson(file), file);
+  return parseGroundTruth(await readJsonFile(file), file);
 }
 
 /** Reads and validates a COCO results file against its ground truth. */
 export async function readResults(file: string, gt: GroundTruth): Promise<Detections> {
-  return parseResults(await readJson(file), gt, file);
+  return parseResults(await readJsonFile(file), gt, file);
 }
 
-async function readJson(file: string): Promise<unknown> {
+/** Reads and parses a JSON file; a missing file or bad JSON is a DeimError naming the file. */
+export async function readJsonFile(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -181,15 +182,17 @@ export function parseGroundTruth(json: unknown, source: string): GroundTruth {
 /**
  * Validates a parsed COCO results list (`[{image_id, category_id, bbox, score}]`) against the
  * ground truth. Results are kept in file order: it decides ties in score, as in pycocotools.
+ * Results for `skipImageIds` (images of the annotations left out of this evaluation, as with
+ * pycocotools' params.imgIds) are passed over.
  */
-export function parseResults(json: unknown, gt: GroundTruth, source: string): Detections {
+export function parseResults(json: unknown, gt: GroundTruth, source: string, options: { skipImageIds?: ReadonlySet<number> } = {}): Detections {
   if (!Array.isArray(json)) fail(source, 'a COCO results file must be a JSON array of {image_id, category_id, bbox, score}');
   const n = json.length;
   // pycocotools' loadRes fails on an empty list (it reads anns[0]); say what is wrong instead.
   if (n === 0) fail(source, 'the results list is empty: there are no detections to evaluate');
   const dt: Detections = {
     source,
-    count: n,
+    count: 0,
     imageIndex: new Uint32Array(n),
     categoryIndex: new Uint32Array(n),
     xywh: new Float64Array(4 * n),
@@ -201,6 +204,7 @@ export function parseResults(json: unknown, gt: GroundTruth, source: string): De
     const where = `entry ${i}`;
     if (!isRecord(r)) fail(source, `${where}: must be an object {image_id, category_id, bbox, score}`);
     const imageIndex = gt.imageIndexById.get(r.image_id as number);
+    if (imageIndex === undefined && options.skipImageIds?.has(r.image_id as number)) continue;
     if (imageIndex === undefined) {
       // pycocotools: "Results do not correspond to current coco set".
       fail(source, `${where}: image_id ${JSON.stringify(r.image_id)} is not an image of ${gt.source} (results do not correspond to these annotations)`);
@@ -211,15 +215,16 @@ export function parseResults(json: unknown, gt: GroundTruth, source: string): De
     }
     const [x, y, w, h] = readBox(r.bbox, source, where);
     if (!finite(r.score)) fail(source, `${where}: needs a finite numeric "score", got ${JSON.stringify(r.score)}`);
-    dt.imageIndex[i] = imageIndex;
-    dt.categoryIndex[i] = categoryIndex;
-    const o = 4 * i;
+    const j = dt.count++;
+    dt.imageIndex[j] = imageIndex;
+    dt.categoryIndex[j] = categoryIndex;
+    const o = 4 * j;
     dt.xywh[o] = x;
     dt.xywh[o + 1] = y;
     dt.xywh[o + 2] = w;
     dt.xywh[o + 3] = h;
-    dt.area[i] = w * h;
-    dt.score[i] = r.score;
+    dt.area[j] = w * h;
+    dt.score[j] = r.score;
   }
   return dt;
 }
