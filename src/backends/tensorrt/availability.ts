@@ -1,0 +1,66 @@
+/**
+ * Is TensorRT usable here, and if not, why: feeds `deimv2 info`, `--backend tensorrt` errors and the
+ * `auto` choice. Every unavailable reason starts with "TensorRT unavailable:".
+ */
+import type { BackendAvailability } from '../types.js';
+import { loadAddon, type NativeAddon, type NativeCudaDevice } from './native.js';
+
+export type TensorRtProbe =
+  | { readonly ok: true; readonly addon: NativeAddon; readonly devices: readonly NativeCudaDevice[]; readonly version: string }
+  | { readonly ok: false; readonly reason: string };
+
+let probed: TensorRtProbe | undefined;
+
+/** Loads the addon and lists CUDA devices once; the result is cached for the process. */
+export function probeTensorRt(): TensorRtProbe {
+  if (probed) return probed;
+  probed = probe();
+  return probed;
+}
+
+function probe(): TensorRtProbe {
+  const load = loadAddon();
+  if (!load.addon) {
+    return { ok: false, reason: `TensorRT unavailable: the native addon could not be loaded (${load.error}); run npm run build:native` };
+  }
+  const addon = load.addon;
+  const info = addon.buildInfo();
+  if (!info.tensorrt) {
+    return {
+      ok: false,
+      reason: `TensorRT unavailable: the native addon was built without TensorRT (${info.reason}; set TENSORRT_ROOT and run npm run build:native)`,
+    };
+  }
+  let listed: { devices: NativeCudaDevice[]; error: string };
+  let version: string;
+  try {
+    listed = addon.cudaDevices();
+    version = addon.tensorrtVersion();
+  } catch (e) {
+    return { ok: false, reason: `TensorRT unavailable: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  if (listed.devices.length === 0) {
+    return { ok: false, reason: `TensorRT unavailable: no CUDA device${listed.error ? ` (${listed.error})` : ''}` };
+  }
+  return { ok: true, addon, devices: listed.devices, version };
+}
+
+/**
+ * @example tensorrtAvailability() // { name: 'tensorrt', available: false, detail: 'TensorRT unavailable: no CUDA device (...)' }
+ */
+export function tensorrtAvailability(): BackendAvailability {
+  const p = probeTensorRt();
+  if (!p.ok) return { name: 'tensorrt', available: false, detail: p.reason };
+  const gpus = p.devices.map((d) => `${d.index}: ${d.name} (sm ${d.computeCapability})`).join(', ');
+  return { name: 'tensorrt', available: true, detail: `TensorRT ${p.version} on ${gpus}` };
+}
+
+/**
+ * Whether a GPU runs FP16 at least as fast as FP32: the default precision policy. Volta (7.0) and
+ * newer, plus P100 (6.0), Jetson TX2 (6.2) and TX1 (5.3); Pascal consumer cards (6.1) are 1/64 rate.
+ */
+export function hasFastFp16(computeCapability: string): boolean {
+  const [major = 0, minor = 0] = computeCapability.split('.').map(Number);
+  if (major >= 7) return true;
+  return (major === 6 && (minor === 0 || minor === 2)) || (major === 5 && minor === 3);
+}

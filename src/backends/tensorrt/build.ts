@@ -1,0 +1,166 @@
+/**
+ * Building engines: ONNX (prepared by `deimv2 prepare` unless opted out) -> TensorRT engine in the
+ * cache folder, keyed and described by a sidecar, then validated against the CPU backend.
+ * All policy lives here; the addon only builds what it is told.
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DeimError } from '../../errors.js';
+import { resolveModel } from '../../models/resolve.js';
+import { hasFastFp16, probeTensorRt } from './availability.js';
+import { checkEngine, enginePaths, sha256File, writeSidecar, type EngineKeyParts, type EngineSidecar } from './cache.js';
+import type { NativeBuildProgress } from './native.js';
+import { validateEngine, validationImages } from './validate.js';
+
+export interface BuildEngineOptions {
+  /** Variant name or .onnx path (as Detector.create). */
+  model: string;
+  modelDir?: string;
+  /** Default: fp16 on GPUs with fast FP16 (compute capability >= 7.0, 6.0, 6.2, 5.3), else fp32. */
+  precision?: 'fp16' | 'fp32';
+  /** Batch profile: min 1 <= opt <= max. Defaults: max 1, opt = max. */
+  maxBatch?: number;
+  optBatch?: number;
+  /** Builder workspace in MiB; default TensorRT's (all device memory). */
+  workspaceMiB?: number;
+  /** Folder for engines, sidecars, prepared graphs and the timing cache. Default: engineCacheDir(). */
+  out?: string;
+  /** CUDA device index; default 0. */
+  device?: number;
+  /** Timing cache file; default `<out>/timing.<gpu>.<trt>.cache`. */
+  timingCache?: string;
+  /** Extra images to validate with, besides the package's example image. */
+  validateImages?: string;
+  /** Validate against the CPU backend after building; default true. */
+  validate?: boolean;
+  /** Build from the engine-ready graph of `deimv2 prepare`; default true. */
+  prepare?: boolean;
+  /** Rebuild even when a valid cached engine exists. */
+  force?: boolean;
+  onProgress?: (event: NativeBuildProgress) => void;
+  /** One line per step of the whole operation (prepare, build, validate). */
+  onLog?: (line: string) => void;
+}
+
+export interface BuildEngineResult {
+  readonly engine: string;
+  readonly sidecar: EngineSidecar;
+  /** True when a valid cached engine was reused instead of building. */
+  readonly reused: boolean;
+}
+
+/** `DEIMV2_ENGINE_DIR`, else `$XDG_CACHE_HOME/deimv2/engines`, else `~/.cache/deimv2/engines`. */
+export function engineCacheDir(): string {
+  if (process.env.DEIMV2_ENGINE_DIR) return process.env.DEIMV2_ENGINE_DIR;
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'deimv2', 'engines');
+}
+
+function checkInt(value: number | undefined, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected an integer between ${min} and ${max} for ${name} but received ${String(value)}`, { input: String(value) });
+  }
+  return value;
+}
+
+const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-|-$/g, '');
+
+/**
+ * Builds (or reuses) a validated engine.
+ * @example const { engine } = await buildEngine({ model: 'femto', precision: 'fp16', maxBatch: 16, out: 'engines' });
+ */
+export async function buildEngine(options: BuildEngineOptions): Promise<BuildEngineResult> {
+  const log = options.onLog ?? (() => {});
+  const probe = probeTensorRt();
+  if (!probe.ok) throw new DeimError('ERR_BACKEND_UNAVAILABLE', probe.reason);
+  const device = checkInt(options.device, 'device', 0, probe.devices.length - 1, 0);
+  const gpu = probe.devices[device]!;
+  const maxBatch = checkInt(options.maxBatch, 'maxBatch', 1, 4096, 1);
+  const optBatch = checkInt(options.optBatch, 'optBatch', 1, maxBatch, maxBatch);
+  const workspaceMiB = checkInt(options.workspaceMiB, 'workspaceMiB', 0, 1 << 20, 0);
+  if (options.precision !== undefined && options.precision !== 'fp16' && options.precision !== 'fp32') {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected fp16 or fp32 for precision but received ${String(options.precision)}`);
+  }
+  const precision = options.precision ?? (hasFastFp16(gpu.computeCapability) ? 'fp16' : 'fp32');
+  const trtMajor = Number(probe.version.split('.')[0]);
+  const resolved = resolveModel(options.model, options.modelDir !== undefined ? { modelDir: options.modelDir } : {});
+  const out = path.resolve(options.out ?? engineCacheDir());
+  await mkdir(out, { recursive: true });
+  const modelName = path.basename(resolved.path).replace(/\.onnx$/i, '');
+
+  // The graph TensorRT parses: the prepared one (GridSample rewritten; for fp16 a strongly typed
+  // mixed-precision graph), or the original.
+  let onnx = resolved.path;
+  let stronglyTyped = false;
+  if (options.prepare !== false) {
+    const { prepareModel } = await import('../../prepare/index.js');
+    const prepared = path.join(out, `${modelName}.${precision}.prepared.onnx`);
+    log(`prepare: ${resolved.path} -> ${prepared} (${precision})`);
+    await prepareModel(resolved.path, { out: prepared, precision });
+    onnx = prepared;
+    stronglyTyped = precision === 'fp16';
+  } else if (precision === 'fp16' && trtMajor >= 11) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `TensorRT ${probe.version} builds strongly typed networks only: fp16 needs the prepared graph (drop --no-prepare) or use --precision fp32`);
+  }
+
+  const parts: EngineKeyParts = {
+    onnxSha256: await sha256File(onnx),
+    gpuName: gpu.name,
+    computeCapability: gpu.computeCapability,
+    tensorrtVersion: probe.version,
+    precision,
+    profile: { min: 1, opt: optBatch, max: maxBatch },
+  };
+  const paths = enginePaths(out, modelName, parts);
+  if (!options.force) {
+    const check = await checkEngine(paths.engine, parts, options.validate !== false);
+    if (check.status === 'ok') {
+      log(`reusing ${paths.engine}`);
+      return { engine: paths.engine, sidecar: check.sidecar, reused: true };
+    }
+    if (check.status !== 'missing') log(`rebuilding: ${check.reason}`);
+  }
+
+  const timingCache = options.timingCache ?? path.join(out, `timing.${slug(gpu.name)}.sm${gpu.computeCapability}.trt${probe.version}.cache`);
+  log(`build: TensorRT ${probe.version}, ${precision}, batch 1..${maxBatch} (opt ${optBatch}), ${gpu.name} -> ${paths.engine}`);
+  let built;
+  try {
+    built = await probe.addon.buildEngine(
+      { onnx, engine: paths.engine, precision, stronglyTyped, minBatch: 1, optBatch, maxBatch, workspaceMiB, device, timingCache },
+      options.onProgress,
+    );
+  } catch (e) {
+    throw new DeimError('ERR_BACKEND_FAILED', `TensorRT ${probe.version} could not build ${precision} engine from ${onnx}: ${(e as Error).message}`, { input: onnx, cause: e });
+  }
+  for (const warning of built.warnings) log(`TensorRT: ${warning}`);
+  let sidecar: EngineSidecar = {
+    format: 1, key: paths.key, ...parts,
+    engineBytes: built.bytes, engineSha256: await sha256File(paths.engine),
+    sourceModel: resolved.path, builtAt: new Date().toISOString(), buildMs: Math.round(built.buildMs), device,
+  };
+  await writeSidecar(paths.sidecar, sidecar);
+
+  if (options.validate !== false) {
+    const images = await validationImages(options.validateImages);
+    log(`validate: ${images.length} image(s) against the CPU backend`);
+    const validation = await validateEngine({ engine: paths.engine, modelPath: resolved.path, device, precision, images });
+    sidecar = { ...sidecar, validation };
+    await writeSidecar(paths.sidecar, sidecar);
+    if (!validation.passed) {
+      throw new DeimError('ERR_ENGINE_VALIDATION',
+        `the TensorRT ${probe.version} ${precision} engine does not match the CPU backend: ${validation.message}` +
+        `${precision === 'fp16' ? ' (try --precision fp32)' : ''}; engine kept at ${paths.engine} for inspection, --no-validate uses it anyway`,
+        { input: paths.engine });
+    }
+    log(`validate: ${validation.message}`);
+  }
+  return { engine: paths.engine, sidecar, reused: false };
+}
+
+/** Removes an engine and its sidecar (a corrupt engine before rebuilding). */
+export async function removeEngine(enginePath: string): Promise<void> {
+  await rm(enginePath, { force: true });
+  await rm(enginePath.replace(/\.engine$/i, '') + '.json', { force: true });
+}

@@ -1,0 +1,122 @@
+/**
+ * The one place that loads the native addon (build/Release or prebuilds/, through node-gyp-build),
+ * and its types, mirrored field by field from binding/options.h and binding/engine.h.
+ * Loading never throws: a failure is kept with its reason for `deimv2 info` and error messages.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+/** What the addon was built with (binding/build_info.cc). */
+export interface NativeBuildInfo {
+  readonly tensorrt: boolean;
+  /** TensorRT version of the headers it was compiled against ('' without TensorRT). */
+  readonly tensorrtHeaders: string;
+  readonly cudaToolkit: string;
+  readonly cudaKernels: boolean;
+  /** Why it was built without TensorRT ('' when with). */
+  readonly reason: string;
+  readonly napiVersion: number;
+}
+
+/** binding/options.h BuildOptions. */
+export interface NativeBuildOptions {
+  onnx: string;
+  engine: string;
+  precision: 'fp16' | 'fp32';
+  /** Take precisions from the graph's types (TensorRT 11 always does). Default false. */
+  stronglyTyped?: boolean;
+  minBatch?: number;
+  optBatch?: number;
+  maxBatch?: number;
+  /** Builder workspace limit in MiB; 0 = TensorRT's default. */
+  workspaceMiB?: number;
+  device?: number;
+  timingCache?: string;
+}
+
+export interface NativeBuildProgress {
+  readonly event: 'start' | 'step' | 'finish';
+  readonly phase: string;
+  readonly parent: string;
+  readonly step: number;
+  readonly steps: number;
+}
+
+export interface NativeBuildResult {
+  readonly engine: string;
+  readonly bytes: number;
+  readonly buildMs: number;
+  readonly tensorrtVersion: string;
+  readonly warnings: readonly string[];
+}
+
+export interface NativeTensorInfo {
+  readonly name: string;
+  readonly input: boolean;
+  readonly dtype: 'float32' | 'float16' | 'bfloat16' | 'int8' | 'uint8' | 'bool' | 'int32' | 'int64';
+  /** -1 on the dynamic batch axis. */
+  readonly shape: readonly number[];
+}
+
+/** binding/engine.h Engine. */
+export interface NativeEngine {
+  readonly tensors: readonly NativeTensorInfo[];
+  readonly profile: { readonly min: number; readonly opt: number; readonly max: number };
+  readonly slots: number;
+  readonly closed: boolean;
+  /** Pinned host memory of one slot, one ArrayBuffer per tensor, sized for profile.max. */
+  buffers(slot: number): Readonly<Record<string, ArrayBuffer>>;
+  /** Runs `batch` items of slot `slot`; the slot's buffers must not be touched until it settles. */
+  infer(slot: number, batch: number): Promise<void>;
+  isBusy(slot: number): boolean;
+  close(): Promise<void>;
+}
+
+export interface NativeCudaDevice {
+  readonly index: number;
+  readonly name: string;
+  /** 'major.minor' */
+  readonly computeCapability: string;
+  readonly totalMemory: number;
+  readonly multiprocessors: number;
+}
+
+export interface NativeAddon {
+  buildInfo(): NativeBuildInfo;
+  buildEngine(options: NativeBuildOptions, onProgress?: (event: NativeBuildProgress) => void): Promise<NativeBuildResult>;
+  openEngine(options: { engine: string; device?: number; contexts?: number }): Promise<NativeEngine>;
+  cudaDevices(): { devices: NativeCudaDevice[]; error: string };
+  tensorrtVersion(): string;
+}
+
+export type AddonLoad = { readonly addon: NativeAddon; readonly error?: undefined } | { readonly addon?: undefined; readonly error: string };
+
+/** The package root (dist/backends/tensorrt/native.js -> ../../..), where build/ and prebuilds/ live. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+let cached: AddonLoad | undefined;
+
+/**
+ * Loads the addon once. `DEIMV2_NATIVE_ADDON` names a .node file to load instead (tests, custom builds).
+ * @example const { addon, error } = loadAddon(); if (addon) console.log(addon.buildInfo());
+ */
+export function loadAddon(): AddonLoad {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  try {
+    const override = process.env.DEIMV2_NATIVE_ADDON;
+    const addon = (override ? require(override) : require('node-gyp-build')(PACKAGE_ROOT)) as NativeAddon;
+    cached = { addon };
+  } catch (e) {
+    // node-gyp-build says "No native build was found for ..."; a dlopen failure names the missing library
+    // (e.g. libnvinfer.so.10 when TensorRT is not on LD_LIBRARY_PATH).
+    const message = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+    cached = { error: message };
+  }
+  return cached;
+}
+
+/** Forgets the loaded addon (tests switch DEIMV2_NATIVE_ADDON). */
+export function resetAddonForTests(): void {
+  cached = undefined;
+}
