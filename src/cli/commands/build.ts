@@ -1,0 +1,90 @@
+/**
+ * `deimv2 build`: builds (or reuses) a validated TensorRT engine ahead of deployment.
+ *
+ *   deimv2 build --model femto --precision fp16 --max-batch 16 --out engines
+ *   deimv2 detect --backend tensorrt --engine engines/<name>.engine photo.jpg
+ */
+import type { Command } from 'commander';
+import { buildEngine, type BuildEngineOptions } from '../../backends/tensorrt/build.js';
+import { DeimError } from '../../errors.js';
+
+interface BuildCliOptions {
+  model: string;
+  modelDir?: string;
+  precision?: string;
+  maxBatch: string;
+  optBatch?: string;
+  workspace?: string;
+  out?: string;
+  device: string;
+  timingCache?: string;
+  validateImages?: string;
+  validate: boolean;
+  prepare: boolean;
+  force?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+function intOption(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a non-negative integer for ${flag} but received "${value}"`, { input: value });
+  return Number(value);
+}
+
+export function register(program: Command): void {
+  program
+    .command('build')
+    .description('build a TensorRT engine for a model (validated against the CPU backend), or reuse a valid cached one')
+    .option('-m, --model <name|file>', 'variant name (atto, femto, ...) or .onnx file', 'atto')
+    .option('--model-dir <dir>', 'folder with the variant ONNX files')
+    .option('--precision <fp16|fp32>', 'engine precision (default: fp16 on GPUs with fast FP16, else fp32)')
+    .option('--max-batch <n>', 'largest batch the engine takes', '1')
+    .option('--opt-batch <n>', 'batch size TensorRT tunes for (default: --max-batch)')
+    .option('--workspace <MiB>', 'builder workspace limit in MiB (default: TensorRT decides)')
+    .option('-o, --out <dir>', 'folder for the engine, its JSON sidecar and the timing cache (default: the engine cache)')
+    .option('--device <n>', 'CUDA device index', '0')
+    .option('--timing-cache <file>', 'timing cache file, reused across builds')
+    .option('--validate-images <dir>', 'also validate on the images of this folder')
+    .option('--no-validate', 'skip validation against the CPU backend')
+    .option('--no-prepare', 'build from the original ONNX instead of the engine-ready graph of `deimv2 prepare`')
+    .option('--force', 'rebuild even when a valid engine exists')
+    .option('--json', 'print the result as JSON')
+    .option('-q, --quiet', 'no progress lines')
+    .action(async (cli: BuildCliOptions) => {
+      if (cli.precision !== undefined && cli.precision !== 'fp16' && cli.precision !== 'fp32') {
+        throw new DeimError('ERR_INVALID_ARGUMENT', `Expected fp16 or fp32 for --precision but received "${cli.precision}"`, { input: cli.precision });
+      }
+      const log = cli.quiet || cli.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+      const options: BuildEngineOptions = {
+        model: cli.model,
+        device: intOption(cli.device, '--device')!,
+        maxBatch: intOption(cli.maxBatch, '--max-batch')!,
+        validate: cli.validate,
+        prepare: cli.prepare,
+        ...(cli.modelDir !== undefined ? { modelDir: cli.modelDir } : {}),
+        ...(cli.precision !== undefined ? { precision: cli.precision as 'fp16' | 'fp32' } : {}),
+        ...(cli.optBatch !== undefined ? { optBatch: intOption(cli.optBatch, '--opt-batch')! } : {}),
+        ...(cli.workspace !== undefined ? { workspaceMiB: intOption(cli.workspace, '--workspace')! } : {}),
+        ...(cli.out !== undefined ? { out: cli.out } : {}),
+        ...(cli.timingCache !== undefined ? { timingCache: cli.timingCache } : {}),
+        ...(cli.validateImages !== undefined ? { validateImages: cli.validateImages } : {}),
+        ...(cli.force ? { force: true } : {}),
+        ...(log ? {
+          onLog: log,
+          // Builder phases as plain lines: they work the same on a TTY and in CI logs.
+          onProgress: (e) => { if (e.event !== 'step' && e.parent === '') log(`  ${e.event} ${e.phase}${e.steps ? ` (${e.steps} steps)` : ''}`); },
+        } : {}),
+      };
+      const result = await buildEngine(options);
+      if (cli.json) {
+        process.stdout.write(JSON.stringify({ engine: result.engine, reused: result.reused, ...result.sidecar }, null, 2) + '\n');
+      } else {
+        const v = result.sidecar.validation;
+        process.stdout.write(`${result.reused ? 'reused' : 'built'} ${result.engine} (TensorRT ${result.sidecar.tensorrtVersion}, ${result.sidecar.precision}, ` +
+          `batch ${result.sidecar.profile.min}..${result.sidecar.profile.max}, ${result.sidecar.gpuName})` +
+          `${v ? `\nvalidation: ${v.passed ? 'passed' : 'FAILED'}: ${v.message}` : '\nvalidation: skipped'}\n`);
+      }
+      process.exitCode = 0;
+    });
+}
