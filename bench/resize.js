@@ -1,6 +1,7 @@
 // Times the fused preprocessing (Pillow-exact bilinear resize + CHW float32) per image.
 //   npm run build && node bench/resize.js [--size 320] [--runs 50]
-// Decoding is not timed. Run it on a quiet machine: timings on a busy one are noisy.
+// Decoding is not timed. Prints the median and the fastest run: on a busy machine the median
+// mostly measures the other processes, the fastest run is closer to the real cost.
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +25,7 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/** Median ms per call of imageToTensor over `images` (each run goes through all of them). */
+/** ms per call of imageToTensor over `images` (each run goes through all of them): median and min. */
 function time(images, mode) {
   const out = new Float32Array(tensorSize(size));
   for (let i = 0; i < 5; i++) for (const im of images) imageToTensor(im, size, mode, 'none', out); // warm-up: JIT, weight tables
@@ -34,7 +35,7 @@ function time(images, mode) {
     for (const im of images) imageToTensor(im, size, mode, 'none', out);
     perImage.push(Number(process.hrtime.bigint() - t0) / 1e6 / images.length);
   }
-  return median(perImage);
+  return `${median(perImage).toFixed(3)} ms/image median, ${Math.min(...perImage).toFixed(3)} min`;
 }
 
 // A real photo decoded then brought to 640x480 (with sharp; only the input size matters here).
@@ -43,7 +44,7 @@ const vgaImage = { data: vga, width: 640, height: 480, channels: 3 };
 const cocoDir = path.join(shared, 'coco', 'val2017');
 const coco = await Promise.all(readdirSync(cocoDir).filter((f) => f.endsWith('.jpg')).sort().map((f) => decode(path.join(cocoDir, f))));
 
-console.log(`imageToTensor to ${size}x${size}, median of ${runs} runs (node ${process.version}, ${process.arch})`);
-console.log(`  640x480 stretch:   ${time([vgaImage], 'stretch').toFixed(3)} ms/image`);
-console.log(`  640x480 letterbox: ${time([vgaImage], 'letterbox').toFixed(3)} ms/image`);
-console.log(`  COCO (${coco.length} images) stretch: ${time(coco, 'stretch').toFixed(3)} ms/image`);
+console.log(`imageToTensor to ${size}x${size}, ${runs} runs (node ${process.version}, ${process.arch})`);
+console.log(`  640x480 stretch:   ${time([vgaImage], 'stretch')}`);
+console.log(`  640x480 letterbox: ${time([vgaImage], 'letterbox')}`);
+console.log(`  COCO (${coco.length} images) stretch: ${time(coco, 'stretch')}`);

@@ -31,17 +31,20 @@ export const ROUNDING_BIAS = 1 << (PRECISION_BITS - 1);
 /** Largest image side accepted (Pillow's own limit is far higher; this keeps buffers sane). */
 export const MAX_IMAGE_SIDE = 65_535;
 
-/** Resampling weights of one axis, for one (inSize, outSize) pair. */
+/**
+ * Resampling weights of one axis, for one (inSize, outSize) pair. Every output index uses the same
+ * number of taps (`span`): where Pillow uses fewer (at the edges), the window is shifted inside
+ * the image and padded with zero weights, which add nothing to the sums. A uniform span lets the
+ * passes below run unrolled 2- and 4-tap kernels.
+ */
 export interface AxisWeights {
   readonly inSize: number;
   readonly outSize: number;
-  /** Slots per output index in `weights` (the largest possible tap count). */
-  readonly taps: number;
-  /** First input index used by output i. */
-  readonly first: Int32Array;
-  /** Number of input indices used by output i (may be fewer than `taps` at the edges). */
-  readonly count: Int32Array;
-  /** Fixed-point weights, `taps` slots per output index; unused slots are 0. */
+  /** Taps per output index. */
+  readonly span: number;
+  /** First input index of output i's window (start + span <= inSize). */
+  readonly start: Int32Array;
+  /** Fixed-point weights, `span` per output index. */
   readonly weights: Int32Array;
 }
 
@@ -61,12 +64,10 @@ function computeAxisWeights(inSize: number, outSize: number): AxisWeights {
   const scale = inSize / outSize;
   const filterScale = scale < 1 ? 1 : scale;
   const support = 1 * filterScale;
-  const taps = Math.ceil(support) * 2 + 1;
-  const first = new Int32Array(outSize);
-  const count = new Int32Array(outSize);
-  const weights = new Int32Array(outSize * taps);
-  const real = new Float64Array(taps);
   const inverseFilterScale = 1 / filterScale;
+  const first = new Int32Array(outSize);
+  const fixed: number[][] = [];
+  let widest = 0;
   for (let i = 0; i < outSize; i++) {
     const center = (i + 0.5) * scale;
     // C's (int) cast truncates toward zero; the clamp to 0 makes the sign of the result moot.
@@ -74,20 +75,27 @@ function computeAxisWeights(inSize: number, outSize: number): AxisWeights {
     if (lo < 0) lo = 0;
     let hi = Math.trunc(center + support + 0.5);
     if (hi > inSize) hi = inSize;
-    const n = hi - lo;
+    const real: number[] = [];
     let sum = 0;
-    for (let t = 0; t < n; t++) {
-      const w = triangle((t + lo - center + 0.5) * inverseFilterScale);
-      real[t] = w;
+    for (let j = lo; j < hi; j++) {
+      const w = triangle((j - center + 0.5) * inverseFilterScale);
+      real.push(w);
       sum += w;
     }
-    for (let t = 0; t < n; t++) {
-      weights[i * taps + t] = toFixed(sum !== 0 ? real[t] / sum : real[t]);
-    }
+    fixed.push(real.map((w) => toFixed(sum !== 0 ? w / sum : w)));
     first[i] = lo;
-    count[i] = n;
+    if (hi - lo > widest) widest = hi - lo;
   }
-  return { inSize, outSize, taps, first, count, weights };
+  // 3 taps are padded to 4 so that one unrolled kernel serves both (widest <= inSize always).
+  const span = widest === 3 && inSize >= 4 ? 4 : widest;
+  const start = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * span);
+  for (let i = 0; i < outSize; i++) {
+    const s = Math.min(first[i]!, inSize - span);
+    start[i] = s;
+    weights.set(fixed[i]!, i * span + (first[i]! - s));
+  }
+  return { inSize, outSize, span, start, weights };
 }
 
 /**
@@ -156,60 +164,96 @@ export function validateSide(v: number, name: string): void {
  */
 export function horizontalPass(image: RawImage, xw: AxisWeights, rowFirst: number, rowEnd: number, dst: Uint8Array): void {
   const src = image.data;
-  const channels = image.channels;
-  const srcStride = image.width * channels;
+  const ch = image.channels;
+  const srcStride = image.width * ch;
   const outW = xw.outSize;
-  const taps = xw.taps;
-  const first = xw.first;
-  const count = xw.count;
-  const weights = xw.weights;
+  const span = xw.span;
+  const start = xw.start;
+  const wt = xw.weights;
   let d = 0;
-  for (let y = rowFirst; y < rowEnd; y++) {
-    const rowStart = y * srcStride;
-    if (channels === 1) {
+  if (ch === 1) {
+    for (let y = rowFirst; y < rowEnd; y++) {
+      const row = y * srcStride;
       for (let x = 0; x < outW; x++) {
-        let p = rowStart + first[x]!;
-        const k = x * taps;
-        const n = count[x]!;
+        const p = row + start[x]!;
+        const k = x * span;
         let s = ROUNDING_BIAS;
-        for (let t = 0; t < n; t++) {
-          s = (s + Math.imul(src[p]!, weights[k + t]!)) | 0;
-          p++;
-        }
+        for (let t = 0; t < span; t++) s = (s + Math.imul(src[p + t]!, wt[k + t]!)) | 0;
         const v = clip8(s);
         dst[d] = v;
         dst[d + 1] = v;
         dst[d + 2] = v;
         d += 3;
       }
-    } else {
-      for (let x = 0; x < outW; x++) {
-        let p = rowStart + first[x]! * channels;
-        const k = x * taps;
-        const n = count[x]!;
-        let r = ROUNDING_BIAS;
-        let g = ROUNDING_BIAS;
-        let b = ROUNDING_BIAS;
-        for (let t = 0; t < n; t++) {
-          const w = weights[k + t]!;
-          r = (r + Math.imul(src[p]!, w)) | 0;
-          g = (g + Math.imul(src[p + 1]!, w)) | 0;
-          b = (b + Math.imul(src[p + 2]!, w)) | 0;
-          p += channels;
-        }
-        dst[d] = clip8(r);
-        dst[d + 1] = clip8(g);
-        dst[d + 2] = clip8(b);
+    }
+    return;
+  }
+  // Sums stay below 2^31 (255 * 2^22 + rounding), so plain additions of Math.imul products are exact.
+  if (span === 4) {
+    const c2 = 2 * ch;
+    const c3 = 3 * ch;
+    for (let y = rowFirst; y < rowEnd; y++) {
+      const row = y * srcStride;
+      for (let x = 0, k = 0; x < outW; x++, k += 4) {
+        const p = row + start[x]! * ch;
+        const w0 = wt[k]!;
+        const w1 = wt[k + 1]!;
+        const w2 = wt[k + 2]!;
+        const w3 = wt[k + 3]!;
+        const r = (ROUNDING_BIAS + Math.imul(src[p]!, w0) + Math.imul(src[p + ch]!, w1) + Math.imul(src[p + c2]!, w2) + Math.imul(src[p + c3]!, w3)) >> PRECISION_BITS;
+        const g = (ROUNDING_BIAS + Math.imul(src[p + 1]!, w0) + Math.imul(src[p + ch + 1]!, w1) + Math.imul(src[p + c2 + 1]!, w2) + Math.imul(src[p + c3 + 1]!, w3)) >> PRECISION_BITS;
+        const b = (ROUNDING_BIAS + Math.imul(src[p + 2]!, w0) + Math.imul(src[p + ch + 2]!, w1) + Math.imul(src[p + c2 + 2]!, w2) + Math.imul(src[p + c3 + 2]!, w3)) >> PRECISION_BITS;
+        dst[d] = r > 255 ? 255 : r;
+        dst[d + 1] = g > 255 ? 255 : g;
+        dst[d + 2] = b > 255 ? 255 : b;
         d += 3;
       }
+    }
+    return;
+  }
+  if (span === 2) {
+    for (let y = rowFirst; y < rowEnd; y++) {
+      const row = y * srcStride;
+      for (let x = 0, k = 0; x < outW; x++, k += 2) {
+        const p = row + start[x]! * ch;
+        const w0 = wt[k]!;
+        const w1 = wt[k + 1]!;
+        const r = (ROUNDING_BIAS + Math.imul(src[p]!, w0) + Math.imul(src[p + ch]!, w1)) >> PRECISION_BITS;
+        const g = (ROUNDING_BIAS + Math.imul(src[p + 1]!, w0) + Math.imul(src[p + ch + 1]!, w1)) >> PRECISION_BITS;
+        const b = (ROUNDING_BIAS + Math.imul(src[p + 2]!, w0) + Math.imul(src[p + ch + 2]!, w1)) >> PRECISION_BITS;
+        dst[d] = r > 255 ? 255 : r;
+        dst[d + 1] = g > 255 ? 255 : g;
+        dst[d + 2] = b > 255 ? 255 : b;
+        d += 3;
+      }
+    }
+    return;
+  }
+  for (let y = rowFirst; y < rowEnd; y++) {
+    const row = y * srcStride;
+    for (let x = 0, k = 0; x < outW; x++, k += span) {
+      let p = row + start[x]! * ch;
+      let r = ROUNDING_BIAS;
+      let g = ROUNDING_BIAS;
+      let b = ROUNDING_BIAS;
+      for (let t = 0; t < span; t++) {
+        const w = wt[k + t]!;
+        r = (r + Math.imul(src[p]!, w)) | 0;
+        g = (g + Math.imul(src[p + 1]!, w)) | 0;
+        b = (b + Math.imul(src[p + 2]!, w)) | 0;
+        p += ch;
+      }
+      dst[d] = clip8(r);
+      dst[d + 1] = clip8(g);
+      dst[d + 2] = clip8(b);
+      d += 3;
     }
   }
 }
 
 /** The rows of the source the vertical pass reads: [first row, end row). */
 export function rowsNeeded(yw: AxisWeights): [number, number] {
-  const last = yw.outSize - 1;
-  return [yw.first[0]!, yw.first[last]! + yw.count[last]!];
+  return [yw.start[0]!, yw.start[yw.outSize - 1]! + yw.span];
 }
 
 /**
@@ -248,19 +292,17 @@ export function resizeBilinear(image: RawImage, outWidth: number, outHeight: num
   const temp = scratchBuffer((rowEnd - rowFirst) * rowBytes);
   horizontalPass(image, xw, rowFirst, rowEnd, temp);
 
-  const taps = yw.taps;
-  const first = yw.first;
-  const count = yw.count;
+  const span = yw.span;
+  const start = yw.start;
   const weights = yw.weights;
   let d = 0;
   for (let y = 0; y < outHeight; y++) {
-    const k = y * taps;
-    const n = count[y]!;
-    const base = (first[y]! - rowFirst) * rowBytes;
+    const k = y * span;
+    const base = (start[y]! - rowFirst) * rowBytes;
     for (let i = 0; i < rowBytes; i++) {
       let s = ROUNDING_BIAS;
       let p = base + i;
-      for (let t = 0; t < n; t++) {
+      for (let t = 0; t < span; t++) {
         s = (s + Math.imul(temp[p]!, weights[k + t]!)) | 0;
         p += rowBytes;
       }

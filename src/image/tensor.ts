@@ -11,7 +11,7 @@
  */
 import { DeimError } from '../errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type Normalization } from '../models/variants.js';
-import { PRECISION_BITS, ROUNDING_BIAS, axisWeights, horizontalPass, rowsNeeded, scratchBuffer, validateRawImage, validateSide } from './pil-resize.js';
+import { PRECISION_BITS, ROUNDING_BIAS, type AxisWeights, axisWeights, horizontalPass, rowsNeeded, scratchBuffer, validateRawImage, validateSide } from './pil-resize.js';
 import type { InputTransform, RawImage, ResizeMode } from './types.js';
 
 /** Number of floats one image occupies in the input tensor: 3 planes of size x size. */
@@ -146,38 +146,88 @@ export function imageToTensor(
   const temp = scratchBuffer((rowEnd - rowFirst) * rowBytes);
   horizontalPass(image, xw, rowFirst, rowEnd, temp);
 
-  // Vertical pass, fused with the conversion to float planes.
-  const plane = size * size;
-  const taps = yw.taps;
-  const first = yw.first;
-  const count = yw.count;
-  const weights = yw.weights;
-  for (let y = 0; y < newHeight; y++) {
-    const k = y * taps;
-    const n = count[y]!;
-    const base = (first[y]! - rowFirst) * rowBytes;
-    let o = offset + (padY + y) * size + padX;
-    for (let x = 0; x < newWidth; x++) {
-      let p = base + x * 3;
-      let r = ROUNDING_BIAS;
-      let g = ROUNDING_BIAS;
-      let b = ROUNDING_BIAS;
-      for (let t = 0; t < n; t++) {
-        const w = weights[k + t]!;
-        r = (r + Math.imul(temp[p]!, w)) | 0;
-        g = (g + Math.imul(temp[p + 1]!, w)) | 0;
-        b = (b + Math.imul(temp[p + 2]!, w)) | 0;
-        p += rowBytes;
+  verticalPassToPlanes(temp, rowBytes, rowFirst, yw, table, out, offset + padY * size + padX, size, size * size);
+  return transform;
+}
+
+/**
+ * The vertical pass fused with the conversion to floats: output row y of the resized image is
+ * computed from the horizontally resized rows in `temp` and written, one float per channel, to
+ * the three planes starting at `out[origin + y * stride]` (planes `plane` floats apart).
+ */
+function verticalPassToPlanes(
+  temp: Uint8Array,
+  rowBytes: number,
+  rowFirst: number,
+  yw: AxisWeights,
+  table: Float32Array,
+  out: Float32Array,
+  origin: number,
+  stride: number,
+  plane: number,
+): void {
+  const width = rowBytes / 3;
+  const span = yw.span;
+  const start = yw.start;
+  const wt = yw.weights;
+  const plane2 = 2 * plane;
+  for (let y = 0; y < yw.outSize; y++) {
+    const k = y * span;
+    const b0 = (start[y]! - rowFirst) * rowBytes;
+    let o = origin + y * stride;
+    // Sums stay below 2^31, so plain additions of Math.imul products are exact; the shift is
+    // Pillow's clip8 (bilinear sums are never negative, only the 255 side needs clamping).
+    if (span === 4) {
+      const b1 = b0 + rowBytes;
+      const b2 = b1 + rowBytes;
+      const b3 = b2 + rowBytes;
+      const w0 = wt[k]!;
+      const w1 = wt[k + 1]!;
+      const w2 = wt[k + 2]!;
+      const w3 = wt[k + 3]!;
+      for (let p = 0, end = rowBytes; p < end; p += 3) {
+        const r = (ROUNDING_BIAS + Math.imul(temp[b0 + p]!, w0) + Math.imul(temp[b1 + p]!, w1) + Math.imul(temp[b2 + p]!, w2) + Math.imul(temp[b3 + p]!, w3)) >> PRECISION_BITS;
+        const g = (ROUNDING_BIAS + Math.imul(temp[b0 + p + 1]!, w0) + Math.imul(temp[b1 + p + 1]!, w1) + Math.imul(temp[b2 + p + 1]!, w2) + Math.imul(temp[b3 + p + 1]!, w3)) >> PRECISION_BITS;
+        const b = (ROUNDING_BIAS + Math.imul(temp[b0 + p + 2]!, w0) + Math.imul(temp[b1 + p + 2]!, w1) + Math.imul(temp[b2 + p + 2]!, w2) + Math.imul(temp[b3 + p + 2]!, w3)) >> PRECISION_BITS;
+        out[o] = table[r > 255 ? 255 : r]!;
+        out[o + plane] = table[256 + (g > 255 ? 255 : g)]!;
+        out[o + plane2] = table[512 + (b > 255 ? 255 : b)]!;
+        o++;
       }
-      // Pillow's clip8: drop the fraction bits, clamp to 255 (bilinear sums are never negative).
-      r >>= PRECISION_BITS;
-      g >>= PRECISION_BITS;
-      b >>= PRECISION_BITS;
-      out[o] = table[r > 255 ? 255 : r]!;
-      out[o + plane] = table[256 + (g > 255 ? 255 : g)]!;
-      out[o + 2 * plane] = table[512 + (b > 255 ? 255 : b)]!;
-      o++;
+    } else if (span === 2) {
+      const b1 = b0 + rowBytes;
+      const w0 = wt[k]!;
+      const w1 = wt[k + 1]!;
+      for (let p = 0, end = rowBytes; p < end; p += 3) {
+        const r = (ROUNDING_BIAS + Math.imul(temp[b0 + p]!, w0) + Math.imul(temp[b1 + p]!, w1)) >> PRECISION_BITS;
+        const g = (ROUNDING_BIAS + Math.imul(temp[b0 + p + 1]!, w0) + Math.imul(temp[b1 + p + 1]!, w1)) >> PRECISION_BITS;
+        const b = (ROUNDING_BIAS + Math.imul(temp[b0 + p + 2]!, w0) + Math.imul(temp[b1 + p + 2]!, w1)) >> PRECISION_BITS;
+        out[o] = table[r > 255 ? 255 : r]!;
+        out[o + plane] = table[256 + (g > 255 ? 255 : g)]!;
+        out[o + plane2] = table[512 + (b > 255 ? 255 : b)]!;
+        o++;
+      }
+    } else {
+      for (let x = 0; x < width; x++) {
+        let p = b0 + x * 3;
+        let r = ROUNDING_BIAS;
+        let g = ROUNDING_BIAS;
+        let b = ROUNDING_BIAS;
+        for (let t = 0; t < span; t++) {
+          const w = wt[k + t]!;
+          r = (r + Math.imul(temp[p]!, w)) | 0;
+          g = (g + Math.imul(temp[p + 1]!, w)) | 0;
+          b = (b + Math.imul(temp[p + 2]!, w)) | 0;
+          p += rowBytes;
+        }
+        r >>= PRECISION_BITS;
+        g >>= PRECISION_BITS;
+        b >>= PRECISION_BITS;
+        out[o] = table[r > 255 ? 255 : r]!;
+        out[o + plane] = table[256 + (g > 255 ? 255 : g)]!;
+        out[o + plane2] = table[512 + (b > 255 ? 255 : b)]!;
+        o++;
+      }
     }
   }
-  return transform;
 }
