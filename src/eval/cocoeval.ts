@@ -353,7 +353,11 @@ const SUMMARY_LINES: ReadonlyArray<[SummaryLine['kind'], number | null, string, 
   ['AR', null, 'small', 2], ['AR', null, 'medium', 2], ['AR', null, 'large', 2],
 ];
 
-/** pycocotools' _summarize for one setting; the maxDets index m is into params.maxDets. */
+/**
+ * pycocotools' _summarize for one setting: the mean of the precision (AP) or recall (AR) entries
+ * > -1 at that IoU threshold (null: all ten), area label and maxDets, over all categories or
+ * the given category indices; -1 when there is none.
+ */
 export function summaryValue(acc: Accumulated, kind: 'AP' | 'AR', iouThreshold: number | null, area: string, maxDets: number, categories?: number[]): number {
   const { T, R, K, A, M } = acc.counts;
   const a = acc.params.areaLabels.indexOf(area);
