@@ -62,6 +62,10 @@ const FOLLOW_OPS = new Set([
   'Reshape', 'Transpose', 'Gather', 'GatherElements', 'GatherND', 'Slice', 'Concat', 'Split', 'Squeeze', 'Unsqueeze',
   'Flatten', 'Expand', 'Tile', 'Identity', 'Pad', 'MaxPool', 'Where', 'Relu', 'ReduceMax', 'Max', 'Min', 'Clip', 'TopK',
 ]);
+export function isFollowOp(opType: string): boolean {
+  return FOLLOW_OPS.has(opType);
+}
+
 /** Ops that read a float tensor of any type without arithmetic on it (no cast needed). */
 const ANY_TYPE_OPS = new Set(['Shape', 'Size', 'Cast']);
 
