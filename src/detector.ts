@@ -13,7 +13,7 @@ import { DeimError } from './errors.js';
 import { chooseBackend } from './backends/registry.js';
 import { CpuSession } from './backends/cpu/session.js';
 import type { Backend, BackendChoice, BackendName } from './backends/types.js';
-import { createTensorRtBackend } from './backends/tensorrt-link.js';
+import { createTensorRtBackend } from './backends/tensorrt/index.js';
 import { describeInput, type ImageInput } from './image/decode.js';
 import type { ResizeMode, RgbImage } from './image/types.js';
 import { COCO_CLASSES, loadClassNames, type ClassInfo } from './models/classes.js';
@@ -24,6 +24,7 @@ import { checkMaxDetections, checkThreshold, classFilter, DEFAULT_MAX_DETECTIONS
 import type { DetectionFailure, DetectionResult } from './postprocess/types.js';
 import type { PostOptions, TaskOutput, TaskSource } from './pool/messages.js';
 import { WorkerPool } from './pool/worker-pool.js';
+import { detectVideo, type VideoDetection, type VideoOptions } from './video/pipeline.js';
 
 export type CpuLayout = 'pool' | 'single';
 
@@ -195,6 +196,16 @@ export class Detector {
     const chunks: Array<Promise<Array<DetectorResult | DetectionFailure>>> = [];
     for (let i = 0; i < inputs.length; i += this.batchSize) chunks.push(this.runChunk(inputs.slice(i, i + this.batchSize), post, options.returnImage === true));
     return (await Promise.all(chunks)).flat();
+  }
+
+  /**
+   * Detects objects in every frame of a video file, image sequence, stream URL or webcam:
+   * `for await (const frame of detector.detectVideo('clip.mp4', { output: 'annotated.mp4' }))`.
+   * Frames are decoded ahead and run several at once on the pool; results come in frame order.
+   * Stop it with `options.signal` (the output file is finished cleanly).
+   */
+  detectVideo(source: string, options: VideoOptions = {}): VideoDetection {
+    return detectVideo(this, source, options);
   }
 
   /** Counters since creation, for summaries. */

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { DeimError, errorMessage } from '../errors.js';
 import { register as registerDetect } from './commands/detect.js';
 import { register as registerInfo } from './commands/info.js';
+import { register as registerBuild } from './commands/build.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -15,6 +16,7 @@ export function createProgram(): Command {
     .showHelpAfterError('(run deimv2 <command> --help for its options)');
   registerDetect(program);
   registerInfo(program);
+  registerBuild(program);
   return program;
 }
 

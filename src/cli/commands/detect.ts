@@ -8,7 +8,8 @@ import { outputPathFor, writeAnnotatedImage } from '../../annotate/write.js';
 import { Detector, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
-import { expandInputs } from '../inputs.js';
+import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
+import { expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
 
@@ -25,11 +26,11 @@ export function register(program: Command): void {
   addDetectorOptions(
     program
       .command('detect')
-      .description('detect objects in images (files, folders, globs)')
-      .argument('<inputs...>', 'image files, folders or glob patterns'),
+      .description('detect objects in images (files, folders, globs) or in a video (file, image sequence, stream URL, webcam)')
+      .argument('<inputs...>', 'image files, folders or glob patterns; or one video file, image-sequence pattern (frames/%04d.png), rtsp/http URL or /dev/videoN'),
   )
     .option('-o, --out <file|dir>', 'write annotated images: a file for one input, else a folder (format from the extension)')
-    .option('--json <file>', 'write detections as JSON ("-" for stdout)')
+    .option('--json <file>', 'write detections as JSON ("-" for stdout); for video, JSON lines, one per frame')
     .option('-r, --recursive', 'search folders recursively')
     .option('-q, --quiet', 'no progress bar and no per-image lines')
     .action(async (inputs: string[], options: DetectCliOptions) => {
@@ -39,6 +40,7 @@ export function register(program: Command): void {
 
 export async function detectCommand(inputs: string[], options: DetectCliOptions): Promise<number> {
   const detectorOptions = detectorOptionsFrom(options);
+  if (inputs.length === 1 && isVideoInput(inputs[0]!) && !isImagePath(inputs[0]!)) return detectVideoCommand(inputs[0]!, options);
   const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(s + '\n');
   if (files.length === 0) {
@@ -141,6 +143,22 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
       ` in ${seconds.toFixed(2)} s | model ${modelRate.toFixed(1)} img/s, end to end ${(ok / seconds).toFixed(1)} img/s`,
   );
   return failures.length > 0 || problems.length > 0 ? 1 : 0;
+}
+
+async function detectVideoCommand(input: string, options: DetectCliOptions): Promise<number> {
+  const detector = await Detector.create(detectorOptionsFrom(options));
+  try {
+    if (!options.quiet) process.stderr.write(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})\n`);
+    const summary = await runVideoDetect(detector, input, {
+      ...(options.out !== undefined ? { out: options.out } : {}),
+      ...(options.json !== undefined ? { json: options.json } : {}),
+      quiet: options.quiet === true,
+    });
+    if (options.quiet) process.stderr.write(summaryLine(summary) + '\n');
+    return summary.decodeError ? 1 : 0;
+  } finally {
+    await detector.close();
+  }
 }
 
 function formatLine(file: string, r: DetectorResult): string {

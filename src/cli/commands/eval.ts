@@ -39,7 +39,7 @@ export function addEvalDetectorOptions(cmd: Command): Command {
     .addOption(new Option('--precision <p>', 'TensorRT: engine precision').choices(['fp16', 'fp32']))
     .option('--engine <file>', 'TensorRT: use this prebuilt engine')
     .option('--device <n>', 'TensorRT: GPU index', '0')
-    .option('--limit <n>', 'only the first N annotated images found in --images');
+    .option('--limit <n>', 'only the first N image entries of the annotations (with --images: the first N found there)');
 }
 
 export function parseLimit(value: string | undefined): number | undefined {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { backendAvailability } from '../../backends/registry.js';
 import { findVariantFiles, modelSearchDirs } from '../../models/resolve.js';
 import { VARIANTS, VARIANT_NAMES } from '../../models/variants.js';
+import { ffmpegInfo } from '../../video/ffmpeg.js';
 
 export function register(program: Command): void {
   program
@@ -31,6 +32,7 @@ export function collectInfo(modelDir?: string) {
       return { name, backbone: v.backbone, inputSize: v.inputSize, queries: v.queries, normalization: v.normalization, paperAP: v.paperAP, file: hit?.path ?? null, source: hit?.source ?? null };
     }),
     backends: backendAvailability(),
+    ffmpeg: ffmpegInfo(),
     cpuLayout: {
       default: 'pool',
       pool: `${cores} single-thread onnxruntime sessions in worker threads (folders, batches, video)`,
@@ -53,6 +55,8 @@ function formatInfo(info: ReturnType<typeof collectInfo>): string {
   lines.push(`  searched: ${info.modelSearchDirs.map((d) => d.dir).join(', ')}`, '');
   lines.push('Backends:');
   for (const b of info.backends) lines.push(`  ${b.name.padEnd(9)} ${b.available ? 'available  ' : 'unavailable'}  ${b.detail}`);
+  const ff = info.ffmpeg;
+  lines.push('', `ffmpeg (video): ${'error' in ff ? `unavailable: ${ff.error}` : `${ff.path} (${ff.source}, ${ff.version})`}`);
   lines.push('', `CPU layout: ${info.cpuLayout.default} (default)`, `  pool:   ${info.cpuLayout.pool}`, `  single: ${info.cpuLayout.single}`, `  ${info.cpuLayout.why}`, '');
   return lines.join('\n');
 }
