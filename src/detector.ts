@@ -219,6 +219,11 @@ export class Detector {
     await Promise.all([this.pool.close(), this.backend?.close()]);
   }
 
+  /** `await using detector = await Detector.create(...)` closes it at the end of the scope. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   private postFor(options: DetectOptions): PostOptions {
     if (options.threshold === undefined && options.classes === undefined && options.maxDetections === undefined && !options.returnImage) return this.post;
     const classIds = options.classes !== undefined ? classFilter(options.classes, this.classes) : undefined;

@@ -37,7 +37,7 @@ export function collectInfo(modelDir?: string) {
       default: 'pool',
       pool: `${cores} single-thread onnxruntime sessions in worker threads (folders, batches, video)`,
       single: `one onnxruntime session with ${cores} threads (lowest latency of one call)`,
-      why: 'measured on 2 cores (bench/detect-throughput.js): Atto 168-179 img/s as a pool vs 77-90 as one session',
+      why: 'these models are small and onnxruntime\'s intra-op threads barely help them, so one single-thread session per core gives the most images per second; `node bench/detect-throughput.js` measures both layouts on this machine',
     },
   };
 }
