@@ -27,3 +27,4 @@ export { detectVideo, VideoDetection, ffmpegInfo, isVideoInput } from './video/i
 export type { VideoOptions, VideoFrameResult, VideoStats, FfmpegInfo } from './video/index.js';
 export { buildEngine, engineCacheDir, tensorrtAvailability, createTensorRtBackend, checkEngine, engineCacheKey } from './backends/tensorrt/index.js';
 export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFigures } from './backends/tensorrt/index.js';
+export * from './eval/index.js';

@@ -131,6 +131,11 @@ describe('layouts, batching and resize modes agree', () => {
         da.forEach((d, j) => {
           expect(db[j]!.score).toBeCloseTo(d.score, 4);
           expect(dc[j]!.score).toBeCloseTo(d.score, 4);
+          // Boxes too: concurrent calls must not mix up the images' sizes.
+          for (let k = 0; k < 4; k++) {
+            expect(db[j]!.box[k]).toBeCloseTo(d.box[k]!, 2);
+            expect(dc[j]!.box[k]).toBeCloseTo(d.box[k]!, 2);
+          }
         });
       }
     } finally {

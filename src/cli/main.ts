@@ -6,6 +6,8 @@ import { DeimError, errorMessage } from '../errors.js';
 import { register as registerDetect } from './commands/detect.js';
 import { register as registerInfo } from './commands/info.js';
 import { register as registerBuild } from './commands/build.js';
+import { register as registerEval } from './commands/eval.js';
+import { register as registerCompare } from './commands/compare.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -16,6 +18,8 @@ export function createProgram(): Command {
     .showHelpAfterError('(run deimv2 <command> --help for its options)');
   registerDetect(program);
   registerInfo(program);
+  registerEval(program);
+  registerCompare(program);
   registerBuild(program);
   return program;
 }

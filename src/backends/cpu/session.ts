@@ -19,7 +19,6 @@ export class CpuSession implements Backend {
   readonly description: string;
   readonly io: ModelIO;
   private session: ort.InferenceSession | undefined;
-  private readonly sizes: BigInt64Array[] = [];
 
   private constructor(session: ort.InferenceSession, io: ModelIO, threads: number) {
     this.session = session;
@@ -63,8 +62,9 @@ export class CpuSession implements Backend {
     if (!(batch.sizes instanceof Int32Array) || batch.sizes.length !== 2 * n) {
       throw new DeimError('ERR_TENSOR_SIZE', `sizes must be an Int32Array of ${2 * n} values (width, height per image)`);
     }
-    const sizes = (this.sizes[n] ??= new BigInt64Array(2 * n));
-    for (let i = 0; i < 2 * n; i++) sizes[i] = BigInt(batch.sizes[i]!);
+    // A fresh buffer per call: onnxruntime reads inputs after run() returns, so a buffer shared by
+    // concurrent calls would give one image another's size.
+    const sizes = BigInt64Array.from(batch.sizes.subarray(0, 2 * n), (v) => BigInt(v));
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
       out = await session.run({
