@@ -65,7 +65,7 @@ async function cocoAp(session, inputs, size) {
 }
 
 const fmt = (s) =>
-  `max |Δbox| ${s.maxBoxDelta.toExponential(2)} px, max |Δscore| ${s.maxScoreDelta.toExponential(2)}, ` +
+  `max |Δbox| ${s.maxBoxDelta.toExponential(2)} px (all 300; matched detections ${s.maxMatchedBoxDelta.toFixed(2)} px), max |Δscore| ${s.maxScoreDelta.toExponential(2)}, ` +
   `detections@0.4 ${s.testDetections} vs ${s.refDetections}, matched ${s.matched}, identical images ${s.identicalImages}/${s.images}, inf/NaN ${s.nonFinite}`;
 
 for (const name of variants) {

@@ -20,7 +20,13 @@ export type Precision = 'fp16' | 'fp32';
 export interface KeepRule {
   name: string;
   why: string;
-  test: (node: NodeProto) => boolean;
+  test: (node: NodeProto, graph: PlanContext) => boolean;
+}
+
+/** What a rule may ask about the graph around a node. */
+export interface PlanContext {
+  /** The nodes reading a tensor. */
+  consumers: Map<string, NodeProto[]>;
 }
 
 const name = (n: NodeProto): string => n.name ?? '';
@@ -36,6 +42,11 @@ export const DEIMV2_KEEP_FP32: readonly KeepRule[] = [
     test: (n) => /\/norm\d*\//.test(name(n)) || ['ReduceMean', 'Pow', 'Sqrt', 'LayerNormalization'].includes(n.opType ?? ''),
   },
   { name: 'softmax', why: 'exp and the normalising sum', test: (n) => n.opType === 'Softmax' },
+  {
+    name: 'attention-logits',
+    why: 'the Q.K^T product feeding a Softmax reaches 4.3e4 in Femto layers.2 self-attention (float16 max 65504; step 32 at that size)',
+    test: (n, g) => n.opType === 'MatMul' && (n.output ?? []).some((o) => (g.consumers.get(o) ?? []).some((c) => c.opType === 'Softmax')),
+  },
   {
     name: 'sampling',
     why: 'deformable-attention sampling coordinates and weights: pixel positions need more than 11 bits',
@@ -90,6 +101,7 @@ export function planPrecision(ed: GraphEditor, keep: readonly KeepRule[], forceF
   const keptBy = new Map<string, string[]>();
   const tensorPrecision = new Map<string, Precision>();
   const isFloat = (t: string): boolean => ed.typeOf(t) === DType.FLOAT;
+  const context: PlanContext = { consumers: ed.consumers() };
   for (const i of ed.graph.input ?? []) if (isFloat(i.name!)) tensorPrecision.set(i.name!, 'fp32');
   for (const node of ed.nodes) {
     const op = node.opType ?? '';
@@ -106,7 +118,7 @@ export function planPrecision(ed: GraphEditor, keep: readonly KeepRule[], forceF
     } else if (forceFp16) {
       p = forceFp16.has(name(node)) ? 'fp16' : 'fp32';
     } else {
-      const rule = keep.find((r) => r.test(node));
+      const rule = keep.find((r) => r.test(node, context));
       if (rule) {
         let list = keptBy.get(rule.name);
         if (!list) keptBy.set(rule.name, (list = []));

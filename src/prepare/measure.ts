@@ -60,6 +60,8 @@ export interface Comparison {
   testDetections: number;
   /** Reference detections found again: same label, IoU >= 0.5. */
   matched: number;
+  /** Largest box coordinate difference between matched detections (pixels). */
+  maxMatchedBoxDelta: number;
   /** Same count, same labels in the same order: what "identical detections" means. */
   identical: boolean;
 }
@@ -85,14 +87,16 @@ export function compareOutputs(ref: ModelOutputs, test: ModelOutputs, threshold:
   const identical = r.length === t.length && r.every((i, k) => ref.labels[i] === test.labels[t[k]!]);
   const used = new Set<number>();
   let matched = 0;
+  let maxMatchedBoxDelta = 0;
   for (const i of r) {
     const j = t.find((j) => !used.has(j) && test.labels[j] === ref.labels[i] && iou(ref.boxes, i, test.boxes, j) >= 0.5);
     if (j !== undefined) {
       used.add(j);
       matched++;
+      for (let k = 0; k < 4; k++) maxMatchedBoxDelta = Math.max(maxMatchedBoxDelta, Math.abs(ref.boxes[4 * i + k]! - test.boxes[4 * j + k]!));
     }
   }
-  return { maxBoxDelta, maxScoreDelta, nonFinite, refDetections: r.length, testDetections: t.length, matched, identical };
+  return { maxBoxDelta, maxScoreDelta, nonFinite, refDetections: r.length, testDetections: t.length, matched, maxMatchedBoxDelta, identical };
 }
 
 function iou(a: Float32Array, i: number, b: Float32Array, j: number): number {
@@ -107,7 +111,7 @@ function iou(a: Float32Array, i: number, b: Float32Array, j: number): number {
 
 /** Folds per-image comparisons into one summary. */
 export function summarise(list: Comparison[]): Comparison & { images: number; identicalImages: number } {
-  const s = { maxBoxDelta: 0, maxScoreDelta: 0, nonFinite: 0, refDetections: 0, testDetections: 0, matched: 0, identical: true, images: list.length, identicalImages: 0 };
+  const s = { maxBoxDelta: 0, maxScoreDelta: 0, nonFinite: 0, refDetections: 0, testDetections: 0, matched: 0, maxMatchedBoxDelta: 0, identical: true, images: list.length, identicalImages: 0 };
   for (const c of list) {
     s.maxBoxDelta = Math.max(s.maxBoxDelta, c.maxBoxDelta);
     s.maxScoreDelta = Math.max(s.maxScoreDelta, c.maxScoreDelta);
@@ -115,6 +119,7 @@ export function summarise(list: Comparison[]): Comparison & { images: number; id
     s.refDetections += c.refDetections;
     s.testDetections += c.testDetections;
     s.matched += c.matched;
+    s.maxMatchedBoxDelta = Math.max(s.maxMatchedBoxDelta, c.maxMatchedBoxDelta);
     s.identical &&= c.identical;
     if (c.identical) s.identicalImages++;
   }
