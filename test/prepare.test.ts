@@ -104,6 +104,39 @@ describe('GridSample rewrite (Atto)', () => {
   });
 });
 
+describe('GridSample rewrite with static map sizes', () => {
+  it('uses constants for C, H, W when value_info gives them, and stays equivalent', async () => {
+    // Learn the real [N*heads, C, H, W] of each sampled map, then write C, H, W into value_info.
+    const probe = loadModel(ATTO);
+    const maps = [...new Set(probe.graph!.node!.filter((n) => n.opType === 'GridSample').map((n) => n.input![0]!))];
+    for (const m of maps) probe.graph!.output!.push({ name: m, type: { tensorType: { elemType: DType.FLOAT } } });
+    const probeSession = await createSession(encodeModel(probe));
+    const img = attoImages[0]!;
+    const out = await probeSession.run({
+      images: new ort.Tensor('float32', img.chw, [1, 3, 320, 320]),
+      orig_target_sizes: new ort.Tensor('int64', BigInt64Array.from([BigInt(img.width), BigInt(img.height)]), [1, 2]),
+    });
+    await probeSession.release();
+    const model = loadModel(ATTO);
+    for (const m of maps) {
+      const dims = out[m]!.dims;
+      const vi = model.graph!.valueInfo!.find((v) => v.name === m)!;
+      vi.type!.tensorType!.shape!.dim = [{ dimParam: 'batch_heads' }, ...dims.slice(1).map((d) => ({ dimValue: d }))];
+    }
+    const staticPrep = prepareLoaded(model, {});
+    const dynamicPrep = prepareLoaded(loadModel(ATTO), {});
+    expect(staticPrep.rewritten).toBe(6);
+    const shapeOps = (p: typeof staticPrep): number => p.model.graph!.node!.filter((n) => n.opType === 'Shape' && /GridSample/.test(n.name ?? '')).length;
+    expect(shapeOps(staticPrep)).toBeLessThan(shapeOps(dynamicPrep));
+    const session = await createSession(encodeModel(staticPrep.model));
+    const s = summarise(await compareSessions(attoRef, session, attoImages.slice(0, 4), 320, 0.4));
+    await session.release();
+    expect(s.maxBoxDelta).toBeLessThan(1e-3);
+    expect(s.maxScoreDelta).toBeLessThan(1e-5);
+    expect(s.identical).toBe(true);
+  });
+});
+
 describe.skipIf(!existsSync(FEMTO))('GridSample rewrite (Femto)', () => {
   it('is equivalent on COCO images', async () => {
     const r = await prepareModel(FEMTO, {});
