@@ -28,3 +28,4 @@ export type { VideoOptions, VideoFrameResult, VideoStats, FfmpegInfo } from './v
 export { buildEngine, engineCacheDir, tensorrtAvailability, createTensorRtBackend, checkEngine, engineCacheKey } from './backends/tensorrt/index.js';
 export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFigures } from './backends/tensorrt/index.js';
 export * from './eval/index.js';
+export { prepareModel, DEIMV2_KEEP_FP32, type PrepareOptions, type PrepareResult, type KeepRule } from './prepare/index.js';

@@ -8,6 +8,7 @@ import { register as registerInfo } from './commands/info.js';
 import { register as registerBuild } from './commands/build.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerCompare } from './commands/compare.js';
+import { register as registerPrepare } from './commands/prepare.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -20,6 +21,7 @@ export function createProgram(): Command {
   registerInfo(program);
   registerEval(program);
   registerCompare(program);
+  registerPrepare(program);
   registerBuild(program);
   return program;
 }
