@@ -1,6 +1,7 @@
 // Module registration only: what each function does lives in its own file.
 #include "build_info.h"
 #include "napi_config.h"
+#include "options.h"
 #include "tensorrt_api.h"
 
 namespace {
@@ -9,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(
                                env, [](const Napi::CallbackInfo& info) { return deimv2::BuildInfo(info.Env()); },
                                "buildInfo"));
+  exports.Set("checkFramePlan", Napi::Function::New(env, deimv2::CheckFramePlan, "checkFramePlan"));
   deimv2::RegisterTensorRt(env, exports);
   return exports;
 }

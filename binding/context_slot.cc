@@ -2,7 +2,17 @@
 
 #include <NvInferRuntime.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "cuda_check.h"
+#include "preprocess.h"
+
+// CMakeLists.txt defines it as 0 when nvcc was not found; the compile check leaves it undefined and
+// so checks the code that calls the kernel too.
+#ifndef DEIMV2_WITH_CUDA_KERNELS
+#define DEIMV2_WITH_CUDA_KERNELS 1
+#endif
 
 namespace deimv2 {
 
@@ -60,9 +70,20 @@ std::vector<IoTensor> DescribeIo(const nvinfer1::ICudaEngine& engine) {
   return io;
 }
 
+int32_t FindImageInput(const std::vector<IoTensor>& io) {
+  for (size_t i = 0; i < io.size(); ++i) {
+    const IoTensor& t = io[i];
+    if (t.isInput && t.type == nvinfer1::DataType::kFLOAT && t.batched && t.shape.nbDims == 4 && t.shape.d[1] == 3 &&
+        t.shape.d[2] > 0 && t.shape.d[2] == t.shape.d[3]) {
+      return static_cast<int32_t>(i);
+    }
+  }
+  return -1;
+}
+
 ContextSlot::ContextSlot(nvinfer1::ICudaEngine& engine, const std::vector<IoTensor>& io, int32_t device,
-                         int32_t maxBatch, const TrtLogger& logger)
-    : io_(io), logger_(logger), device_(device) {
+                         int32_t maxBatch, const OpenOptions& options, const TrtLogger& logger)
+    : io_(io), logger_(logger), device_(device), graphsEnabled_(options.cudaGraphs), graphsRequested_(options.cudaGraphs) {
   try {
     DEIMV2_CUDA(cudaSetDevice(device_));
     context_.reset(engine.createExecutionContext());
@@ -85,6 +106,11 @@ ContextSlot::ContextSlot(nvinfer1::ICudaEngine& engine, const std::vector<IoTens
                           "ERR_TENSORRT");
       }
     }
+    imageInput_ = FindImageInput(io_);
+    if (options.frameBytes > 0 && imageInput_ >= 0) {
+      frames_ = PinnedBuffer::Allocate(static_cast<size_t>(options.frameBytes));
+      DEIMV2_CUDA(cudaMalloc(&deviceFrames_, static_cast<size_t>(options.frameBytes)));
+    }
   } catch (...) {
     Release();
     throw;
@@ -96,9 +122,16 @@ ContextSlot::~ContextSlot() { Release(); }
 void ContextSlot::Release() noexcept {
   // Destructors cannot report: a failure here means the device is already gone.
   if (stream_ != nullptr) static_cast<void>(cudaStreamSynchronize(stream_));
+  DropGraph();
   context_.reset();
   for (void* buffer : deviceBuffers_) static_cast<void>(cudaFree(buffer));
   deviceBuffers_.clear();
+  for (void** buffer : {&deviceFrames_, &deviceTables_, &deviceScratch_}) {
+    if (*buffer != nullptr) static_cast<void>(cudaFree(*buffer));
+    *buffer = nullptr;
+  }
+  frames_.reset();
+  hostTables_.reset();
   if (done_ != nullptr) static_cast<void>(cudaEventDestroy(done_));
   if (stream_ != nullptr) static_cast<void>(cudaStreamDestroy(stream_));
   done_ = nullptr;
@@ -106,29 +139,38 @@ void ContextSlot::Release() noexcept {
   host_.clear();  // JS views keep their own references to the pinned memory
 }
 
-void ContextSlot::Run(int32_t batch) {
+void ContextSlot::SetShapes(int32_t batch) {
+  if (batch == shapeBatch_) return;
+  DropGraph();
+  warmBatch_ = -1;
+  shapeBatch_ = -1;  // stays unknown if a call below fails
+  for (const IoTensor& tensor : io_) {
+    if (!tensor.isInput || !tensor.batched) continue;
+    nvinfer1::Dims dims = tensor.shape;
+    dims.d[0] = batch;
+    if (!context_->setInputShape(tensor.name.c_str(), dims)) {
+      throw NativeError(TrtFailure(("IExecutionContext::setInputShape('" + tensor.name + "', batch " +
+                                    std::to_string(batch) + ")").c_str(), logger_),
+                        "ERR_TENSORRT");
+    }
+  }
+  shapeBatch_ = batch;
+}
+
+void ContextSlot::Run(int32_t batch, const FramePlan* frames) {
   // The current device is per thread, and libuv hands each job to any pool thread.
   DEIMV2_CUDA(cudaSetDevice(device_));
+  SetShapes(batch);
   for (size_t i = 0; i < io_.size(); ++i) {
     const IoTensor& tensor = io_[i];
     if (!tensor.isInput) continue;
-    if (tensor.batched && batch != shapeBatch_) {
-      nvinfer1::Dims dims = tensor.shape;
-      dims.d[0] = batch;
-      if (!context_->setInputShape(tensor.name.c_str(), dims)) {
-        throw NativeError(TrtFailure(("IExecutionContext::setInputShape('" + tensor.name + "', batch " +
-                                      std::to_string(batch) + ")").c_str(), logger_),
-                          "ERR_TENSORRT");
-      }
-    }
+    if (frames != nullptr && static_cast<int32_t>(i) == imageInput_) continue;  // written by the kernel
     size_t bytes = tensor.elementSize * static_cast<size_t>(tensor.itemElements) *
                    static_cast<size_t>(tensor.batched ? batch : 1);
     DEIMV2_CUDA(cudaMemcpyAsync(deviceBuffers_[i], host_[i]->data(), bytes, cudaMemcpyHostToDevice, stream_));
   }
-  shapeBatch_ = batch;
-  if (!context_->enqueueV3(stream_)) {
-    throw NativeError(TrtFailure("IExecutionContext::enqueueV3", logger_), "ERR_TENSORRT");
-  }
+  if (frames != nullptr) EnqueueFrames(batch, *frames);
+  EnqueueInference(batch);
   for (size_t i = 0; i < io_.size(); ++i) {
     const IoTensor& tensor = io_[i];
     if (tensor.isInput) continue;
@@ -150,6 +192,155 @@ void ContextSlot::Run(int32_t batch) {
   }
   DEIMV2_CUDA(cudaEventRecord(done_, stream_));
   DEIMV2_CUDA(cudaEventSynchronize(done_));
+}
+
+void ContextSlot::EnqueueFrames(int32_t batch, const FramePlan& plan) {
+#if DEIMV2_WITH_CUDA_KERNELS
+  if (!frames_ || imageInput_ < 0) {
+    throw NativeError("this engine was opened without frame staging (frameBytes 0) or has no [N,3,S,S] float32 input",
+                      "ERR_UNSUPPORTED");
+  }
+  const IoTensor& image = io_[static_cast<size_t>(imageInput_)];
+  const int32_t side = static_cast<int32_t>(image.shape.d[2]);
+
+  // One upload of the small tables (lut first, then the resampling tables) through pinned memory. The
+  // previous run of this slot has finished (Run waits for its event), so the buffers are free to reuse.
+  const size_t tableBytes = (kLutSize + plan.tables.size()) * sizeof(int32_t);
+  if (!hostTables_ || hostTables_->size() < tableBytes) {
+    hostTables_.reset();
+    hostTables_ = PinnedBuffer::Allocate(tableBytes);
+  }
+  if (deviceTablesBytes_ < tableBytes) {
+    if (deviceTables_ != nullptr) DEIMV2_CUDA(cudaFree(deviceTables_));
+    deviceTables_ = nullptr;
+    deviceTablesBytes_ = 0;
+    DEIMV2_CUDA(cudaMalloc(&deviceTables_, tableBytes));
+    deviceTablesBytes_ = tableBytes;
+  }
+  auto* words = static_cast<unsigned char*>(hostTables_->data());
+  std::memcpy(words, plan.lut.data(), kLutSize * sizeof(float));
+  if (!plan.tables.empty()) {
+    std::memcpy(words + kLutSize * sizeof(float), plan.tables.data(), plan.tables.size() * sizeof(int32_t));
+  }
+  DEIMV2_CUDA(cudaMemcpyAsync(deviceTables_, hostTables_->data(), tableBytes, cudaMemcpyHostToDevice, stream_));
+  DEIMV2_CUDA(cudaMemcpyAsync(deviceFrames_, frames_->data(), plan.frameBytesUsed, cudaMemcpyHostToDevice, stream_));
+
+  size_t scratchBytes = 1;
+  for (const FrameItem& item : plan.items) {
+    scratchBytes = std::max(scratchBytes, static_cast<size_t>(item.srcHeight) * static_cast<size_t>(item.outWidth) * 3);
+  }
+  if (deviceScratchBytes_ < scratchBytes) {
+    if (deviceScratch_ != nullptr) DEIMV2_CUDA(cudaFree(deviceScratch_));
+    deviceScratch_ = nullptr;
+    deviceScratchBytes_ = 0;
+    DEIMV2_CUDA(cudaMalloc(&deviceScratch_, scratchBytes));
+    deviceScratchBytes_ = scratchBytes;
+  }
+
+  const auto* lut = static_cast<const float*>(deviceTables_);
+  const int32_t* tables = static_cast<const int32_t*>(deviceTables_) + kLutSize;
+  const size_t itemFloats = 3 * static_cast<size_t>(side) * static_cast<size_t>(side);
+  auto* input = static_cast<float*>(deviceBuffers_[static_cast<size_t>(imageInput_)]);
+  // One scratch for all images: the stream runs image i's passes before image i + 1's.
+  for (int32_t i = 0; i < batch; ++i) {
+    const FrameItem& item = plan.items[static_cast<size_t>(i)];
+    PreprocessPlan pre;
+    pre.srcWidth = item.srcWidth;
+    pre.srcHeight = item.srcHeight;
+    pre.srcStride = item.srcStride;
+    pre.horizontal.bounds = tables + item.hTable;
+    pre.horizontal.coeffs = tables + item.hTable + 2 * item.outWidth;
+    pre.horizontal.taps = item.hTaps;
+    pre.horizontal.outSize = item.outWidth;
+    pre.vertical.bounds = tables + item.vTable;
+    pre.vertical.coeffs = tables + item.vTable + 2 * item.outHeight;
+    pre.vertical.taps = item.vTaps;
+    pre.vertical.outSize = item.outHeight;
+    pre.planeWidth = side;
+    pre.planeHeight = side;
+    pre.offsetX = item.offsetX;
+    pre.offsetY = item.offsetY;
+    pre.lut = lut;
+    DEIMV2_CUDA(EnqueuePreprocess(pre, static_cast<const uint8_t*>(deviceFrames_) + item.frameOffset,
+                                  static_cast<uint8_t*>(deviceScratch_), input + static_cast<size_t>(i) * itemFloats, stream_));
+  }
+#else
+  static_cast<void>(batch);
+  static_cast<void>(plan);
+  throw NativeError("the addon was built without the CUDA preprocessing kernel (nvcc was not found)", "ERR_UNSUPPORTED");
+#endif
+}
+
+void ContextSlot::EnqueueInference(int32_t batch) {
+  if (graphExec_ != nullptr && graphBatch_ == batch) {
+    DEIMV2_CUDA(cudaGraphLaunch(graphExec_, stream_));
+    return;
+  }
+  // TensorRT wants one plain enqueueV3 after the shapes change before a capture (it flushes deferred
+  // shape work there), so the graph is made on the second run of a batch size.
+  if (graphsEnabled_ && warmBatch_ == batch && CaptureGraph(batch)) {
+    DEIMV2_CUDA(cudaGraphLaunch(graphExec_, stream_));
+    return;
+  }
+  if (!context_->enqueueV3(stream_)) {
+    throw NativeError(TrtFailure("IExecutionContext::enqueueV3", logger_), "ERR_TENSORRT");
+  }
+  warmBatch_ = batch;
+}
+
+bool ContextSlot::CaptureGraph(int32_t batch) {
+  // Thread-local capture: other slots' worker threads keep calling CUDA freely meanwhile.
+  cudaError_t status = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+  if (status != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());
+    GiveUpGraphs(std::string("cudaStreamBeginCapture failed: ") + cudaGetErrorName(status));
+    return false;
+  }
+  const bool enqueued = context_->enqueueV3(stream_);
+  cudaGraph_t graph = nullptr;
+  status = cudaStreamEndCapture(stream_, &graph);
+  if (!enqueued || status != cudaSuccess || graph == nullptr) {
+    if (graph != nullptr) static_cast<void>(cudaGraphDestroy(graph));
+    static_cast<void>(cudaGetLastError());  // capture errors are not sticky; clear the last-error slot
+    GiveUpGraphs(!enqueued ? TrtFailure("IExecutionContext::enqueueV3 under stream capture", logger_)
+                           : std::string("cudaStreamEndCapture failed: ") + cudaGetErrorName(status));
+    return false;
+  }
+  cudaGraphExec_t exec = nullptr;
+  status = cudaGraphInstantiate(&exec, graph, 0);
+  static_cast<void>(cudaGraphDestroy(graph));
+  if (status != cudaSuccess) {
+    static_cast<void>(cudaGetLastError());
+    GiveUpGraphs(std::string("cudaGraphInstantiate failed: ") + cudaGetErrorName(status));
+    return false;
+  }
+  graphExec_ = exec;
+  graphBatch_ = batch;
+  graphBatchSeen_.store(batch);
+  return true;
+}
+
+void ContextSlot::DropGraph() noexcept {
+  if (graphExec_ != nullptr) static_cast<void>(cudaGraphExecDestroy(graphExec_));
+  graphExec_ = nullptr;
+  graphBatch_ = -1;
+  graphBatchSeen_.store(-1);
+}
+
+void ContextSlot::GiveUpGraphs(const std::string& why) {
+  // Graphs are an optimisation: the slot goes on with plain enqueueV3 and says why for engine.cudaGraphs.
+  graphsEnabled_ = false;
+  std::lock_guard<std::mutex> lock(graphMutex_);
+  graphFailure_ = why;
+}
+
+GraphStatus ContextSlot::Graph() const {
+  GraphStatus status;
+  std::lock_guard<std::mutex> lock(graphMutex_);
+  status.failure = graphFailure_;
+  status.enabled = graphFailure_.empty() && graphsRequested_;
+  status.batch = graphBatchSeen_.load();
+  return status;
 }
 
 }  // namespace deimv2

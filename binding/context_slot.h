@@ -9,10 +9,12 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "logger.h"
+#include "options.h"
 #include "pinned_buffer.h"
 
 namespace deimv2 {
@@ -33,26 +35,52 @@ struct IoTensor {
 // hold: a dynamic axis other than the batch, or a type with no TypedArray (INT4, FP4...).
 std::vector<IoTensor> DescribeIo(const nvinfer1::ICudaEngine& engine);
 
+// The input the preprocessing kernel writes: the float32 [N,3,S,S] tensor with a fixed square side
+// S. Returns its index in `io`, or -1 when the engine has none (inferFrames() is then refused).
+int32_t FindImageInput(const std::vector<IoTensor>& io);
+
+// What one slot's CUDA graph is doing, for engine.cudaGraphs (read on the JS thread).
+struct GraphStatus {
+  bool enabled = false;   // graphs asked for and not (yet) failed
+  int32_t batch = -1;     // the batch size the current graph was captured for; -1 = none
+  std::string failure;    // why capture was given up ("" when it was not)
+};
+
 class ContextSlot {
  public:
   // Allocates everything on `device`; throws NativeError naming the failing call.
+  // `options.frameBytes` > 0 adds the uint8 frame staging (pinned + device) for inferFrames();
+  // `options.cudaGraphs` lets Run() replay enqueueV3 from a CUDA graph once a batch size repeats.
   ContextSlot(nvinfer1::ICudaEngine& engine, const std::vector<IoTensor>& io, int32_t device, int32_t maxBatch,
-              const TrtLogger& logger);
+              const OpenOptions& options, const TrtLogger& logger);
   ~ContextSlot();
   ContextSlot(const ContextSlot&) = delete;
   ContextSlot& operator=(const ContextSlot&) = delete;
 
   // Runs `batch` items on a worker thread: inputs are read from the pinned buffers, outputs written to
-  // theirs; returns once they are there. The caller checked the batch against the profile.
-  void Run(int32_t batch);
+  // theirs; returns once they are there. The caller checked the batch against the profile. With
+  // `frames` (checked by ParseFramePlan against this slot), the image input is not copied from its
+  // float buffer: the frames' bytes go up from the frame staging (1 byte per value) and the
+  // preprocessing kernel writes the image tensor on the device.
+  void Run(int32_t batch, const FramePlan* frames = nullptr);
 
   const std::shared_ptr<PinnedBuffer>& HostBuffer(size_t tensor) const { return host_[tensor]; }
+  // The pinned uint8 frame staging, or nullptr when the slot was opened with frameBytes 0.
+  const std::shared_ptr<PinnedBuffer>& FrameBuffer() const { return frames_; }
+  GraphStatus Graph() const;
 
   // Set by the engine when an infer() is queued, cleared when its promise settles.
   std::atomic<bool> busy{false};
 
  private:
   void Release() noexcept;
+  void SetShapes(int32_t batch);
+  void EnqueueFrames(int32_t batch, const FramePlan& plan);
+  // enqueueV3, or the CUDA graph of it for this batch size (captured on the second run of a size).
+  void EnqueueInference(int32_t batch);
+  bool CaptureGraph(int32_t batch);
+  void DropGraph() noexcept;
+  void GiveUpGraphs(const std::string& why);
 
   const std::vector<IoTensor>& io_;  // owned by the engine, which outlives its slots
   const TrtLogger& logger_;
@@ -65,6 +93,29 @@ class ContextSlot {
   cudaEvent_t done_ = nullptr;
   std::vector<void*> deviceBuffers_;
   std::vector<std::shared_ptr<PinnedBuffer>> host_;
+
+  // GPU preprocessing (frameBytes > 0): frames go host staging -> deviceFrames_; the tables (lut,
+  // then the resampling tables) through a pinned buffer to deviceTables_; the horizontal pass writes
+  // deviceScratch_. The table and scratch buffers grow to the largest batch seen.
+  int32_t imageInput_ = -1;
+  std::shared_ptr<PinnedBuffer> frames_;
+  void* deviceFrames_ = nullptr;
+  std::shared_ptr<PinnedBuffer> hostTables_;
+  void* deviceTables_ = nullptr;
+  size_t deviceTablesBytes_ = 0;
+  void* deviceScratch_ = nullptr;
+  size_t deviceScratchBytes_ = 0;
+
+  // CUDA graph of enqueueV3 for the context's current input shapes. Only one: TensorRT bakes the
+  // shapes into the captured work, so a graph is dropped whenever setInputShape changes them.
+  bool graphsEnabled_ = false;   // worker-thread state: cleared for good when a capture fails
+  bool graphsRequested_ = false;  // the open option, fixed
+  int32_t warmBatch_ = -1;  // a plain enqueueV3 has run at this batch since the shapes were set
+  int32_t graphBatch_ = -1;
+  cudaGraphExec_t graphExec_ = nullptr;
+  mutable std::mutex graphMutex_;  // guards graphFailure_ and the status copy read by JS
+  std::string graphFailure_;
+  std::atomic<int32_t> graphBatchSeen_{-1};
 };
 
 }  // namespace deimv2

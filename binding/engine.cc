@@ -8,6 +8,10 @@
 
 #include "cuda_check.h"
 
+#ifndef DEIMV2_WITH_CUDA_KERNELS
+#define DEIMV2_WITH_CUDA_KERNELS 1
+#endif
+
 namespace deimv2 {
 
 namespace {
@@ -68,13 +72,19 @@ class OpenWorker : public CodedWorker {
 
 class InferWorker : public CodedWorker {
  public:
-  InferWorker(Napi::Env env, Engine* owner, std::shared_ptr<LoadedEngine> loaded, size_t slot, int32_t batch)
-      : CodedWorker(env, "deimv2.infer"), owner_(owner), loaded_(std::move(loaded)), slot_(slot), batch_(batch) {
+  InferWorker(Napi::Env env, Engine* owner, std::shared_ptr<LoadedEngine> loaded, size_t slot, int32_t batch,
+              std::unique_ptr<FramePlan> frames)
+      : CodedWorker(env, "deimv2.infer"),
+        owner_(owner),
+        loaded_(std::move(loaded)),
+        slot_(slot),
+        batch_(batch),
+        frames_(std::move(frames)) {
     // The JS object stays alive while its work is in flight (node-llama-cpp's habit).
     owner_->Ref();
   }
   void Execute() override {
-    Guard([this] { loaded_->slots[slot_]->Run(batch_); });
+    Guard([this] { loaded_->slots[slot_]->Run(batch_, frames_.get()); });
   }
   void OnOK() override {
     Finish();
@@ -94,6 +104,7 @@ class InferWorker : public CodedWorker {
   std::shared_ptr<LoadedEngine> loaded_;
   size_t slot_;
   int32_t batch_;
+  std::unique_ptr<FramePlan> frames_;  // a validated copy, owned by the worker until it settles
 };
 
 // Frees contexts, device memory, the engine and the runtime off the JS thread (cudaFree synchronizes).
@@ -162,7 +173,7 @@ std::shared_ptr<LoadedEngine> LoadEngine(const OpenOptions& options) {
   }
   for (int32_t i = 0; i < options.contexts; ++i) {
     loaded->slots.push_back(
-        std::make_unique<ContextSlot>(*loaded->engine, loaded->io, options.device, loaded->maxBatch, loaded->logger));
+        std::make_unique<ContextSlot>(*loaded->engine, loaded->io, options.device, loaded->maxBatch, options, loaded->logger));
   }
   return loaded;
 }
@@ -175,7 +186,10 @@ Napi::Function Engine::Define(Napi::Env env) {
           InstanceAccessor<&Engine::SlotCount>("slots"),
           InstanceAccessor<&Engine::Closed>("closed"),
           InstanceMethod<&Engine::Buffers>("buffers"),
+          InstanceAccessor<&Engine::CudaGraphs>("cudaGraphs"),
+          InstanceMethod<&Engine::Frames>("frames"),
           InstanceMethod<&Engine::Infer>("infer"),
+          InstanceMethod<&Engine::InferFrames>("inferFrames"),
           InstanceMethod<&Engine::IsBusy>("isBusy"),
           InstanceMethod<&Engine::Close>("close"),
       });
@@ -207,6 +221,8 @@ void Engine::Attach(std::shared_ptr<LoadedEngine> loaded) {
     }
     buffers.Freeze();
     slotBuffers_.push_back(Napi::Persistent(buffers));
+    frameBuffers_.push_back(slot->FrameBuffer() ? Napi::Persistent(PinnedBuffer::ToArrayBuffer(env, slot->FrameBuffer()))
+                                                : Napi::Reference<Napi::ArrayBuffer>());
   }
 }
 
@@ -264,18 +280,66 @@ Napi::Value Engine::IsBusy(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), loaded_->slots[CheckSlot(info[0])]->busy.load());
 }
 
+// frames(slot) -> ArrayBuffer: the slot's pinned uint8 staging that inferFrames() uploads from.
+Napi::Value Engine::Frames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  size_t slot = CheckSlot(info[0]);
+  if (frameBuffers_[slot].IsEmpty()) {
+    throw ErrorWithCode(env,
+                        "this engine has no frame staging: open it with frameBytes > 0 (and an engine whose input is "
+                        "float32 [N,3,S,S])",
+                        "ERR_UNSUPPORTED");
+  }
+  return frameBuffers_[slot].Value();
+}
+
+// cudaGraphs -> [{ enabled, batch, failure }] per slot
+Napi::Value Engine::CudaGraphs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  Napi::Array out = Napi::Array::New(env, loaded_->slots.size());
+  for (size_t i = 0; i < loaded_->slots.size(); ++i) {
+    GraphStatus status = loaded_->slots[i]->Graph();
+    Napi::Object entry = Napi::Object::New(env);
+    entry.Set("enabled", status.enabled);
+    entry.Set("batch", status.batch);
+    entry.Set("failure", status.failure);
+    out.Set(static_cast<uint32_t>(i), entry);
+  }
+  return out;
+}
+
 // infer(slot, batch) -> Promise<void>
 Napi::Value Engine::Infer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CheckOpen(env);
   size_t slot = CheckSlot(info[0]);
   int32_t batch = ExpectInt(info[1], "batch", loaded_->minBatch, loaded_->maxBatch);
+  return QueueInfer(env, slot, batch, nullptr);
+}
+
+// inferFrames(slot, batch, plan, tables, lut) -> Promise<void>; the frames are in frames(slot).
+Napi::Value Engine::InferFrames(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  size_t slot = CheckSlot(info[0]);
+  int32_t batch = ExpectInt(info[1], "batch", loaded_->minBatch, loaded_->maxBatch);
+  const auto& staging = loaded_->slots[slot]->FrameBuffer();
+  int32_t imageInput = FindImageInput(loaded_->io);
+  if (!staging || imageInput < 0) Frames(info);  // throws ERR_UNSUPPORTED with the reason
+  int32_t side = static_cast<int32_t>(loaded_->io[static_cast<size_t>(imageInput)].shape.d[2]);
+  auto frames = std::make_unique<FramePlan>(ParseFramePlan(info[2], info[3], info[4], batch, staging->size(), side));
+  return QueueInfer(env, slot, batch, std::move(frames));
+}
+
+Napi::Value Engine::QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::unique_ptr<FramePlan> frames) {
   bool expected = false;
   if (!loaded_->slots[slot]->busy.compare_exchange_strong(expected, true)) {
     throw ErrorWithCode(env, "slot " + std::to_string(slot) + " is in flight: await its infer() before reusing its buffers",
                         "ERR_SLOT_BUSY");
   }
-  auto* worker = new InferWorker(env, this, loaded_, slot, batch);
+  auto* worker = new InferWorker(env, this, loaded_, slot, batch, std::move(frames));
   ++inFlight_;
   Napi::Promise promise = worker->Promise();
   worker->Queue();
@@ -288,20 +352,22 @@ void Engine::Settle(size_t slot) {
   if (closing_ && inFlight_ == 0 && loaded_) StartClose(Env());
 }
 
-// close() -> Promise<void>; idempotent. Buffers are detached at once so JS cannot touch freed memory;
-// the GPU objects are freed once the infers in flight have settled.
+// close() -> Promise<void>; idempotent: every call returns the first call's promise, which settles
+// once the GPU objects are freed (so a second close() cannot resolve while the first is freeing).
+// Buffers are detached when the freeing starts, which is once the infers in flight have settled.
 Napi::Value Engine::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!closePromise_.IsEmpty()) return closePromise_.Value();
   auto waiter = Napi::Promise::Deferred::New(env);
+  closePromise_ = Napi::Persistent(waiter.Promise().As<Napi::Object>());
   if (!loaded_) {
+    closing_ = true;
     waiter.Resolve(env.Undefined());
     return waiter.Promise();
   }
   closeWaiters_.push_back(waiter);
-  if (!closing_) {
-    closing_ = true;
-    if (inFlight_ == 0) StartClose(env);
-  }
+  closing_ = true;
+  if (inFlight_ == 0) StartClose(env);
   return waiter.Promise();
 }
 
@@ -311,6 +377,10 @@ void Engine::StartClose(Napi::Env env) {
     for (const IoTensor& io : loaded_->io) object.Get(io.name).As<Napi::ArrayBuffer>().Detach();
   }
   slotBuffers_.clear();
+  for (auto& frames : frameBuffers_) {
+    if (!frames.IsEmpty()) frames.Value().Detach();
+  }
+  frameBuffers_.clear();
   auto* worker = new CloseWorker(env, std::move(loaded_), std::move(closeWaiters_));
   closeWaiters_.clear();
   worker->Queue();
@@ -319,6 +389,14 @@ void Engine::StartClose(Napi::Env env) {
 // openEngine(options) -> Promise<TensorRtEngine>
 Napi::Value OpenEngine(const Napi::CallbackInfo& info) {
   OpenOptions options = ParseOpenOptions(info[0]);
+#if !DEIMV2_WITH_CUDA_KERNELS
+  if (options.frameBytes > 0) {
+    throw ErrorWithCode(info.Env(),
+                        "frameBytes needs the CUDA preprocessing kernel, and this addon was built without it (nvcc "
+                        "was not found); leave frameBytes at 0",
+                        "ERR_UNSUPPORTED");
+  }
+#endif
   auto* worker = new OpenWorker(info.Env(), std::move(options));
   Napi::Promise promise = worker->Promise();
   worker->Queue();

@@ -5,7 +5,11 @@
 //   engine.profile      // { min, opt, max } batch
 //   engine.buffers(0)   // { images: ArrayBuffer, ... } pinned memory of slot 0, created once per slot
 //   await engine.infer(0, batch)  // inputs read from slot 0's buffers, outputs written to them
-//   await engine.close()          // waits for infers in flight, then frees GPU memory off the JS thread
+//   engine.frames(0)              // slot 0's pinned uint8 frame staging (openEngine's frameBytes > 0)
+//   await engine.inferFrames(0, batch, plan, tables, lut)  // the kernel makes the image input from frames
+//   engine.cudaGraphs             // per slot: { enabled, batch, failure }
+//   await engine.close()          // waits for infers in flight, then frees GPU memory off the JS thread;
+//                                 // every call returns the same promise
 #pragma once
 
 #include <NvInferRuntime.h>
@@ -61,7 +65,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value SlotCount(const Napi::CallbackInfo& info);
   Napi::Value Closed(const Napi::CallbackInfo& info);
   Napi::Value Buffers(const Napi::CallbackInfo& info);
+  Napi::Value Frames(const Napi::CallbackInfo& info);
+  Napi::Value CudaGraphs(const Napi::CallbackInfo& info);
   Napi::Value Infer(const Napi::CallbackInfo& info);
+  Napi::Value InferFrames(const Napi::CallbackInfo& info);
   Napi::Value IsBusy(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
@@ -69,13 +76,18 @@ class Engine : public Napi::ObjectWrap<Engine> {
   void CheckOpen(Napi::Env env) const;
   size_t CheckSlot(const Napi::Value& value) const;
   void StartClose(Napi::Env env);
+  // Marks the slot busy (or throws ERR_SLOT_BUSY) and queues its run; `frames` for inferFrames().
+  Napi::Value QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::unique_ptr<FramePlan> frames);
 
   std::shared_ptr<LoadedEngine> loaded_;
   // One object of external ArrayBuffers per slot, made once: V8 allows one ArrayBuffer per memory block.
   std::vector<Napi::ObjectReference> slotBuffers_;
+  std::vector<Napi::Reference<Napi::ArrayBuffer>> frameBuffers_;  // empty references without staging
   size_t inFlight_ = 0;
   bool closing_ = false;
   std::vector<Napi::Promise::Deferred> closeWaiters_;
+  // The one promise every close() returns, so a second close() waits for the first one's freeing.
+  Napi::ObjectReference closePromise_;
 };
 
 }  // namespace deimv2

@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -143,7 +144,112 @@ OpenOptions ParseOpenOptions(const Napi::Value& value) {
   out.enginePath = ExpectString(options, "engine", false);
   out.device = ExpectIntOption(options, "device", 0, kMaxDevice, 0);
   out.contexts = ExpectIntOption(options, "contexts", 1, kMaxContexts, 2);
+  out.frameBytes = ExpectIntOption(options, "frameBytes", 0, std::numeric_limits<int32_t>::max(), 0);
+  out.cudaGraphs = ExpectBool(options, "cudaGraphs", true);
   return out;
+}
+
+namespace {
+
+// A typed array of the given element type, or TypeError naming `name`.
+template <typename T>
+Napi::TypedArrayOf<T> ExpectTypedArray(const Napi::Value& value, napi_typedarray_type type, const char* expected,
+                                       const char* name) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+    ThrowTypeError(value, expected, name);
+  }
+  return value.As<Napi::TypedArrayOf<T>>();
+}
+
+// "Expected an integer between 1 and 320 for plan[2].outWidth but received 400"
+[[noreturn]] void ThrowFieldRange(Napi::Env env, size_t image, const char* field, const std::string& expected,
+                                  int64_t received) {
+  throw Napi::RangeError::New(env, "Expected " + expected + " for plan[" + std::to_string(image) + "]." + field +
+                                       " but received " + std::to_string(received));
+}
+
+void CheckField(Napi::Env env, size_t image, const char* field, int64_t value, int64_t min, int64_t max) {
+  if (value < min || value > max) {
+    ThrowFieldRange(env, image, field, "an integer between " + std::to_string(min) + " and " + std::to_string(max), value);
+  }
+}
+
+// One resampling table: inSize -> outSize with `taps` weights per output; every window inside the input.
+void CheckTable(Napi::Env env, size_t image, const char* axis, const std::vector<int32_t>& tables, int64_t offset,
+                int64_t taps, int64_t inSize, int64_t outSize) {
+  std::string tableField = std::string(axis) + "Table";
+  std::string tapsField = std::string(axis) + "Taps";
+  CheckField(env, image, tapsField.c_str(), taps, 1, inSize);
+  int64_t length = outSize * 2 + outSize * taps;
+  CheckField(env, image, tableField.c_str(), offset, 0, static_cast<int64_t>(tables.size()) - length);
+  for (int64_t i = 0; i < outSize; ++i) {
+    int64_t first = tables[static_cast<size_t>(offset + 2 * i)];
+    int64_t count = tables[static_cast<size_t>(offset + 2 * i + 1)];
+    if (first < 0 || count < 0 || count > taps || first + count > inSize) {
+      throw Napi::RangeError::New(env, "Expected a window inside the image (first >= 0, count <= " + std::to_string(taps) +
+                                           ", first + count <= " + std::to_string(inSize) + ") for plan[" +
+                                           std::to_string(image) + "]." + tableField + " entry " + std::to_string(i) +
+                                           " but received first " + std::to_string(first) + ", count " + std::to_string(count));
+    }
+  }
+}
+
+}  // namespace
+
+FramePlan ParseFramePlan(const Napi::Value& plan, const Napi::Value& tables, const Napi::Value& lut, int32_t batch,
+                         size_t frameBytes, int32_t planeSide) {
+  Napi::Env env = plan.Env();
+  auto planArray = ExpectTypedArray<int32_t>(plan, napi_int32_array, "an Int32Array", "plan");
+  auto tableArray = ExpectTypedArray<int32_t>(tables, napi_int32_array, "an Int32Array", "tables");
+  auto lutArray = ExpectTypedArray<float>(lut, napi_float32_array, "a Float32Array", "lut");
+  const size_t planLength = static_cast<size_t>(batch) * kFrameItemFields;
+  if (planArray.ElementLength() != planLength) {
+    std::string expected = "an Int32Array of " + std::to_string(planLength) + " values (" + std::to_string(kFrameItemFields) +
+                           " per image, batch " + std::to_string(batch) + ")";
+    throw Napi::RangeError::New(env, "Expected " + expected + " for plan but received " +
+                                         std::to_string(planArray.ElementLength()) + " values");
+  }
+  if (lutArray.ElementLength() != kLutSize) {
+    throw Napi::RangeError::New(env, "Expected a Float32Array of " + std::to_string(kLutSize) + " values for lut but received " +
+                                         std::to_string(lutArray.ElementLength()) + " values");
+  }
+  FramePlan out;
+  out.tables.assign(tableArray.Data(), tableArray.Data() + tableArray.ElementLength());
+  out.lut.assign(lutArray.Data(), lutArray.Data() + lutArray.ElementLength());
+  const int32_t* fields = planArray.Data();
+  for (size_t image = 0; image < static_cast<size_t>(batch); ++image) {
+    const int32_t* f = fields + image * kFrameItemFields;
+    FrameItem item{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11]};
+    CheckField(env, image, "srcWidth", item.srcWidth, 1, 65535);
+    CheckField(env, image, "srcHeight", item.srcHeight, 1, 65535);
+    CheckField(env, image, "srcStride", item.srcStride, int64_t{item.srcWidth} * 3, std::numeric_limits<int32_t>::max());
+    // The last row ends at offset + (height - 1) * stride + width * 3; all of it inside the staging.
+    const int64_t frameSpan = int64_t{item.srcHeight - 1} * item.srcStride + int64_t{item.srcWidth} * 3;
+    if (static_cast<int64_t>(frameBytes) < frameSpan) {
+      ThrowFieldRange(env, image, "srcHeight", "a frame that fits the " + std::to_string(frameBytes) + "-byte staging buffer",
+                      item.srcHeight);
+    }
+    CheckField(env, image, "frameOffset", item.frameOffset, 0, static_cast<int64_t>(frameBytes) - frameSpan);
+    CheckField(env, image, "outWidth", item.outWidth, 1, planeSide);
+    CheckField(env, image, "outHeight", item.outHeight, 1, planeSide);
+    CheckField(env, image, "offsetX", item.offsetX, 0, planeSide - item.outWidth);
+    CheckField(env, image, "offsetY", item.offsetY, 0, planeSide - item.outHeight);
+    CheckTable(env, image, "h", out.tables, item.hTable, item.hTaps, item.srcWidth, item.outWidth);
+    CheckTable(env, image, "v", out.tables, item.vTable, item.vTaps, item.srcHeight, item.outHeight);
+    out.frameBytesUsed = std::max(out.frameBytesUsed, static_cast<size_t>(item.frameOffset + frameSpan));
+    out.items.push_back(item);
+  }
+  return out;
+}
+
+Napi::Value CheckFramePlan(const Napi::CallbackInfo& info) {
+  int32_t batch = ExpectInt(info[3], "batch", 1, kMaxBatchLimit);
+  int32_t frameBytes = ExpectInt(info[4], "frameBytes", 0, std::numeric_limits<int32_t>::max());
+  int32_t planeSide = ExpectInt(info[5], "planeSide", 1, 65535);
+  FramePlan plan = ParseFramePlan(info[0], info[1], info[2], batch, static_cast<size_t>(frameBytes), planeSide);
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("frameBytesUsed", Napi::Number::New(info.Env(), static_cast<double>(plan.frameBytesUsed)));
+  return result;
 }
 
 }  // namespace deimv2

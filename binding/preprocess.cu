@@ -59,6 +59,20 @@ __global__ void VerticalPass(const uint8_t* __restrict__ scratch, int32_t width,
   out[2 * plane + at] = lut[512 + Clip8(b)];
 }
 
+// Letterbox border: every plane position outside the resized rectangle gets channel c's black.
+__global__ void FillBorder(const float* __restrict__ lut, int32_t planeWidth, int32_t planeHeight, int32_t left,
+                           int32_t top, int32_t right, int32_t bottom, float* __restrict__ out) {
+  const int32_t x = blockIdx.x * blockDim.x + threadIdx.x;
+  const int32_t y = blockIdx.y * blockDim.y + threadIdx.y;
+  if (x >= planeWidth || y >= planeHeight) return;
+  if (x >= left && x < right && y >= top && y < bottom) return;
+  const size_t plane = static_cast<size_t>(planeWidth) * planeHeight;
+  const size_t at = static_cast<size_t>(y) * planeWidth + x;
+  out[at] = lut[0];
+  out[plane + at] = lut[256];
+  out[2 * plane + at] = lut[512];
+}
+
 }  // namespace
 
 cudaError_t EnqueuePreprocess(const PreprocessPlan& plan, const uint8_t* src, uint8_t* scratch, float* out,
@@ -68,6 +82,13 @@ cudaError_t EnqueuePreprocess(const PreprocessPlan& plan, const uint8_t* src, ui
     return cudaErrorInvalidValue;
   }
   const dim3 block(32, 8);
+  if (plan.offsetX != 0 || plan.offsetY != 0 || plan.horizontal.outSize != plan.planeWidth ||
+      plan.vertical.outSize != plan.planeHeight) {
+    const dim3 planeGrid((plan.planeWidth + block.x - 1) / block.x, (plan.planeHeight + block.y - 1) / block.y);
+    FillBorder<<<planeGrid, block, 0, stream>>>(plan.lut, plan.planeWidth, plan.planeHeight, plan.offsetX, plan.offsetY,
+                                                 plan.offsetX + plan.horizontal.outSize,
+                                                 plan.offsetY + plan.vertical.outSize, out);
+  }
   const dim3 horizontalGrid((plan.horizontal.outSize + block.x - 1) / block.x, (plan.srcHeight + block.y - 1) / block.y);
   HorizontalPass<<<horizontalGrid, block, 0, stream>>>(src, plan.srcStride, plan.srcHeight, plan.horizontal, scratch);
   const dim3 verticalGrid((plan.horizontal.outSize + block.x - 1) / block.x, (plan.vertical.outSize + block.y - 1) / block.y);

@@ -34,8 +34,9 @@ struct PreprocessPlan {
 };
 
 // Enqueues both passes on `stream`: src (device, RGB interleaved) -> scratch (device, srcHeight *
-// outWidth * 3 bytes) -> out (device, 3 planes of planeHeight * planeWidth floats; the border outside
-// the resized image is left as it is, the caller fills it). Returns the launch status.
+// outWidth * 3 bytes) -> out (device, 3 planes of planeHeight * planeWidth floats). When the resized
+// image does not cover the plane (letterbox), the border is first filled with the value black (0)
+// becomes, lut[c * 256], as the CPU path fills it. Returns the launch status.
 cudaError_t EnqueuePreprocess(const PreprocessPlan& plan, const uint8_t* src, uint8_t* scratch, float* out,
                               cudaStream_t stream);
 
