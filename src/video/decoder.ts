@@ -49,6 +49,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   private partialFill = 0;
   private pendingChunks: Buffer[] = [];
   private log = '';
+  private damage: string | undefined;
 
   private constructor(
     private readonly proc: ChildProcess,
@@ -86,6 +87,8 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
       this.proc.stderr!.setEncoding('utf8');
       this.proc.stderr!.on('data', (text: string) => {
         this.log = (this.log + text).slice(-(opened ? LOG_TAIL_CHARS : 64_000));
+        // ffmpeg reports a damaged or truncated file in its log but still exits with 0.
+        this.damage ??= /^.*(partial file|Error while decoding|corrupt|Invalid NAL|error reading header).*$/im.exec(text)?.[0].trim();
         if (opened) return;
         const info = parseFfmpegLog(this.log);
         if (!info) return;
@@ -105,7 +108,11 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
       });
       this.proc.on('close', (code, signal) => {
         clearTimeout(timer);
-        if (this.stopped || code === 0) return this.finish(undefined);
+        if (this.stopped) return this.finish(undefined);
+        if (code === 0) {
+          this.decodeError = this.damage;
+          return this.finish(undefined);
+        }
         const reason = `ffmpeg exited with ${signal ?? `code ${code}`}${this.reason()}`;
         if (!opened || this.decoded === 0) {
           const error = new DeimError('ERR_VIDEO', `Could not decode ${this.source}: ${reason}`, { input: this.source });
@@ -119,11 +126,14 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     });
   }
 
-  /** ffmpeg's last meaningful log line, as ": <line>", for error messages. */
+  /** ffmpeg's last complaints (up to two distinct lines), as ": a; b", for error messages. */
   private reason(): string {
-    const lines = this.log.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Stream mapping|Press \[q\]|frame=|video:)/.test(l));
-    const last = lines.reverse().find((l) => /error|invalid|no such|not found|refused|timed out|failed|unable|could not|moov/i.test(l)) ?? lines[0];
-    return last ? `: ${last}` : '';
+    const lines = this.log
+      .split('\n')
+      .map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, '').trim())
+      .filter((l) => /error|invalid|no such|not found|refused|timed out|failed|unable|could not|moov|partial/i.test(l));
+    const last = [...new Set(lines)].slice(-2);
+    return last.length ? `: ${last.join('; ')}` : '';
   }
 
   private takeChunk(chunk: Buffer): void {

@@ -11,6 +11,7 @@
  * for await (const { frame, pts, detections } of run) console.log(frame, pts, detections.length);
  * console.log(run.stats);
  */
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import { drawDetections, type DrawOptions } from '../annotate/draw.js';
 import { DeimError, errorMessage } from '../errors.js';
@@ -116,16 +117,29 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
     const live = options.live ?? isLiveSource(source);
     const loop = options.loop ?? 0;
     const probed = live ? Promise.resolve({}) : probeFile(ffmpeg.ffprobePath, source);
-    const decoder = await FrameDecoder.open(ffmpeg, source, {
-      live,
-      ...(loop ? { loop } : {}),
-      ...(options.openTimeoutMs !== undefined ? { openTimeoutMs: options.openTimeoutMs } : {}),
-    });
+    let decoder: FrameDecoder | undefined;
     const onAbort = () => {
       stats.stopped = true;
-      decoder.stop();
+      decoder?.stop();
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      decoder = await FrameDecoder.open(ffmpeg, source, {
+        live,
+        ...(loop ? { loop } : {}),
+        ...(options.openTimeoutMs !== undefined ? { openTimeoutMs: options.openTimeoutMs } : {}),
+      });
+    } catch (e) {
+      options.signal?.removeEventListener('abort', onAbort);
+      throw e;
+    }
+    if (stats.stopped) {
+      // Stopped while the source was opening: nothing was decoded; remove the empty placeholder.
+      decoder.stop();
+      if (options.output) rmSync(options.output, { force: true });
+      stats.elapsedMs = performance.now() - started;
+      return;
+    }
 
     const facts = await probed.catch(() => ({}) as Awaited<ReturnType<typeof probeFile>>);
     const info: VideoInfo = { ...decoder.info };
@@ -133,6 +147,8 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
       info.fpsText = facts.fpsText;
       info.fps = parseRate(facts.fpsText) ?? info.fps;
     }
+    // ffprobe's nb_frames is a count; duration x fps (from the log) is only an estimate.
+    const framesCounted = 'frames' in facts && facts.frames !== undefined;
     if ('frames' in facts && facts.frames) info.frames = facts.frames * (loop + 1);
     else if (info.frames !== undefined) info.frames *= loop + 1;
     if (live) delete info.frames;
@@ -192,8 +208,14 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
         if (options.annotate || options.returnImage) result.image = settled.image;
         yield result;
       }
-      stats.decodeError = decoder.decodeError;
-      if (decoder.decodeError && info.frames !== undefined) stats.missingFrames = Math.max(0, info.frames - decoder.decoded);
+      // A file that ends early: ffmpeg's complaint, or else fewer frames than ffprobe counted.
+      const missing = !live && !stats.stopped && framesCounted && info.frames !== undefined ? info.frames - decoder.decoded : 0;
+      if (missing > 0) {
+        stats.missingFrames = missing;
+        stats.decodeError = decoder.decodeError ?? `${missing} of ${info.frames} frames did not decode`;
+      } else {
+        stats.decodeError = decoder.decodeError;
+      }
     } catch (e) {
       failed = true;
       throw e;

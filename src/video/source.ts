@@ -41,8 +41,11 @@ export function isVideoInput(source: string): boolean {
 
 /** Input options for ffmpeg that bound how long opening or reading a live source may stall. */
 export function ffmpegInputOptions(source: string): string[] {
-  if (/^rtsps?:\/\//i.test(source)) return ['-rtsp_transport', 'tcp', '-timeout', '5000000'];
-  if (/^https?:\/\//i.test(source)) return ['-rw_timeout', '5000000'];
+  // Live streams: analyse one second of stream, not five, before the first frame comes out.
+  const quickStart = ['-analyzeduration', '1000000', '-probesize', '2000000'];
+  if (/^rtsps?:\/\//i.test(source)) return ['-rtsp_transport', 'tcp', '-timeout', '5000000', ...quickStart];
+  if (/^https?:\/\//i.test(source)) return ['-rw_timeout', '5000000', ...quickStart];
+  if (LIVE_URL.test(source)) return quickStart;
   if (WEBCAM.test(source)) return ['-f', 'v4l2'];
   return [];
 }
