@@ -194,6 +194,16 @@ void ContextSlot::Run(int32_t batch, const FramePlan* frames) {
   DEIMV2_CUDA(cudaEventSynchronize(done_));
 }
 
+void ContextSlot::DownloadImageInput(int32_t batch) {
+  DEIMV2_CUDA(cudaSetDevice(device_));
+  if (imageInput_ < 0) throw NativeError("this engine has no float32 [N,3,S,S] input", "ERR_UNSUPPORTED");
+  const size_t i = static_cast<size_t>(imageInput_);
+  const size_t bytes = io_[i].elementSize * static_cast<size_t>(io_[i].itemElements) * static_cast<size_t>(batch);
+  DEIMV2_CUDA(cudaMemcpyAsync(host_[i]->data(), deviceBuffers_[i], bytes, cudaMemcpyDeviceToHost, stream_));
+  DEIMV2_CUDA(cudaEventRecord(done_, stream_));
+  DEIMV2_CUDA(cudaEventSynchronize(done_));
+}
+
 void ContextSlot::EnqueueFrames(int32_t batch, const FramePlan& plan) {
 #if DEIMV2_WITH_CUDA_KERNELS
   if (!frames_ || imageInput_ < 0) {

@@ -64,6 +64,10 @@ class ContextSlot {
   // preprocessing kernel writes the image tensor on the device.
   void Run(int32_t batch, const FramePlan* frames = nullptr);
 
+  // Copies the first `batch` items of the device image input back into its pinned buffer, so the
+  // GPU preprocessing kernel's output can be compared with the CPU path (engine.readInput()).
+  void DownloadImageInput(int32_t batch);
+
   const std::shared_ptr<PinnedBuffer>& HostBuffer(size_t tensor) const { return host_[tensor]; }
   // The pinned uint8 frame staging, or nullptr when the slot was opened with frameBytes 0.
   const std::shared_ptr<PinnedBuffer>& FrameBuffer() const { return frames_; }

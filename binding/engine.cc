@@ -73,18 +73,25 @@ class OpenWorker : public CodedWorker {
 class InferWorker : public CodedWorker {
  public:
   InferWorker(Napi::Env env, Engine* owner, std::shared_ptr<LoadedEngine> loaded, size_t slot, int32_t batch,
-              std::unique_ptr<FramePlan> frames)
+              std::unique_ptr<FramePlan> frames, bool readInput)
       : CodedWorker(env, "deimv2.infer"),
         owner_(owner),
         loaded_(std::move(loaded)),
         slot_(slot),
         batch_(batch),
-        frames_(std::move(frames)) {
+        frames_(std::move(frames)),
+        readInput_(readInput) {
     // The JS object stays alive while its work is in flight (node-llama-cpp's habit).
     owner_->Ref();
   }
   void Execute() override {
-    Guard([this] { loaded_->slots[slot_]->Run(batch_, frames_.get()); });
+    Guard([this] {
+      if (readInput_) {
+        loaded_->slots[slot_]->DownloadImageInput(batch_);
+      } else {
+        loaded_->slots[slot_]->Run(batch_, frames_.get());
+      }
+    });
   }
   void OnOK() override {
     Finish();
@@ -105,6 +112,7 @@ class InferWorker : public CodedWorker {
   size_t slot_;
   int32_t batch_;
   std::unique_ptr<FramePlan> frames_;  // a validated copy, owned by the worker until it settles
+  bool readInput_;
 };
 
 // Frees contexts, device memory, the engine and the runtime off the JS thread (cudaFree synchronizes).
@@ -190,6 +198,7 @@ Napi::Function Engine::Define(Napi::Env env) {
           InstanceMethod<&Engine::Frames>("frames"),
           InstanceMethod<&Engine::Infer>("infer"),
           InstanceMethod<&Engine::InferFrames>("inferFrames"),
+          InstanceMethod<&Engine::ReadInput>("readInput"),
           InstanceMethod<&Engine::IsBusy>("isBusy"),
           InstanceMethod<&Engine::Close>("close"),
       });
@@ -333,13 +342,23 @@ Napi::Value Engine::InferFrames(const Napi::CallbackInfo& info) {
   return QueueInfer(env, slot, batch, std::move(frames));
 }
 
-Napi::Value Engine::QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::unique_ptr<FramePlan> frames) {
+// readInput(slot, batch) -> Promise<void>: the device image input back into buffers(slot).images.
+Napi::Value Engine::ReadInput(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CheckOpen(env);
+  size_t slot = CheckSlot(info[0]);
+  int32_t batch = ExpectInt(info[1], "batch", 1, loaded_->maxBatch);
+  return QueueInfer(env, slot, batch, nullptr, true);
+}
+
+Napi::Value Engine::QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::unique_ptr<FramePlan> frames,
+                               bool readInput) {
   bool expected = false;
   if (!loaded_->slots[slot]->busy.compare_exchange_strong(expected, true)) {
     throw ErrorWithCode(env, "slot " + std::to_string(slot) + " is in flight: await its infer() before reusing its buffers",
                         "ERR_SLOT_BUSY");
   }
-  auto* worker = new InferWorker(env, this, loaded_, slot, batch, std::move(frames));
+  auto* worker = new InferWorker(env, this, loaded_, slot, batch, std::move(frames), readInput);
   ++inFlight_;
   Napi::Promise promise = worker->Promise();
   worker->Queue();

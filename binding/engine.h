@@ -8,6 +8,7 @@
 //   engine.frames(0)              // slot 0's pinned uint8 frame staging (openEngine's frameBytes > 0)
 //   await engine.inferFrames(0, batch, plan, tables, lut)  // the kernel makes the image input from frames
 //   engine.cudaGraphs             // per slot: { enabled, batch, failure }
+//   await engine.readInput(0, batch)  // device image input -> slot 0's pinned images buffer (checks)
 //   await engine.close()          // waits for infers in flight, then frees GPU memory off the JS thread;
 //                                 // every call returns the same promise
 #pragma once
@@ -69,6 +70,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::Value CudaGraphs(const Napi::CallbackInfo& info);
   Napi::Value Infer(const Napi::CallbackInfo& info);
   Napi::Value InferFrames(const Napi::CallbackInfo& info);
+  Napi::Value ReadInput(const Napi::CallbackInfo& info);
   Napi::Value IsBusy(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
@@ -77,7 +79,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
   size_t CheckSlot(const Napi::Value& value) const;
   void StartClose(Napi::Env env);
   // Marks the slot busy (or throws ERR_SLOT_BUSY) and queues its run; `frames` for inferFrames().
-  Napi::Value QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::unique_ptr<FramePlan> frames);
+  // `readInput` queues DownloadImageInput instead of a run.
+  Napi::Value QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::unique_ptr<FramePlan> frames,
+                         bool readInput = false);
 
   std::shared_ptr<LoadedEngine> loaded_;
   // One object of external ArrayBuffers per slot, made once: V8 allows one ArrayBuffer per memory block.

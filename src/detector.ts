@@ -13,7 +13,8 @@ import { DeimError } from './errors.js';
 import { chooseBackend } from './backends/registry.js';
 import { CpuSession } from './backends/cpu/session.js';
 import type { Backend, BackendChoice, BackendName } from './backends/types.js';
-import { createTensorRtBackend } from './backends/tensorrt/index.js';
+import { createTensorRtBackend, type TensorRtBackend } from './backends/tensorrt/index.js';
+import { runImagesOnTensorRt } from './backends/tensorrt/run-images.js';
 import { describeInput, type ImageInput } from './image/decode.js';
 import type { ResizeMode, RgbImage } from './image/types.js';
 import { COCO_CLASSES, loadClassNames, type ClassInfo } from './models/classes.js';
@@ -168,7 +169,9 @@ export class Detector {
     });
     try {
       const spec = modelSpec(resolved, backend.io, overrides);
-      const pool = await WorkerPool.create({ init: { mode: 'preprocess', modelPath: resolved.path, threads: 1 }, size: Math.max(1, cores - 1) });
+      // Workers only decode: the main thread writes each batch straight into a slot's pinned memory
+      // (RGB bytes for the GPU kernel, or the float tensor), see runTensorRt.
+      const pool = await WorkerPool.create({ init: { mode: 'decode', modelPath: resolved.path, threads: 1 }, size: Math.max(1, cores - 1) });
       pool.configure({ spec, resize, classes });
       return new Detector({ resolved, spec, backendName: 'tensorrt', backendReason: decision.reason, layout: 'gpu', description: backend.description, classes, resize, batch, post, pool, backend });
     } catch (e) {
@@ -246,8 +249,9 @@ export class Detector {
     return results;
   }
 
-  /** Preprocessed tensors from the pool -> the main-thread backend (single CPU session, TensorRT). */
-  private async runBackend(output: Extract<TaskOutput, { kind: 'tensor' }>, post: PostOptions): Promise<Array<DetectorResult | DetectionFailure>> {
+  /** Preprocessed tensors from the pool -> the main-thread backend (single CPU session); decoded images -> TensorRT. */
+  private async runBackend(output: Exclude<TaskOutput, { kind: 'detections' }>, post: PostOptions): Promise<Array<DetectorResult | DetectionFailure>> {
+    if (output.kind === 'decoded') return this.runTensorRt(output, post);
     const ok = output.slots.filter((s): s is Exclude<typeof s, DetectionFailure> => !('error' in s));
     if (ok.length === 0) return output.slots as DetectionFailure[];
     const sizes = new Int32Array(2 * ok.length);
@@ -268,6 +272,29 @@ export class Detector {
         height: s.transform.imageHeight,
         detections: toDetections(raw, s.index, s.transform, postprocess),
         ...(image ? { image } : {}),
+      };
+    });
+  }
+
+  /** Decoded images -> TensorRT, written into pinned slot memory and postprocessed from its pinned outputs. */
+  private async runTensorRt(output: Extract<TaskOutput, { kind: 'decoded' }>, post: PostOptions): Promise<Array<DetectorResult | DetectionFailure>> {
+    if (output.images.length === 0) return output.slots as DetectionFailure[];
+    const postprocess = { threshold: post.threshold, maxDetections: post.maxDetections, classes: this.classes, ...(post.classIds ? { classIds: new Set(post.classIds) } : {}) };
+    const timing = { preprocessMs: 0, inferMs: 0 };
+    const found = await runImagesOnTensorRt(this.backend as TensorRtBackend, output.images,
+      { inputSize: this.spec.inputSize, resize: this.resize, normalization: this.spec.normalization },
+      (raw, i, transform) => ({ transform, detections: toDetections(raw, i, transform, postprocess) }), timing);
+    this.counters.preprocessMs += timing.preprocessMs;
+    this.counters.inferMs += timing.inferMs;
+    return output.slots.map((s): DetectorResult | DetectionFailure => {
+      if ('error' in s) return s;
+      const image = output.images[s.index]!;
+      return {
+        ...(s.file !== undefined ? { file: s.file } : {}),
+        width: image.width,
+        height: image.height,
+        detections: found[s.index]!.detections,
+        ...(post.returnImage ? { image } : {}),
       };
     });
   }

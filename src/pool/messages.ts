@@ -5,7 +5,8 @@ import type { ClassInfo } from '../models/classes.js';
 import type { ModelSpec } from '../models/model-spec.js';
 import type { DetectionFailure, DetectionResult } from '../postprocess/types.js';
 
-export type WorkerMode = 'infer' | 'preprocess';
+/** infer: own CPU session; preprocess: batch tensor for a main-thread backend; decode: RGB images (TensorRT writes them into pinned memory itself). */
+export type WorkerMode = 'infer' | 'preprocess' | 'decode';
 
 export interface WorkerInit {
   mode: WorkerMode;
@@ -62,6 +63,14 @@ export type TaskOutput =
       slots: Array<{ index: number; transform: InputTransform; file?: string } | DetectionFailure>;
       /** Per item, the decoded image when returnImage was asked. */
       decoded?: Array<RgbImage | undefined>;
+      timing: TaskTiming;
+    }
+  | {
+      kind: 'decoded';
+      /** The M items that decoded, as RGB, in item order. */
+      images: RgbImage[];
+      /** Per item: its index in `images`, or a failure. */
+      slots: Array<{ index: number; file?: string } | DetectionFailure>;
       timing: TaskTiming;
     };
 

@@ -70,6 +70,7 @@ async function runTask(task: Pending): Promise<{ output: TaskOutput; transfer: A
     if (s.status === 'fulfilled') good.push({ item, image: s.value.image, ...(s.value.file !== undefined ? { file: s.value.file } : {}) });
   });
   const fileOf = (i: number) => (task.items[i]!.kind === 'path' ? (task.items[i] as { path: string }).path : undefined);
+  if (init.mode === 'decode') return decodedOutput(settled, fileOf);
 
   const n = good.length;
   const wantTensor = init.mode === 'preprocess';
@@ -113,6 +114,18 @@ async function runTask(task: Pending): Promise<{ output: TaskOutput; transfer: A
     });
   }
   return { output: { kind: 'detections', results, timing: { inferMs, preprocessMs } }, transfer: [] };
+}
+
+/** Decode mode: the RGB images themselves (the main thread writes them into TensorRT's pinned memory). */
+function decodedOutput(settled: PromiseSettledResult<{ image: RawImage; file?: string }>[], fileOf: (i: number) => string | undefined): { output: TaskOutput; transfer: ArrayBuffer[] } {
+  const images: RgbImage[] = [];
+  const slots = settled.map((s, item): { index: number; file?: string } | DetectionFailure => {
+    if (s.status === 'rejected') return failure(s.reason, fileOf(item));
+    images.push(rgbOf(s.value.image));
+    return { index: images.length - 1, ...(s.value.file !== undefined ? { file: s.value.file } : {}) };
+  });
+  // Pixels are copied by postMessage (sharp's output buffers are not always transferable).
+  return { output: { kind: 'decoded', images, slots, timing: { inferMs: 0, preprocessMs: 0 } }, transfer: [] };
 }
 
 /**

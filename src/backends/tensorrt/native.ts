@@ -68,8 +68,31 @@ export interface NativeEngine {
   buffers(slot: number): Readonly<Record<string, ArrayBuffer>>;
   /** Runs `batch` items of slot `slot`; the slot's buffers must not be touched until it settles. */
   infer(slot: number, batch: number): Promise<void>;
+  /** The slot's pinned uint8 frame staging (openEngine with frameBytes > 0); throws ERR_UNSUPPORTED otherwise. */
+  frames(slot: number): ArrayBuffer;
+  /**
+   * As infer(), but the image input is made on the GPU by the preprocessing kernel from the RGB
+   * frames in frames(slot), as `plan`/`tables`/`lut` say (src/backends/tensorrt/frames.ts).
+   */
+  inferFrames(slot: number, batch: number, plan: Int32Array, tables: Int32Array, lut: Float32Array): Promise<void>;
+  /** Copies the first `batch` images of the slot's device image input back into buffers(slot).images (checks of the kernel). */
+  readInput(slot: number, batch: number): Promise<void>;
+  /** Per slot: graphs asked for and working, the batch size of the captured graph (-1 none), why capture was given up. */
+  readonly cudaGraphs: ReadonlyArray<{ readonly enabled: boolean; readonly batch: number; readonly failure: string }>;
   isBusy(slot: number): boolean;
+  /** Every call returns the same promise, settled once the GPU memory is freed. */
   close(): Promise<void>;
+}
+
+/** binding/options.h OpenOptions. */
+export interface NativeOpenOptions {
+  engine: string;
+  device?: number;
+  contexts?: number;
+  /** Per slot, bytes of pinned uint8 frame staging for inferFrames(); 0 (default) = none. */
+  frameBytes?: number;
+  /** Replay enqueueV3 from a CUDA graph once a batch size repeats; default true. */
+  cudaGraphs?: boolean;
 }
 
 export interface NativeCudaDevice {
@@ -84,7 +107,9 @@ export interface NativeCudaDevice {
 export interface NativeAddon {
   buildInfo(): NativeBuildInfo;
   buildEngine(options: NativeBuildOptions, onProgress?: (event: NativeBuildProgress) => void): Promise<NativeBuildResult>;
-  openEngine(options: { engine: string; device?: number; contexts?: number }): Promise<NativeEngine>;
+  openEngine(options: NativeOpenOptions): Promise<NativeEngine>;
+  /** inferFrames()' argument checks, in every build (the one without TensorRT too). */
+  checkFramePlan(plan: Int32Array, tables: Int32Array, lut: Float32Array, batch: number, frameBytes: number, planeSide: number): { frameBytesUsed: number };
   cudaDevices(): { devices: NativeCudaDevice[]; error: string };
   tensorrtVersion(): string;
 }
