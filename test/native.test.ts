@@ -1,10 +1,11 @@
 /**
  * What runs without a GPU: the addon built WITHOUT TensorRT (argument checks and the reason), the
  * engine cache (keys, sidecars, stale/corrupt detection), validation figures, FindTensorRT on fake
- * install trees, and the install step that never fails.
+ * install trees, the install step that never fails, and the JS half of GPU preprocessing (frame
+ * plans checked against a CPU run of the kernel's arithmetic, and inferFrames' argument checks).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, writeFileSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync, truncateSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,10 @@ import {
   checkEngine, compareDetections, engineCacheKey, enginePaths, readSidecar, sha256File, tensorrtAvailability, writeSidecar,
   type EngineKeyParts, type EngineSidecar, type NativeAddon,
 } from '../dist/backends/tensorrt/index.js';
+import { FRAME_ITEM_FIELDS, FrameField, frameValueTable, planFrames, writeFrames, type PlannedFrames } from '../dist/backends/tensorrt/index.js';
+import { decodeBuffer } from '../dist/image/decode.js';
+import { imageToTensor, tensorSize } from '../dist/image/tensor.js';
+import { WorkerPool } from '../dist/pool/worker-pool.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'deimv2-native-'));
@@ -255,5 +260,155 @@ describe('install step', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install-native.js')], { encoding: 'utf8', env: { ...process.env, TENSORRT_ROOT: path.join(tmp, 'nowhere') } });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^deimv2: (TensorRT not found|TensorRT addon ready|TensorRT headers in)/);
+  });
+});
+
+// ---- GPU preprocessing: the JS half, the kernel's arithmetic and the native argument checks ----
+
+const shared = path.resolve(root, '..', 'shared');
+const frameFiles = [path.join(shared, 'images', 'example.jpg'), ...['000000006818.jpg', '000000017627.jpg', '000000037777.jpg'].map((f) => path.join(shared, 'coco', 'val2017', f))];
+
+/**
+ * binding/preprocess.cu step for step on the CPU (int32 sums, clip8, lut, border fill), reading the
+ * exact arrays inferFrames() gets; the output starts as NaN so an unwritten float cannot pass.
+ */
+function emulateKernel(planned: PlannedFrames, frames: Uint8Array, batch: number, side: number): Float32Array {
+  const { plan, tables, lut } = planned;
+  const plane = side * side;
+  const out = new Float32Array(batch * 3 * plane).fill(Number.NaN);
+  const clip8 = (v: number) => Math.min(255, Math.max(0, v >> 22));
+  for (let i = 0; i < batch; i++) {
+    const f = (k: keyof typeof FrameField) => plan[i * FRAME_ITEM_FIELDS + FrameField[k]]!;
+    const [srcW, srcH, stride, outW, outH, offX, offY] = [f('srcWidth'), f('srcHeight'), f('srcStride'), f('outWidth'), f('outHeight'), f('offsetX'), f('offsetY')];
+    const base = i * 3 * plane;
+    if (offX !== 0 || offY !== 0 || outW !== side || outH !== side) {
+      for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
+        if (x >= offX && x < offX + outW && y >= offY && y < offY + outH) continue;
+        for (let c = 0; c < 3; c++) out[base + c * plane + y * side + x] = lut[c * 256]!;
+      }
+    }
+    const scratch = new Uint8Array(srcH * outW * 3);
+    const h = f('hTable');
+    const hTaps = f('hTaps');
+    for (let y = 0; y < srcH; y++) for (let x = 0; x < outW; x++) {
+      const first = tables[h + 2 * x]!;
+      const count = tables[h + 2 * x + 1]!;
+      const k = h + 2 * outW + x * hTaps;
+      for (let c = 0; c < 3; c++) {
+        let s = 1 << 21;
+        for (let t = 0; t < count; t++) s = (s + Math.imul(frames[f('frameOffset') + y * stride + (first + t) * 3 + c]!, tables[k + t]!)) | 0;
+        scratch[(y * outW + x) * 3 + c] = clip8(s);
+      }
+    }
+    const v = f('vTable');
+    const vTaps = f('vTaps');
+    for (let y = 0; y < outH; y++) for (let x = 0; x < outW; x++) {
+      const first = tables[v + 2 * y]!;
+      const count = tables[v + 2 * y + 1]!;
+      const k = v + 2 * outH + y * vTaps;
+      for (let c = 0; c < 3; c++) {
+        let s = 1 << 21;
+        for (let t = 0; t < count; t++) s = (s + Math.imul(scratch[((first + t) * outW + x) * 3 + c]!, tables[k + t]!)) | 0;
+        out[base + c * plane + (y + offY) * side + (x + offX)] = lut[c * 256 + clip8(s)]!;
+      }
+    }
+  }
+  return out;
+}
+
+const sameBits = (a: Float32Array, b: Float32Array) => a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+
+describe('GPU preprocessing: frame plans (CPU reference of the kernel)', () => {
+  it('the uint8 -> float table is the one imageToTensor writes, for both normalisations', () => {
+    for (const normalization of ['none', 'imagenet'] as const) {
+      const lut = frameValueTable(normalization);
+      const one = new Float32Array(3);
+      for (let v = 0; v < 256; v++) {
+        imageToTensor({ data: new Uint8Array([v, v, v]), width: 1, height: 1, channels: 3 }, 1, 'stretch', normalization, one, 0);
+        expect([one[0], one[1], one[2]]).toEqual([lut[v], lut[256 + v], lut[512 + v]]);
+      }
+    }
+  });
+
+  it('the kernel run on the planned tables equals imageToTensor bit for bit (example + COCO, stretch and letterbox, 320 and 640)', async () => {
+    const images = await Promise.all(frameFiles.map(async (f) => decodeBuffer(readFileSync(f), f)));
+    for (const side of [320, 640]) {
+      for (const mode of ['stretch', 'letterbox'] as const) {
+        const normalization = side === 640 ? 'imagenet' : 'none';
+        const planned = planFrames(images, side, mode, normalization);
+        const frames = new Uint8Array(planned.frameBytes + 7);
+        writeFrames(images, frames, planned);
+        // The native checks accept exactly what the planner made.
+        expect(addon.checkFramePlan(planned.plan, planned.tables, planned.lut, images.length, frames.length, side)).toEqual({ frameBytesUsed: planned.frameBytes });
+        const cpu = new Float32Array(images.length * tensorSize(side));
+        const transforms = images.map((image, i) => imageToTensor(image, side, mode, normalization, cpu, i * tensorSize(side)));
+        expect(planned.transforms).toEqual(transforms);
+        expect(sameBits(emulateKernel(planned, frames, images.length, side), cpu), `${side} ${mode}`).toBe(true);
+      }
+    }
+  }, 120_000);
+
+  it('stores a resampling table once per (input, output) size pair', () => {
+    const frame = { data: new Uint8Array(64 * 48 * 3), width: 64, height: 48, channels: 3 as const };
+    const one = planFrames([frame], 32, 'stretch', 'none');
+    const four = planFrames([frame, frame, frame, frame], 32, 'stretch', 'none');
+    expect(four.tables).toEqual(one.tables);
+    expect(four.frameBytes).toBe(4 * 64 * 48 * 3);
+    expect(() => planFrames([{ ...frame, channels: 4, data: new Uint8Array(64 * 48 * 4) }], 32, 'stretch', 'none')).toThrow(/Expected an RGB image \(3 channels\) for images\[0\]/);
+    expect(() => writeFrames([frame], new Uint8Array(10), one)).toThrow(/at least 9216 bytes/);
+  });
+
+  it('checkFramePlan (the checks inferFrames makes) rejects every bad field before reading the staging', () => {
+    const frame = { data: new Uint8Array(40 * 30 * 3), width: 40, height: 30, channels: 3 as const };
+    const planned = planFrames([frame, frame], 16, 'letterbox', 'none');
+    const staging = planned.frameBytes;
+    const check = (plan: Int32Array, tables = planned.tables, lut: unknown = planned.lut, batch = 2, bytes = staging, side = 16) =>
+      () => addon.checkFramePlan(plan, tables, lut as Float32Array, batch, bytes, side);
+    const with_ = (image: number, field: keyof typeof FrameField, value: number) => {
+      const p = planned.plan.slice();
+      p[image * FRAME_ITEM_FIELDS + FrameField[field]] = value;
+      return p;
+    };
+    expect(check(planned.plan)()).toEqual({ frameBytesUsed: staging });
+    expect(check(planned.plan, planned.tables, planned.lut, 2, staging - 1)).toThrow(/Expected an integer between 0 and 3599 for plan\[1\]\.frameOffset but received 3600/);
+    expect(check(planned.plan, planned.tables, planned.lut, 1)).toThrow(/Expected an Int32Array of 12 values \(12 per image, batch 1\) for plan but received 24 values/);
+    expect(check(planned.plan, planned.tables, new Float32Array(10))).toThrow(/Expected a Float32Array of 768 values for lut/);
+    expect(check(planned.plan, planned.tables, new Float64Array(768))).toThrow(TypeError);
+    expect(check(Array.from(planned.plan) as unknown as Int32Array)).toThrow(/Expected an Int32Array for plan but received \[object\]/);
+    expect(check(with_(0, 'srcWidth', 0))).toThrow(/between 1 and 65535 for plan\[0\]\.srcWidth but received 0/);
+    expect(check(with_(1, 'srcStride', 119))).toThrow(/for plan\[1\]\.srcStride but received 119/);
+    expect(check(with_(0, 'outWidth', 17))).toThrow(/between 1 and 16 for plan\[0\]\.outWidth but received 17/);
+    expect(check(with_(0, 'offsetY', 5))).toThrow(/between 0 and 4 for plan\[0\]\.offsetY but received 5/);
+    expect(check(with_(0, 'hTaps', 41))).toThrow(/between 1 and 40 for plan\[0\]\.hTaps/);
+    expect(check(with_(0, 'vTable', planned.tables.length))).toThrow(/for plan\[0\]\.vTable/);
+    const badWindow = planned.tables.slice();
+    badWindow[0] = 39; // first input column of output 0 of the horizontal table: the window leaves the image
+    expect(check(planned.plan, badWindow)).toThrow(/Expected a window inside the image .* for plan\[0\]\.hTable entry 0 but received first 39/);
+    expect(() => addon.checkFramePlan(planned.plan, planned.tables, planned.lut, 0, staging, 16)).toThrow(/between 1 and 4096 for batch but received 0/);
+  });
+
+  it('openEngine checks the new options (frameBytes, cudaGraphs) in every build', () => {
+    expect(() => addon.openEngine({ engine: 'a.engine', frameBytes: -1 })).toThrow(/between 0 and 2147483647 for frameBytes but received -1/);
+    expect(() => addon.openEngine({ engine: 'a.engine', frameBytes: 1.5 })).toThrow(TypeError);
+    expect(() => addon.openEngine({ engine: 'a.engine', cudaGraphs: 1 as never })).toThrow(/Expected a boolean for cudaGraphs but received 1/);
+  });
+
+  it("the pool's decode mode returns the decoded RGB images (what the TensorRT path writes into pinned memory) and failures", async () => {
+    const pool = await WorkerPool.create({ init: { mode: 'decode', modelPath: '', threads: 1 }, size: 1 });
+    try {
+      const bad = path.join(tmp, 'bad.jpg');
+      writeFileSync(bad, 'not an image');
+      const out = await pool.run([{ kind: 'path', path: frameFiles[0]! }, { kind: 'path', path: bad }, { kind: 'raw', image: { data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), width: 2, height: 1, channels: 4 }, name: 'rgba' }], { threshold: 0.4, maxDetections: 300 });
+      expect(out.kind).toBe('decoded');
+      if (out.kind !== 'decoded') return;
+      const expected = await decodeBuffer(readFileSync(frameFiles[0]!), frameFiles[0]!);
+      expect(out.slots[0]).toEqual({ index: 0, file: frameFiles[0] });
+      expect(out.images[0]!.width).toBe(expected.width);
+      expect(Buffer.compare(Buffer.from(out.images[0]!.data), Buffer.from(expected.data))).toBe(0);
+      expect(out.slots[1]).toMatchObject({ file: bad, error: { code: expect.any(String) } });
+      expect(out.images[1]).toEqual({ data: new Uint8Array([1, 2, 3, 5, 6, 7]), width: 2, height: 1, channels: 3 });
+    } finally {
+      await pool.close();
+    }
   });
 });

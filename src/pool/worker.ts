@@ -61,16 +61,16 @@ function failure(e: unknown, file?: string): DetectionFailure {
 }
 
 async function runTask(task: Pending): Promise<{ output: TaskOutput; transfer: ArrayBuffer[] }> {
+  const settled = await Promise.allSettled(task.decoded);
+  const fileOf = (i: number) => (task.items[i]!.kind === 'path' ? (task.items[i] as { path: string }).path : undefined);
+  if (init.mode === 'decode') return decodedOutput(settled, fileOf);
   const cfg = config!;
   const side = cfg.spec.inputSize;
   const plane = 3 * side * side;
-  const settled = await Promise.allSettled(task.decoded);
   const good: Array<{ item: number; image: RawImage; file?: string }> = [];
   settled.forEach((s, item) => {
     if (s.status === 'fulfilled') good.push({ item, image: s.value.image, ...(s.value.file !== undefined ? { file: s.value.file } : {}) });
   });
-  const fileOf = (i: number) => (task.items[i]!.kind === 'path' ? (task.items[i] as { path: string }).path : undefined);
-  if (init.mode === 'decode') return decodedOutput(settled, fileOf);
 
   const n = good.length;
   const wantTensor = init.mode === 'preprocess';
