@@ -2,11 +2,13 @@
  * Tests that need an NVIDIA GPU with TensorRT: `npm run test:gpu` (DEIMV2_GPU_TESTS=1). Elsewhere each
  * suite is skipped with the reason tensorrtAvailability() gives.
  */
-import { mkdtempSync, rmSync, truncateSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildEngine, checkEngine, createTensorRtBackend, probeTensorRt, tensorrtAvailability } from '../../dist/backends/tensorrt/index.js';
+import { buildEngine, checkEngine, createTensorRtBackend, planFrames, probeTensorRt, tensorrtAvailability, writeFrames } from '../../dist/backends/tensorrt/index.js';
+import { decodeBuffer } from '../../dist/image/decode.js';
+import { imageToTensor, tensorSize } from '../../dist/image/tensor.js';
 
 const availability = tensorrtAvailability();
 const requested = process.env.DEIMV2_GPU_TESTS === '1';
@@ -62,5 +64,68 @@ describe.skipIf(skipReason !== '')('TensorRT on a GPU', () => {
     expect(buffers.images!.byteLength).toBe(0); // detached: JS can no longer reach freed memory
     expect(() => engine.infer(0, 1)).toThrow(/closed/);
     await backend.close();
+  }, 900_000);
+
+  it('the preprocessing kernel writes exactly imageToTensor\'s tensor, and frames and tensors give the same detections', async () => {
+    const built = await buildEngine({ model: femto, precision: 'fp32', maxBatch: 4, out });
+    const backend = await createTensorRtBackend({ modelPath: femto, engine: built.engine, contexts: 1, maxBatch: 4 });
+    expect(backend.gpuPreprocessing).toBe(true);
+    const files = [path.join(shared, 'images', 'example.jpg'), ...['000000006818.jpg', '000000017627.jpg', '000000037777.jpg'].map((f) => path.join(shared, 'coco', 'val2017', f))];
+    const images = await Promise.all(files.map((f) => decodeBuffer(readFileSync(f), f)));
+    const side = backend.io.inputSize!;
+    for (const mode of ['stretch', 'letterbox'] as const) {
+      const lease = await backend.acquire();
+      try {
+        const planned = planFrames(images, side, mode, 'none');
+        writeFrames(images, lease.frames!, planned);
+        planned.transforms.forEach((t, i) => lease.setSize(i, t.frameWidth, t.frameHeight));
+        const gpuRaw = await lease.runFrames(images.length, planned);
+        const gpu = { labels: gpuRaw.labels.slice(), boxes: gpuRaw.boxes.slice(), scores: gpuRaw.scores.slice() };
+        const onGpu = (await lease.readInput(images.length)).slice();
+        const cpu = new Float32Array(images.length * tensorSize(side));
+        images.forEach((image, i) => imageToTensor(image, side, mode, 'none', cpu, i * tensorSize(side)));
+        // Bit-exact uint8 stage => identical floats.
+        expect(Buffer.compare(Buffer.from(onGpu.buffer), Buffer.from(cpu.buffer)), mode).toBe(0);
+        lease.input.set(cpu);
+        const cpuRaw = await lease.run(images.length);
+        expect(cpuRaw.scores).toEqual(gpu.scores);
+        expect(cpuRaw.boxes).toEqual(gpu.boxes);
+        expect(cpuRaw.labels).toEqual(gpu.labels);
+      } finally {
+        lease.release();
+      }
+    }
+    await backend.close();
+  }, 900_000);
+
+  it('replays inference from a CUDA graph once a batch size repeats (or says why not), with the same results', async () => {
+    const built = await buildEngine({ model: femto, precision: 'fp32', maxBatch: 4, out });
+    const backend = await createTensorRtBackend({ modelPath: femto, engine: built.engine, contexts: 1, maxBatch: 4 });
+    const size = backend.io.inputSize!;
+    const images = new Float32Array(2 * 3 * size * size).map((_, i) => (i % 255) / 255);
+    const sizes = new Int32Array([640, 480, 500, 375]);
+    const first = await backend.run({ images, sizes, batch: 2 });
+    for (let i = 0; i < 3; i++) expect((await backend.run({ images, sizes, batch: 2 })).scores).toEqual(first.scores);
+    const [graph] = backend.cudaGraphs;
+    if (graph!.failure) console.warn(`CUDA graph capture given up: ${graph!.failure}`);
+    else expect(graph).toEqual({ enabled: true, batch: 2, failure: '' });
+    await backend.run({ images: images.subarray(0, 3 * size * size), sizes: sizes.subarray(0, 2), batch: 1 });
+    expect(backend.cudaGraphs[0]!.batch).toBe(-1); // the shape changed: that graph is gone
+    const closing = backend.close();
+    expect(backend.close()).toBe(closing);
+    await closing;
+  }, 900_000);
+
+  it('a second engine.close() returns the first one\'s promise', async () => {
+    const built = await buildEngine({ model: femto, precision: 'fp32', maxBatch: 4, out });
+    const probe = probeTensorRt();
+    if (!probe.ok) throw new Error(probe.reason);
+    const engine = await probe.addon.openEngine({ engine: built.engine, contexts: 1 });
+    const inFlight = engine.infer(0, 1);
+    const first = engine.close();
+    const second = engine.close();
+    expect(second).toBe(first);
+    await Promise.all([inFlight, second]);
+    expect(engine.closed).toBe(true);
   }, 900_000);
 });
