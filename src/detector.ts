@@ -103,6 +103,7 @@ export class Detector {
   private readonly backend: Backend | undefined;
   private readonly counters: DetectorStats;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   private constructor(init: {
     resolved: ResolvedModel; spec: ModelSpec; backendName: BackendName; backendReason: string; layout: CpuLayout | 'gpu';
@@ -216,9 +217,13 @@ export class Detector {
     return { ...this.counters };
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Frees the workers and the backend; every call returns the same promise. */
+  close(): Promise<void> {
     this.closed = true;
+    return (this.closing ??= this.release());
+  }
+
+  private async release(): Promise<void> {
     await Promise.all([this.pool.close(), this.backend?.close()]);
   }
 
