@@ -19,10 +19,10 @@ export function tensorSize(size: number): number {
   return 3 * size * size;
 }
 
-/** Per channel, the float each 8-bit value becomes: 3 x 256 entries. */
+/** Per channel, the float each 8-bit value becomes: 3 x 256 entries (shared with the GPU kernel). */
 const valueTables = new Map<Normalization, Float32Array>();
 
-function valueTable(normalization: Normalization): Float32Array {
+export function valueTable(normalization: Normalization): Float32Array {
   let table = valueTables.get(normalization);
   if (table !== undefined) return table;
   table = new Float32Array(3 * 256);

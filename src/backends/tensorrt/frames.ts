@@ -15,10 +15,10 @@
  * await engine.inferFrames(slot, images.length, planned.plan, planned.tables, planned.lut);
  */
 import { DeimError } from '../../errors.js';
-import { placement } from '../../image/tensor.js';
+import { placement, valueTable } from '../../image/tensor.js';
 import { axisWeights, validateRawImage, validateSide } from '../../image/pil-resize.js';
 import type { InputTransform, RawImage, ResizeMode } from '../../image/types.js';
-import { IMAGENET_MEAN, IMAGENET_STD, type Normalization } from '../../models/variants.js';
+import type { Normalization } from '../../models/variants.js';
 
 /** int32 values per image in `plan` (binding/options.h kFrameItemFields). */
 export const FRAME_ITEM_FIELDS = 12;
@@ -41,8 +41,6 @@ export interface PlannedFrames {
   readonly transforms: readonly InputTransform[];
 }
 
-const luts = new Map<Normalization, Float32Array>();
-
 /**
  * The uint8 -> float32 table of the CPU path (src/image/tensor.ts): ToTensor is float32(v) / 255,
  * Normalize is (x - mean) / std, each step rounded to float32 as torchvision does.
@@ -51,18 +49,7 @@ export function frameValueTable(normalization: Normalization): Float32Array {
   if (normalization !== 'none' && normalization !== 'imagenet') {
     throw new DeimError('ERR_INVALID_ARGUMENT', `Expected 'none' or 'imagenet' for normalization but received ${String(normalization)}`, { input: 'normalization' });
   }
-  let table = luts.get(normalization);
-  if (table !== undefined) return table;
-  table = new Float32Array(3 * 256);
-  for (let c = 0; c < 3; c++) {
-    for (let v = 0; v < 256; v++) {
-      let x = Math.fround(v / 255);
-      if (normalization === 'imagenet') x = Math.fround(Math.fround(x - Math.fround(IMAGENET_MEAN[c]!)) / Math.fround(IMAGENET_STD[c]!));
-      table[c * 256 + v] = x;
-    }
-  }
-  luts.set(normalization, table);
-  return table;
+  return valueTable(normalization);
 }
 
 /** Where an image goes in the square input: its resized size and offset (letterbox), as imageToTensor places it. */
