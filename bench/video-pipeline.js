@@ -22,7 +22,12 @@ import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { Detector, resolveModel, imageToTensor, drawDetections } = await import(path.join(root, 'dist/index.js'));
+// Each module directly (not dist/index.js): this script needs only the video path's modules.
+const { Detector } = await import(path.join(root, 'dist/detector.js'));
+const { resolveModel } = await import(path.join(root, 'dist/models/resolve.js'));
+const { VARIANTS } = await import(path.join(root, 'dist/models/variants.js'));
+const { imageToTensor } = await import(path.join(root, 'dist/image/tensor.js'));
+const { drawDetections } = await import(path.join(root, 'dist/annotate/draw.js'));
 const { detectVideo } = await import(path.join(root, 'dist/video/pipeline.js'));
 const { FrameDecoder } = await import(path.join(root, 'dist/video/decoder.js'));
 const { FrameEncoder } = await import(path.join(root, 'dist/video/encoder.js'));
@@ -139,7 +144,7 @@ async function endToEnd(minFrames) {
 }
 
 const session = await createSession();
-const size = model.variant ? (await import(path.join(root, 'dist/index.js'))).VARIANTS[model.variant].inputSize : 320;
+const size = model.variant ? VARIANTS[model.variant].inputSize : 320;
 const frame = await firstFrame();
 
 const modelRun = await modelOnly(session, size, frame, Number(args['model-runs']));
