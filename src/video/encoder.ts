@@ -11,6 +11,8 @@ import { closeSync, openSync } from 'node:fs';
 import { DeimError, errorMessage } from '../errors.js';
 import type { FfmpegLocation } from './ffmpeg.js';
 
+export const DEFAULT_PRESET = 'ultrafast';
+
 export interface EncoderOptions {
   width: number;
   height: number;
@@ -19,7 +21,12 @@ export interface EncoderOptions {
   /** Copy the audio of this file into the output (re-encoded as AAC, cut to the video's length). */
   audioFrom?: string;
   live: boolean;
-  /** x264 preset (default veryfast). */
+  /**
+   * x264 preset (default ultrafast). Measured on 2 EPYC cores for 768x432 (core-ms per frame,
+   * colour conversion included): ultrafast 5, superfast 8, veryfast 12, against about 16 for
+   * detection itself; ultrafast keeps the pipeline's throughput at about twice the file size of
+   * veryfast (same CRF 23 quality target).
+   */
   preset?: string;
 }
 
@@ -49,7 +56,7 @@ export class FrameEncoder {
     if (options.audioFrom) args.push('-i', options.audioFrom);
     args.push('-map', '0:v:0');
     if (options.audioFrom) args.push('-map', '1:a:0?', '-c:a', 'aac', '-b:a', '128k', '-shortest');
-    args.push('-c:v', 'libx264', '-preset', options.preset ?? 'veryfast', '-pix_fmt', 'yuv420p');
+    args.push('-c:v', 'libx264', '-preset', options.preset ?? DEFAULT_PRESET, '-pix_fmt', 'yuv420p');
     if (options.live) {
       args.push('-fps_mode', 'vfr', '-movflags', '+frag_keyframe+empty_moov+default_base_moof');
     } else {

@@ -49,7 +49,7 @@ export interface VideoOptions {
   openTimeoutMs?: number;
   /** Keep the input's audio in `output` (default true; files only). */
   keepAudio?: boolean;
-  /** x264 preset for `output` (default veryfast). */
+  /** x264 preset for `output` (default ultrafast: the cheapest; see encoder.ts for the measured costs). */
   preset?: string;
   draw?: DrawOptions;
   /** Called once the stream is open, with its size, rate and (for files) frame count. */
