@@ -121,6 +121,16 @@ describe('video files', () => {
     expect(again.detections).toEqual(fifth!.detections);
   });
 
+  it('reads an image sequence given as a printf pattern', async () => {
+    const seq = path.join(dir, 'seq');
+    execFileSync('mkdir', ['-p', seq]);
+    execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', TRAFFIC, '-frames:v', '5', '-vf', 'scale=640:360', path.join(seq, 'f%03d.png')]);
+    const frames = [];
+    for await (const f of detectVideo(detector, path.join(seq, 'f%03d.png'))) frames.push(f);
+    expect(frames.map((f) => [f.frame, f.width, f.height])).toEqual([0, 1, 2, 3, 4].map((i) => [i, 640, 360]));
+    expect(frames[1]!.pts).toBeCloseTo(1 / 25, 6);
+  });
+
   it('stops on an AbortSignal, leaving a valid partial MP4', async () => {
     const out = path.join(dir, 'stopped.mp4');
     const controller = new AbortController();
