@@ -153,7 +153,8 @@ export class WorkerPool {
 
 function startWorker(init: WorkerInit): Promise<{ worker: Worker; io?: ModelIO; description?: string }> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL, { workerData: init });
+    // execArgv: [] so flags of the parent (e.g. `node --input-type=module -e`) do not break workers.
+    const worker = new Worker(WORKER_URL, { workerData: init, execArgv: [] });
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ready') {
         cleanup();
