@@ -9,6 +9,7 @@ import { Detector, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
+import { checkLocalSource } from '../../video/source.js';
 import { expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
@@ -146,6 +147,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
 }
 
 async function detectVideoCommand(input: string, options: DetectCliOptions): Promise<number> {
+  checkLocalSource(input); // a missing file is reported before the model loads
   const detector = await Detector.create(detectorOptionsFrom(options));
   try {
     if (!options.quiet) process.stderr.write(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})\n`);
