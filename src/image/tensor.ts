@@ -13,6 +13,7 @@ import { DeimError } from '../errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD, type Normalization } from '../models/variants.js';
 import { PRECISION_BITS, ROUNDING_BIAS, type AxisWeights, axisWeights, horizontalPass, rowsNeeded, scratchBuffer, validateRawImage, validateSide } from './pil-resize.js';
 import type { InputTransform, RawImage, ResizeMode } from './types.js';
+import { resizeToPlanesWasm, wasmResizeAvailable } from './wasm-resize.js';
 
 /** Number of floats one image occupies in the input tensor: 3 planes of size x size. */
 export function tensorSize(size: number): number {
@@ -105,6 +106,33 @@ export function imageToTensor(
   out: Float32Array,
   offset = 0,
 ): InputTransform {
+  return convertToTensor(image, size, mode, normalization, out, offset, wasmResizeAvailable());
+}
+
+/**
+ * imageToTensor on the JavaScript passes only: the reference the WebAssembly kernels are tested
+ * against (same arguments, same output float for float), and the path used without them.
+ */
+export function imageToTensorJs(
+  image: RawImage,
+  size: number,
+  mode: ResizeMode,
+  normalization: Normalization,
+  out: Float32Array,
+  offset = 0,
+): InputTransform {
+  return convertToTensor(image, size, mode, normalization, out, offset, false);
+}
+
+function convertToTensor(
+  image: RawImage,
+  size: number,
+  mode: ResizeMode,
+  normalization: Normalization,
+  out: Float32Array,
+  offset: number,
+  useWasm: boolean,
+): InputTransform {
   validateRawImage(image);
   validateSide(size, 'size');
   if (mode !== 'stretch' && mode !== 'letterbox') {
@@ -142,6 +170,10 @@ export function imageToTensor(
   const xw = axisWeights(image.width, newWidth);
   const yw = axisWeights(image.height, newHeight);
   const [rowFirst, rowEnd] = rowsNeeded(yw);
+  if (useWasm) {
+    resizeToPlanesWasm(image, xw, yw, rowFirst, rowEnd, table, out, offset + padY * size + padX, size, size * size);
+    return transform;
+  }
   const rowBytes = newWidth * 3;
   const temp = scratchBuffer((rowEnd - rowFirst) * rowBytes);
   horizontalPass(image, xw, rowFirst, rowEnd, temp);
