@@ -21,7 +21,15 @@ export function probeTensorRt(): TensorRtProbe {
 function probe(): TensorRtProbe {
   const load = loadAddon();
   if (!load.addon) {
-    return { ok: false, reason: `TensorRT unavailable: the native addon could not be loaded (${load.error}); run npm run build:native` };
+    // No prebuilt for this platform and no local build: the install found no TensorRT to build against.
+    const missing = /No native build was found/i.test(load.error);
+    return {
+      ok: false,
+      reason: missing
+        ? 'TensorRT unavailable: no native addon is built for this machine (npm install builds it only where TensorRT is found); ' +
+          'install TensorRT >= 10.6 and CUDA, set TENSORRT_ROOT, then run npm run build:native'
+        : `TensorRT unavailable: the native addon could not be loaded (${load.error}); run npm run build:native`,
+    };
   }
   const addon = load.addon;
   const info = addon.buildInfo();
