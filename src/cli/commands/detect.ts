@@ -63,7 +63,9 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const detector = await Detector.create(detectorOptions);
   if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})`);
   const start = performance.now();
-  const progress = createProgress(files.length, { quiet: options.quiet === true });
+  // Up to 50 images get a line each; more get a progress bar instead.
+  const perImageLines = printLines && files.length <= 50;
+  const progress = createProgress(files.length, { quiet: options.quiet === true || perImageLines });
   const entries: Entry[] = new Array(files.length);
   const writes: Array<Promise<void>> = [];
   let detections = 0;
@@ -91,7 +93,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
         progress.tick();
         if ('error' in entry) continue;
         detections += entry.detections.length;
-        if (printLines && files.length <= 50) log(formatLine(file, entry));
+        if (perImageLines) log(formatLine(file, entry));
         if (options.out !== undefined && entry.image) {
           const image = entry.image;
           drawDetections(image, entry.detections);
