@@ -74,6 +74,19 @@ describe('deimv2 detect', () => {
     expect(broken.detections).toBeUndefined();
   });
 
+  it('keeps annotated outputs of same-named inputs from different folders apart', async () => {
+    const dir = tempDir();
+    for (const sub of ['a', 'b']) {
+      mkdirSync(path.join(dir, sub));
+      copyFileSync(EXAMPLE, path.join(dir, sub, 'photo.jpg'));
+    }
+    const out = path.join(dir, 'out');
+    const r = await deimv2(['detect', path.join(dir, 'a'), path.join(dir, 'b'), '--out', out, '-q']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(path.join(out, 'photo.jpg'))).toBe(true);
+    expect(existsSync(path.join(out, 'photo-1.jpg'))).toBe(true);
+  });
+
   it('globs, and reports a folder with no images', async () => {
     const empty = tempDir();
     const r = await deimv2(['detect', empty, '-q']);

@@ -68,6 +68,15 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const progress = createProgress(files.length, { quiet: options.quiet === true || perImageLines });
   const entries: Entry[] = new Array(files.length);
   const writes: Array<Promise<void>> = [];
+  // Inputs from different folders can share a base name: the second becomes name-1.jpg, and so on.
+  const usedTargets = new Map<string, number>();
+  const uniqueTarget = (target: string): string => {
+    const seen = usedTargets.get(target) ?? 0;
+    usedTargets.set(target, seen + 1);
+    if (seen === 0) return target;
+    const ext = path.extname(target);
+    return uniqueTarget(`${target.slice(0, target.length - ext.length)}-${seen}${ext}`);
+  };
   let detections = 0;
   try {
     // A window of chunks in flight keeps every worker busy while results are handled in order.
@@ -99,7 +108,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
           drawDetections(image, entry.detections);
           const out = options.out;
           // A bad target (e.g. the input itself) fails this file only.
-          const write = Promise.resolve().then(() => writeAnnotatedImage(image, outputPathFor(file, out, outIsDir)));
+          const write = Promise.resolve().then(() => writeAnnotatedImage(image, uniqueTarget(outputPathFor(file, out, outIsDir))));
           writes.push(write.catch((e) => void (entries[index] = failureOf(file, e))));
           delete entry.image;
         }
