@@ -21,7 +21,7 @@ import { COCO_CLASSES, loadClassNames, type ClassInfo } from './models/classes.j
 import { modelSpec, type ModelSpec } from './models/model-spec.js';
 import { resolveModel, type ResolvedModel } from './models/resolve.js';
 import { VARIANTS, type Normalization, type VariantConfig } from './models/variants.js';
-import { checkMaxDetections, checkThreshold, classFilter, DEFAULT_MAX_DETECTIONS, DEFAULT_THRESHOLD, toDetections } from './postprocess/detections.js';
+import { checkMaxDetections, checkThreshold, classFilter, DEFAULT_MAX_DETECTIONS, DEFAULT_THRESHOLD, postprocessOptions, toDetections } from './postprocess/detections.js';
 import type { DetectionFailure, DetectionResult } from './postprocess/types.js';
 import type { PostOptions, TaskOutput, TaskSource } from './pool/messages.js';
 import { WorkerPool } from './pool/worker-pool.js';
@@ -267,7 +267,7 @@ export class Detector {
     const t0 = performance.now();
     const raw = await this.backend!.run({ images: output.images, sizes, batch: ok.length });
     this.counters.inferMs += performance.now() - t0;
-    const postprocess = { threshold: post.threshold, maxDetections: post.maxDetections, classes: this.classes, ...(post.classIds ? { classIds: new Set(post.classIds) } : {}) };
+    const postprocess = postprocessOptions(post, this.classes);
     return output.slots.map((s, i): DetectorResult | DetectionFailure => {
       if ('error' in s) return s;
       const image = output.decoded?.[i];
@@ -284,7 +284,7 @@ export class Detector {
   /** Decoded images -> TensorRT, written into pinned slot memory and postprocessed from its pinned outputs. */
   private async runTensorRt(output: Extract<TaskOutput, { kind: 'decoded' }>, post: PostOptions): Promise<Array<DetectorResult | DetectionFailure>> {
     if (output.images.length === 0) return output.slots as DetectionFailure[];
-    const postprocess = { threshold: post.threshold, maxDetections: post.maxDetections, classes: this.classes, ...(post.classIds ? { classIds: new Set(post.classIds) } : {}) };
+    const postprocess = postprocessOptions(post, this.classes);
     const timing = { preprocessMs: 0, inferMs: 0 };
     const found = await runImagesOnTensorRt(this.backend as TensorRtBackend, output.images,
       { inputSize: this.spec.inputSize, resize: this.resize, normalization: this.spec.normalization },

@@ -10,7 +10,7 @@ import { DeimError, errorMessage } from '../errors.js';
 import { checkRawImage, decodeBuffer, readImageFile } from '../image/decode.js';
 import { imageToTensor } from '../image/tensor.js';
 import type { InputTransform, RawImage, RgbImage } from '../image/types.js';
-import { toDetections } from '../postprocess/detections.js';
+import { postprocessOptions, toDetections } from '../postprocess/detections.js';
 import type { DetectionFailure, DetectionResult } from '../postprocess/types.js';
 import type { FromWorker, SerializedError, TaskConfig, TaskOutput, TaskSource, ToWorker, WorkerInit } from './messages.js';
 
@@ -102,7 +102,7 @@ async function runTask(task: Pending): Promise<{ output: TaskOutput; transfer: A
     const t1 = performance.now();
     const raw = await session!.run({ images: n * plane === images.length ? images : images.subarray(0, n * plane), sizes: sizes.subarray(0, 2 * n), batch: n });
     inferMs = performance.now() - t1;
-    const post = { threshold: task.post.threshold, maxDetections: task.post.maxDetections, classes: cfg.classes, ...(task.post.classIds ? { classIds: new Set(task.post.classIds) } : {}) };
+    const post = postprocessOptions(task.post, cfg.classes);
     good.forEach((g, i) => {
       results[g.item] = {
         ...(g.file !== undefined ? { file: g.file } : {}),

@@ -18,6 +18,11 @@ export interface PostprocessOptions {
   classes: ClassInfo;
 }
 
+/** PostprocessOptions from the plain options sent with each task (class ids as an array). */
+export function postprocessOptions(post: { threshold: number; maxDetections: number; classIds?: readonly number[] }, classes: ClassInfo): PostprocessOptions {
+  return { threshold: post.threshold, maxDetections: post.maxDetections, classes, ...(post.classIds ? { classIds: new Set(post.classIds) } : {}) };
+}
+
 export const DEFAULT_THRESHOLD = 0.4;
 export const DEFAULT_MAX_DETECTIONS = 300;
 
