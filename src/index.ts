@@ -29,3 +29,4 @@ export { buildEngine, engineCacheDir, tensorrtAvailability, createTensorRtBacken
 export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFigures } from './backends/tensorrt/index.js';
 export * from './eval/index.js';
 export { prepareModel, DEIMV2_KEEP_FP32, type PrepareOptions, type PrepareResult, type KeepRule } from './prepare/index.js';
+export { writeTritonPlan, writeTritonOnnx, tritonConfig, configText as tritonConfigText, type TritonPlanOptions, type TritonOnnxOptions, type TritonModelConfig, type RepositoryResult as TritonRepositoryResult } from './triton/index.js';

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { buildEngine, type BuildEngineOptions } from '../../backends/tensorrt/build.js';
 import { DeimError } from '../../errors.js';
+import { checkRepositoryTarget, defaultModelName, writeTritonPlan } from '../../triton/index.js';
 
 interface BuildCliOptions {
   model: string;
@@ -24,6 +25,9 @@ interface BuildCliOptions {
   force?: boolean;
   json?: boolean;
   quiet?: boolean;
+  tritonRepo?: string;
+  tritonName?: string;
+  instances?: string;
 }
 
 function intOption(value: string | undefined, flag: string): number | undefined {
@@ -51,6 +55,9 @@ export function register(program: Command): void {
     .option('--force', 'rebuild even when a valid engine exists')
     .option('--json', 'print the result as JSON')
     .option('-q, --quiet', 'no progress lines')
+    .option('--triton-repo <dir>', 'also write a Triton model repository: DIR/NAME/1/model.plan + config.pbtxt')
+    .option('--triton-name <name>', 'Triton model name (default: deimv2_<variant> or the file name)')
+    .option('--instances <n>', 'Triton model instances per GPU', '1')
     .action(async (cli: BuildCliOptions) => {
       if (cli.precision !== undefined && cli.precision !== 'fp16' && cli.precision !== 'fp32') {
         throw new DeimError('ERR_INVALID_ARGUMENT', `Expected fp16 or fp32 for --precision but received "${cli.precision}"`, { input: cli.precision });
@@ -76,14 +83,20 @@ export function register(program: Command): void {
           onProgress: (e) => { if (e.event !== 'step' && e.parent === '') log(`  ${e.event} ${e.phase}${e.steps ? ` (${e.steps} steps)` : ''}`); },
         } : {}),
       };
+      // Triton target checked before the (long) build; written from the engine's own IO after it.
+      const triton = cli.tritonRepo === undefined ? undefined
+        : { repo: cli.tritonRepo, name: cli.tritonName ?? defaultModelName(cli.model), model: cli.model, instances: intOption(cli.instances, '--instances') };
+      if (triton) await checkRepositoryTarget(triton);
       const result = await buildEngine(options);
+      const repo = triton && await writeTritonPlan({ ...triton, engine: result.engine, build: result.sidecar });
       if (cli.json) {
-        process.stdout.write(JSON.stringify({ engine: result.engine, reused: result.reused, ...result.sidecar }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify({ engine: result.engine, reused: result.reused, ...result.sidecar, ...(repo ? { triton: { model: repo.model, config: repo.config } } : {}) }, null, 2) + '\n');
       } else {
         const v = result.sidecar.validation;
         process.stdout.write(`${result.reused ? 'reused' : 'built'} ${result.engine} (TensorRT ${result.sidecar.tensorrtVersion}, ${result.sidecar.precision}, ` +
           `batch ${result.sidecar.profile.min}..${result.sidecar.profile.max}, ${result.sidecar.gpuName})` +
           `${v ? `\nvalidation: ${v.passed ? 'passed' : 'FAILED'}: ${v.message}` : '\nvalidation: skipped'}\n`);
+        if (repo) process.stdout.write(`triton: ${repo.model}\n${repo.warnings.map((w) => `warning: ${w}\n`).join('')}`);
       }
       process.exitCode = 0;
     });

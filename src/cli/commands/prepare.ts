@@ -9,6 +9,7 @@ import { DeimError } from '../../errors.js';
 import { resolveModel } from '../../models/resolve.js';
 import { prepareModel, type PrepareResult } from '../../prepare/index.js';
 import { loadModel } from '../../prepare/onnx-io.js';
+import { checkRepositoryTarget, defaultModelName, writeTritonOnnx } from '../../triton/index.js';
 import { loadImageInputs } from '../../prepare/measure.js';
 import { formatReport, sensitivityReport } from '../../prepare/report.js';
 
@@ -24,6 +25,9 @@ interface PrepareCliOptions {
   images?: string;
   reportImages: string;
   json?: boolean;
+  tritonRepo?: string;
+  tritonName?: string;
+  instances?: string;
 }
 
 export function register(program: Command): void {
@@ -41,25 +45,34 @@ export function register(program: Command): void {
     .option('--images <dir>', 'folder of images for --report')
     .option('--report-images <n>', 'how many images --report uses', '8')
     .option('--json', 'machine-readable output')
+    .option('--triton-repo <dir>', 'also write a Triton model repository of the prepared graph: DIR/NAME/1/model.onnx + config.pbtxt (KIND_CPU)')
+    .option('--triton-name <name>', 'Triton model name (default: deimv2_<variant> or the file name)')
+    .option('--instances <n>', 'Triton model instances', '1')
     .addHelpText('after', '\nExamples:\n  deimv2 prepare --model femto --out femto.engine.onnx --precision fp16\n  deimv2 prepare --model atto --out atto.emu.onnx --emulate-fp16\n  deimv2 prepare --model atto --report --images ../shared/coco/val2017')
     .action(async (options: PrepareCliOptions) => {
-      if (!options.report && !options.out) throw new DeimError('ERR_INVALID_ARGUMENT', 'deimv2 prepare needs --out <file> (or --report)');
+      if (!options.report && !options.out && !options.tritonRepo) throw new DeimError('ERR_INVALID_ARGUMENT', 'deimv2 prepare needs --out <file> (or --triton-repo <dir>, or --report)');
       if (options.precision !== 'fp32' && options.precision !== 'fp16') {
         throw new DeimError('ERR_INVALID_ARGUMENT', `Expected fp32 or fp16 for --precision but received ${options.precision}`, { input: '--precision' });
       }
-      if (options.out) {
+      if (!/^\d+$/.test(options.instances ?? '1')) throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a positive integer for --instances but received "${options.instances}"`, { input: '--instances' });
+      const triton = options.tritonRepo === undefined ? undefined
+        : { repo: options.tritonRepo, name: options.tritonName ?? defaultModelName(options.model), model: options.model, instances: Number(options.instances ?? '1') };
+      if (triton) await checkRepositoryTarget(triton, 'model.onnx');
+      if (options.out || triton) {
         const result = await prepareModel(options.model, {
-          out: options.out,
+          ...(options.out ? { out: options.out } : {}),
           precision: options.precision,
           emulateFp16: options.emulateFp16 ?? false,
           fp16Plan: options.allFp16 ? 'all' : 'mixed',
           rewriteGridSample: options.gridsampleRewrite,
           ...(options.modelDir ? { modelDir: options.modelDir } : {}),
         });
+        const repo = triton && await writeTritonOnnx({ ...triton, onnx: result.bytes, inputs: [result.inputPath] });
         if (options.json) {
           const { bytes, ...rest } = result;
-          process.stdout.write(JSON.stringify({ ...rest, sizeBytes: bytes.length }, null, 2) + '\n');
+          process.stdout.write(JSON.stringify({ ...rest, sizeBytes: bytes.length, ...(repo ? { triton: { model: repo.model, config: repo.config } } : {}) }, null, 2) + '\n');
         } else process.stdout.write(formatResult(result));
+        if (repo && !options.json) process.stdout.write(`triton: ${repo.model}\n${repo.warnings.map((w) => `warning: ${w}\n`).join('')}`);
       }
       if (options.report) await runReport(options);
       process.exitCode = 0;
@@ -67,7 +80,7 @@ export function register(program: Command): void {
 }
 
 function formatResult(r: PrepareResult): string {
-  const lines = [`${r.inputPath} -> ${r.outPath} (${(r.bytes.length / 1e6).toFixed(2)} MB, ${r.ms.toFixed(0)} ms)`];
+  const lines = [`${r.inputPath} -> ${r.outPath ?? '(in memory)'} (${(r.bytes.length / 1e6).toFixed(2)} MB, ${r.ms.toFixed(0)} ms)`];
   lines.push(`  GridSample rewritten: ${r.rewritten}`);
   lines.push(`  nodes: ${r.nodesBefore} -> ${r.nodesAfter}`);
   if (r.precision !== 'fp32') {
