@@ -103,11 +103,12 @@ export function tritonConfig(tensors: readonly TritonTensor[], options: TritonCo
   }
   const dims = (t: TritonTensor) => (batched ? t.shape.slice(1) : [...t.shape]);
   const byName = (name: string, input: boolean) => tensors.find((t) => t.input === input && t.name === name)!;
-  const images = dims(byName('images', true));
+  // One item's shape (a fixed batch axis aside too).
+  const images = byName('images', true).shape.slice(1);
   if (images.length !== 3 || images[0] !== 3 || !(images[1]! > 0) || images[1] !== images[2]) {
     throw new DeimError('ERR_MODEL_NOT_DEIMV2', `${source}: "images" must be [3,S,S] with a fixed side S (batch axis aside), got [${images.join(',')}]`, { input: source });
   }
-  const sizes = dims(byName('orig_target_sizes', true));
+  const sizes = byName('orig_target_sizes', true).shape.slice(1);
   if (sizes.length !== 1 || sizes[0] !== 2) {
     throw new DeimError('ERR_MODEL_NOT_DEIMV2', `${source}: "orig_target_sizes" must be [2] (width, height; batch axis aside), got [${sizes.join(',')}]`, { input: source });
   }

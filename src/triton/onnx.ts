@@ -107,14 +107,14 @@ export async function writeTritonOnnx(options: TritonOnnxOptions): Promise<Repos
     repo: options.repo,
     name,
     config,
-    readme: onnxReadme(name, modelRef, tensors, model),
+    readme: onnxReadme(name, modelRef, tensors, model, kind),
     fileName: 'model.onnx',
     source: { bytes },
     inputs: [...(typeof options.onnx === 'string' ? [options.onnx] : []), ...(options.inputs ?? [])],
   });
 }
 
-function onnxReadme(name: string, model: string, tensors: readonly TritonTensor[], proto: ModelProto): string {
+function onnxReadme(name: string, model: string, tensors: readonly TritonTensor[], proto: ModelProto, kind: 'cpu' | 'gpu'): string {
   const variant = variantOf(model);
   const opset = (proto.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx')?.version;
   const shape = (t: TritonTensor) => `${t.dtype} [${t.shape.map((d) => (d === -1 ? '?' : d)).join(',')}]`;
@@ -122,7 +122,9 @@ function onnxReadme(name: string, model: string, tensors: readonly TritonTensor[
     `${name}: DEIMv2${variant ? ` ${variant.name}` : ''} object detector as ONNX for NVIDIA Triton Inference Server (onnxruntime backend)`,
     '',
     `From ${model} by deimv2 prepare (ONNX IR ${String(proto.irVersion ?? '?')}, opset ${String(opset ?? '?')}).`,
-    'Runs on any Triton with the onnxruntime backend, CPU-only builds included (instance_group KIND_CPU).',
+    kind === 'cpu'
+      ? 'Runs on any Triton with the onnxruntime backend, CPU-only builds included (instance_group KIND_CPU).'
+      : 'Runs on GPUs through the onnxruntime backend (instance_group KIND_GPU); write it with kind cpu for a CPU-only Triton.',
     '',
     'Inputs (? = dynamic; the first axis is the batch):',
     ...tensors.filter((t) => t.input).map((t) => `  ${t.name}: ${shape(t)}`),

@@ -73,7 +73,9 @@ export async function writeTritonPlan(options: TritonPlanOptions): Promise<Repos
   if (maxBatchSize > profile.max) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `max batch size ${maxBatchSize} exceeds the engine's profile maximum ${profile.max}: rebuild with --max-batch ${maxBatchSize}`, { input: String(maxBatchSize) });
   }
-  const modelRef = options.model ?? build?.sourceModel ?? options.engine;
+  // The user's --model, else whichever of source model and engine file names a variant.
+  const candidates = [build?.sourceModel, options.engine].filter((c): c is string => typeof c === 'string');
+  const modelRef = options.model ?? candidates.find((c) => variantOf(c) !== undefined) ?? candidates[0]!;
   const name = options.name ?? defaultModelName(modelRef);
   const config = tritonConfig(io.tensors, {
     name,

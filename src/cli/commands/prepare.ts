@@ -67,7 +67,7 @@ export function register(program: Command): void {
           rewriteGridSample: options.gridsampleRewrite,
           ...(options.modelDir ? { modelDir: options.modelDir } : {}),
         });
-        const repo = triton && await writeTritonOnnx({ ...triton, onnx: result.bytes, inputs: [result.inputPath] });
+        const repo = triton && await writeTritonOnnx({ ...triton, onnx: result.bytes, model: result.inputPath, inputs: [result.inputPath] });
         if (options.json) {
           const { bytes, ...rest } = result;
           process.stdout.write(JSON.stringify({ ...rest, sizeBytes: bytes.length, ...(repo ? { triton: { model: repo.model, config: repo.config } } : {}) }, null, 2) + '\n');
