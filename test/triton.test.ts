@@ -316,7 +316,7 @@ describe('Triton names and repository folders', () => {
     expect(hiddenFiles(repo)).toEqual([]);
   });
 
-  it.skipIf(!HAS_PROTOC)('tensor names are quoted as protobuf text-format strings (quotes, backslashes, UTF-8)', () => {
+  it.skipIf(!HAS_PROTOC)(`tensor names are quoted as protobuf text-format strings (quotes, backslashes, UTF-8)${HAS_PROTOC ? '' : ` (skipped: ${NO_PROTOC})`}`, () => {
     const odd = 'we"ird\\ naïve\tname';
     const tensors = [...engineIo(320, 300, 'fp32', { min: 1, opt: 1, max: 1 }).tensors, { name: odd, input: false, dtype: 'float32', shape: [-1, 7] }];
     const decoded = parseConfig(configText(tritonConfig(tensors, { name: 'odd', platform: 'tensorrt_plan', maxBatchSize: 1, kind: 'gpu' }, 'odd')));

@@ -5,6 +5,7 @@
  * is never a target; a repository path that is a file is refused.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DeimError, errorMessage } from '../errors.js';
@@ -106,7 +107,9 @@ export async function writeRepository(input: WriteRepositoryInput): Promise<Repo
     await copyFile(input.source.file, temporary);
     const expected = input.source.sha256;
     if (expected !== undefined) {
-      const actual = createHash('sha256').update(await readFile(temporary)).digest('hex');
+      const hash = createHash('sha256');
+      for await (const chunk of createReadStream(temporary)) hash.update(chunk as Buffer);
+      const actual = hash.digest('hex');
       if (actual !== expected) {
         throw new DeimError('ERR_ENGINE_INVALID', `${input.source.file} does not match the sha256 its sidecar records (${actual.slice(0, 16)}... vs ${expected.slice(0, 16)}...): rebuild the engine`, { input: input.source.file });
       }
