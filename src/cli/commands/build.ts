@@ -84,6 +84,7 @@ export function register(program: Command): void {
         } : {}),
       };
       // Triton target checked before the (long) build; written from the engine's own IO after it.
+      if (cli.tritonName !== undefined && cli.tritonRepo === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--triton-name needs --triton-repo <dir>');
       const triton = cli.tritonRepo === undefined ? undefined
         : { repo: cli.tritonRepo, name: cli.tritonName ?? defaultModelName(cli.model), model: cli.model, instances: intOption(cli.instances, '--instances') };
       if (triton) await checkRepositoryTarget(triton);

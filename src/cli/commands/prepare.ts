@@ -55,6 +55,7 @@ export function register(program: Command): void {
         throw new DeimError('ERR_INVALID_ARGUMENT', `Expected fp32 or fp16 for --precision but received ${options.precision}`, { input: '--precision' });
       }
       if (!/^\d+$/.test(options.instances ?? '1')) throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a positive integer for --instances but received "${options.instances}"`, { input: '--instances' });
+      if (options.tritonName !== undefined && options.tritonRepo === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--triton-name needs --triton-repo <dir>');
       const triton = options.tritonRepo === undefined ? undefined
         : { repo: options.tritonRepo, name: options.tritonName ?? defaultModelName(options.model), model: options.model, instances: Number(options.instances ?? '1') };
       if (triton) await checkRepositoryTarget(triton, 'model.onnx');
