@@ -1,5 +1,6 @@
 /**
- * Decoding with sharp: any format it reads (JPEG, PNG, WebP, TIFF, GIF first frame, AVIF...),
+ * Decoding with sharp: JPEG, PNG, WebP, TIFF, GIF (first frame) and AVIF/HEIF, decided from the
+ * content (./formats.ts holds the allowlist and the time limit),
  * EXIF orientation applied so boxes are in the pixels of the upright image, grayscale / CMYK /
  * 16-bit converted to 8-bit sRGB, alpha dropped without compositing (as PIL's convert('RGB')).
  * Embedded ICC profiles are ignored, as PIL ignores them: the official pipeline feeds the model
@@ -8,6 +9,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { DeimError, errorMessage } from '../errors.js';
+import { ACCEPTED_FORMATS, DECODE_TIMEOUT_SECONDS, decodeTimedOut, formatRefused, formatUnknown, isTimeoutMessage } from './formats.js';
 import type { RawImage, RgbImage } from './types.js';
 
 /** What the API accepts as an image. */
@@ -43,11 +45,33 @@ export async function readImageFile(file: string): Promise<Buffer> {
   }
 }
 
-/** Decodes encoded bytes to upright 8-bit RGB. `name` is used in error messages. */
-export async function decodeBuffer(bytes: Uint8Array, name: string): Promise<RgbImage> {
+export interface DecodeOptions {
+  /** Whole seconds one decode may take (default DECODE_TIMEOUT_SECONDS). */
+  timeoutSeconds?: number;
+}
+
+/**
+ * Decodes encoded bytes to upright 8-bit RGB. `name` is used in error messages. The format is
+ * read from the bytes first (sharp's metadata, header only) and must be on the allowlist of
+ * ./formats.ts; the decode itself is stopped after `timeoutSeconds`.
+ */
+export async function decodeBuffer(bytes: Uint8Array, name: string, options: DecodeOptions = {}): Promise<RgbImage> {
+  const seconds = options.timeoutSeconds ?? DECODE_TIMEOUT_SECONDS;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `decode timeoutSeconds must be a whole number of seconds from 1 to 3600, got ${seconds}`);
+  }
   if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${name}: empty input (0 bytes)`, { input: name });
+  const input = { failOn: 'error', pages: 1, page: 0, ignoreIcc: true } as const;
+  let format: string | undefined;
   try {
-    const { data, info } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0, ignoreIcc: true })
+    format = (await sharp(bytes, input).metadata()).format;
+  } catch (e) {
+    throw decodeError(e, name, bytes, seconds);
+  }
+  if (!format || !Object.hasOwn(ACCEPTED_FORMATS, format)) throw formatRefused(name, format);
+  try {
+    const { data, info } = await sharp(bytes, input)
+      .timeout({ seconds })
       .rotate()
       .toColourspace('srgb')
       .removeAlpha()
@@ -56,18 +80,18 @@ export async function decodeBuffer(bytes: Uint8Array, name: string): Promise<Rgb
     if (info.channels !== 3) throw new Error(`decoder returned ${info.channels} channels`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };
   } catch (e) {
-    throw decodeError(e, name);
+    throw decodeError(e, name, bytes, seconds);
   }
 }
 
-function decodeError(e: unknown, name: string): DeimError {
+function decodeError(e: unknown, name: string, bytes: Uint8Array, seconds: number): DeimError {
+  if (e instanceof DeimError) return e;
   const msg = errorMessage(e);
+  if (isTimeoutMessage(msg)) return decodeTimedOut(name, seconds, e);
   if (/pixel limit/i.test(msg)) {
     return new DeimError('ERR_INPUT_TOO_LARGE', `${name}: image is larger than the decoder's pixel limit (${msg})`, { input: name, cause: e });
   }
-  if (/unsupported image format/i.test(msg)) {
-    return new DeimError('ERR_INPUT_UNREADABLE', `${name}: not an image in a format sharp reads (JPEG, PNG, WebP, TIFF, GIF, AVIF, ...)`, { input: name, cause: e });
-  }
+  if (/unsupported image format/i.test(msg)) return formatUnknown(name, bytes, e);
   return new DeimError('ERR_INPUT_UNREADABLE', `${name}: cannot decode image: ${msg.replace(/\s+/g, ' ').trim()}`, { input: name, cause: e });
 }
 
