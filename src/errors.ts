@@ -27,6 +27,7 @@ export type DeimErrorCode =
   | 'ERR_PREPARE'
   | 'ERR_EVAL_INPUT'
   | 'ERR_VIDEO'
+  | 'ERR_VIDEO_SOURCE'
   | 'ERR_FFMPEG_NOT_FOUND'
   | 'ERR_ABORTED';
 
