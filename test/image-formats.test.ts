@@ -7,7 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeBuffer, Detector, DeimError, type DetectionFailure, type DetectionResult } from '../dist/index.js';
-import { decodeTimedOut, isTimeoutMessage, sniffFormat } from '../dist/image/formats.js';
+import { acceptedFormatOf, decodeTimedOut, isTimeoutMessage, sniffFormat } from '../dist/image/formats.js';
 import { ATTO, EXAMPLE } from './helpers/paths.js';
 import { tempDir, write } from './helpers/images.js';
 
@@ -54,17 +54,17 @@ describe('image formats: decided from the content, allowlisted', () => {
     const t0 = Date.now();
     const asBytes = await rejection(decodeBuffer(Buffer.from(BLUR_SVG), 'blur.svg'));
     expect(asBytes.code).toBe('ERR_INPUT_FORMAT');
-    expect(asBytes.message).toMatch(/^blur\.svg: SVG image refused: deimv2 decodes JPEG, PNG, WebP, GIF, TIFF, AVIF\/HEIF only/);
+    expect(asBytes.message).toMatch(/^blur\.svg: SVG content refused: deimv2 decodes JPEG, PNG, WebP, GIF, TIFF, AVIF\/HEIF only \(the format comes from the content, not the file name\)$/);
     expect(Date.now() - t0).toBeLessThan(2000);
   });
 
   it('PDF, BMP, SVG with an XML prolog and plain text are refused with a name for what they are', async () => {
     const pdf = await rejection(decodeBuffer(Buffer.from(MINIMAL_PDF), 'doc.jpg'));
     expect([pdf.code, pdf.input]).toEqual(['ERR_INPUT_FORMAT', 'doc.jpg']);
-    expect(pdf.message).toMatch(/^doc\.jpg: PDF (image|file) refused/);
+    expect(pdf.message).toMatch(/^doc\.jpg: PDF content refused/);
     const b = await rejection(decodeBuffer(bmp(), 'tiny.bmp'));
     expect(b.code).toBe('ERR_INPUT_FORMAT');
-    expect(b.message).toMatch(/^tiny\.bmp: BMP (image|file) refused/);
+    expect(b.message).toMatch(/^tiny\.bmp: BMP content refused/);
     const prolog = await rejection(decodeBuffer(Buffer.from(`<?xml version="1.0"?>\n<!-- hi -->\n${BLUR_SVG}`), 'p.png'));
     expect(prolog.code).toBe('ERR_INPUT_FORMAT');
     expect(prolog.message).toMatch(/SVG/);
@@ -78,6 +78,26 @@ describe('image formats: decided from the content, allowlisted', () => {
     expect(sniffFormat(Buffer.from(MINIMAL_PDF))).toBe('PDF');
     expect(sniffFormat(bmp())).toBe('BMP');
     expect(sniffFormat(Buffer.from('hello'))).toBeUndefined();
+  });
+
+  it("the format decided from the signature is sharp's own reading of the content", async () => {
+    const small = sharp(EXAMPLE).resize(64, 48);
+    const samples: Array<[string, Buffer]> = [];
+    for (const fmt of ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif'] as const) samples.push([fmt, await small.clone().toFormat(fmt).toBuffer()]);
+    samples.push(['svg', Buffer.from(BLUR_SVG)]);
+    for (const [what, bytes] of samples) {
+      const { format } = await sharp(bytes).metadata();
+      const expected = format === 'svg' ? undefined : format;
+      expect([what, acceptedFormatOf(bytes)]).toEqual([what, expected]);
+    }
+    // Signatures alone are not enough to pass: an MP4 is an ISO-BMFF "ftyp" file too, but not HEIF.
+    expect(acceptedFormatOf(Buffer.from('\0\0\0\x18ftypisom\0\0\x02\0isomiso2', 'latin1'))).toBeUndefined();
+    expect(acceptedFormatOf(Buffer.from([0xff, 0xd8]))).toBeUndefined();
+  });
+
+  it('other known formats (here JPEG 2000) are refused by name, before any decoder runs', async () => {
+    const jp2 = await rejection(decodeBuffer(Buffer.from('\x00\x00\x00\x0cjP  \r\n\x87\n' + 'x'.repeat(40), 'latin1'), 'a.jp2'));
+    expect([jp2.code, jp2.message]).toEqual(['ERR_INPUT_FORMAT', expect.stringMatching(/^a\.jp2: JPEG 2000 content refused/)]);
   });
 
   it('every accepted format still decodes: JPEG, PNG, WebP, GIF, TIFF, AVIF', async () => {
@@ -118,7 +138,7 @@ describe('image formats: decided from the content, allowlisted', () => {
       const svgFail = results[0] as DetectionFailure;
       expect(svgFail.error.code).toBe('ERR_INPUT_FORMAT');
       expect(svgFail.error.message).toContain(path.join(dir, 'photo.jpg'));
-      expect(svgFail.error.message).toMatch(/SVG image refused/);
+      expect(svgFail.error.message).toMatch(/SVG content refused/);
       expect((results[1] as DetectionFailure).error.code).toBe('ERR_INPUT_FORMAT');
       expect((results[2] as DetectionResult).detections.length).toBeGreaterThan(0);
     });
