@@ -4,7 +4,9 @@
  * backend (cpu always; TensorRT fp16 and fp32 where the addon works), at batch 1 and a larger batch:
  * model-only FPS and latency (median, p90, p99), end-to-end image FPS (COCO val2017 files) and
  * end-to-end video FPS (decode -> detect -> draw -> encode). Prints a markdown table and writes
- * bench/results/<date>-<host>.json and .svg (AP against FPS, like the DEIMv2 paper's figure).
+ * bench/results/<date>-<host>.json and .svg (AP against FPS, like the DEIMv2 paper's figure);
+ * --quick runs (short, rough) are marked as such in the table, the JSON ("run": "quick") and the
+ * chart, and are written as <date>-<host>-quick.json/.svg.
  *
  *   npm run bench -- [--variants atto,femto] [--backends cpu,tensorrt] [--model-dir DIR]
  *                    [--batch 8] [--quick] [--ap atto=29.0,femto=38.1] [--images DIR] [--video FILE]
@@ -139,22 +141,25 @@ for (const variant of variants) {
 rmSync(tmpDir, { recursive: true, force: true });
 
 // --- report ----------------------------------------------------------------------------------
-const table = markdownTable(rows);
+const run = args.quick ? 'quick' : 'full';
+const table = markdownTable(rows, run);
 const date = new Date().toISOString().slice(0, 10);
-const base = `${date}-${machine.host.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+// Quick runs get their own name: they never replace a full run's results of the same day.
+const base = `${date}-${machine.host.replace(/[^A-Za-z0-9._-]/g, '_')}${args.quick ? '-quick' : ''}`;
 mkdirSync(args.out, { recursive: true });
 const jsonPath = path.join(args.out, `${base}.json`);
 const svgPath = path.join(args.out, `${base}.svg`);
 const result = {
+  run,
   date: new Date().toISOString(),
   machine,
   options: { variants, backends: targets, batches, quick: args.quick, plan, images: args.images, imageCount: imageFiles.length, video: args.video },
   durationS: Math.round((performance.now() - started) / 1000),
   notes: 'model: CPU = one onnxruntime-node session with intra-op threads = cores; TensorRT = the package backend. images: Detector.detectBatch over the image files (decode, resize, infer, postprocess). video: detectVideo with an annotated MP4 output (decode, detect, draw, encode). Warm-up excluded; spread = (p90 - p10) / median of the per-run latencies.',
-  rows: rows.map((r) => ({ ...r, ap: apOf(r.variant) })),
+  rows: rows.map((r) => ({ ...r, run, ap: apOf(r.variant) })),
 };
 writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
-writeFileSync(svgPath, svgChart(rows, apOf, `DEIMv2 AP vs speed: ${machine.cpu}${machine.gpu.length ? ' / ' + machine.gpu[0].split(',')[0] : ''}`) + '\n');
+writeFileSync(svgPath, svgChart(rows, apOf, `DEIMv2 AP vs speed: ${machine.cpu}${machine.gpu.length ? ' / ' + machine.gpu[0].split(',')[0] : ''}`, run) + '\n');
 
 console.log(`\nDEIMv2 benchmark: ${machine.cpu} (${machine.cores} cores)${machine.gpu.length ? `, ${machine.gpu.join('; ')}` : ''}; onnxruntime-node ${machine.onnxruntime}; Node ${machine.node}; load ${machine.loadAverage.join(' ')}`);
 console.log(`${args.quick ? 'quick run' : 'full run'}: model-only ${plan.runs} runs at batch 1 (${plan.largeRuns} at batch ${largeBatch}) after ${plan.warmup} warm-up; images ${plan.imagePasses} pass(es) over ${imageFiles.length} files; video up to ${plan.videoFrames} frames of ${path.basename(args.video)}\n`);

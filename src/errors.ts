@@ -7,6 +7,8 @@ export type DeimErrorCode =
   | 'ERR_INPUT_EMPTY'
   | 'ERR_INPUT_UNREADABLE'
   | 'ERR_INPUT_TOO_LARGE'
+  | 'ERR_INPUT_FORMAT'
+  | 'ERR_INPUT_TIMEOUT'
   | 'ERR_NO_IMAGES'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_UNKNOWN_VARIANT'
@@ -25,6 +27,7 @@ export type DeimErrorCode =
   | 'ERR_PREPARE'
   | 'ERR_EVAL_INPUT'
   | 'ERR_VIDEO'
+  | 'ERR_VIDEO_SOURCE'
   | 'ERR_FFMPEG_NOT_FOUND'
   | 'ERR_ABORTED';
 

@@ -21,7 +21,8 @@ export type { Detection, DetectionResult, DetectionFailure } from './postprocess
 export { drawDetections } from './annotate/draw.js';
 export { writeAnnotatedImage } from './annotate/write.js';
 export { outputPathFor } from './annotate/write.js';
-export type { DrawOptions, AnnotatableImage } from './annotate/draw.js';
+export { layoutCaptions } from './annotate/draw.js';
+export type { DrawOptions, AnnotatableImage, CaptionLayout } from './annotate/draw.js';
 export { classColor, PALETTE } from './annotate/palette.js';
 export { detectVideo, VideoDetection, ffmpegInfo, isVideoInput } from './video/index.js';
 export type { VideoOptions, VideoFrameResult, VideoStats, FfmpegInfo } from './video/index.js';

@@ -3,16 +3,20 @@
 const f1 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(1));
 const f2 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2));
 
-export function markdownTable(rows) {
+/**
+ * @param rows benchmark rows
+ * @param run 'quick' (npm run bench -- --quick: short runs, rough figures) or 'full'; every row says which
+ */
+export function markdownTable(rows, run = 'full') {
   const head = [
-    '| variant | backend | precision | batch | model FPS | latency ms median / p90 / p99 | runs | spread | image FPS | video FPS | status |',
-    '|---|---|---|---:|---:|---|---:|---:|---:|---:|---|',
+    '| variant | backend | precision | batch | model FPS | latency ms median / p90 / p99 | runs | spread | image FPS | video FPS | status | run |',
+    '|---|---|---|---:|---:|---|---:|---:|---:|---:|---|---|',
   ];
   const body = rows.map((r) => {
     const lat = r.model ? `${f2(r.model.latency.medianMs)} / ${f2(r.model.latency.p90Ms)} / ${f2(r.model.latency.p99Ms)}` : '-';
     const runs = r.model ? String(r.model.latency.runs) : '-';
     const spread = r.model ? `${Math.round(r.model.latency.spread * 100)}%` : '-';
-    return `| ${r.variant} | ${r.backend} | ${r.precision} | ${r.batch} | ${f1(r.model?.fps)} | ${lat} | ${runs} | ${spread} | ${f1(r.images?.fps)} | ${f1(r.video?.fps)} | ${r.status} |`;
+    return `| ${r.variant} | ${r.backend} | ${r.precision} | ${r.batch} | ${f1(r.model?.fps)} | ${lat} | ${runs} | ${spread} | ${f1(r.images?.fps)} | ${f1(r.video?.fps)} | ${r.status} | ${run} |`;
   });
   return [...head, ...body].join('\n');
 }
@@ -37,13 +41,16 @@ function logTicks(lo, hi) {
  * through its variants, like the DEIMv2 paper's accuracy/latency figure.
  * @param rows benchmark rows
  * @param apOf (variant) => { ap, source } with source 'paper' or 'eval'
+ * @param run 'quick' marks the chart as a quick run (title and a note), 'full' does not
  */
-export function svgChart(rows, apOf, title) {
+export function svgChart(rows, apOf, title, run = 'full') {
   const points = rows.filter((r) => r.batch === 1 && r.model?.fps > 0).map((r) => ({ ...r, fps: r.model.fps, ap: apOf(r.variant).ap, apSource: apOf(r.variant).source }));
   const W = 760, H = 480, L = 70, R = 190, T = 50, B = 60;
   const svg = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${L}" y="28" font-size="16" font-weight="bold">${esc(title)}</text>`];
+    `<text x="${L}" y="28" font-size="16" font-weight="bold">${esc(title)}${run === 'quick' ? ' (quick run)' : ''}</text>`];
+  // A quick run's figures are rough (few runs): say so where nobody can miss it.
+  if (run === 'quick') svg.push(`<text x="${W - 12}" y="${H - 12}" text-anchor="end" font-weight="bold" fill="#b00">QUICK RUN (--quick): rough figures</text>`);
   if (points.length === 0) {
     svg.push(`<text x="${W / 2}" y="${H / 2}" text-anchor="middle">no model-only measurements</text>`, '</svg>');
     return svg.join('\n');

@@ -1,7 +1,8 @@
 /**
  * Draws detections on an interleaved RGB/RGBA buffer in place: class-coloured box outlines and a
- * filled caption ("person 0.87") per box. Built to run once per video frame: it allocates nothing
- * per call beyond each caption's string, and touches only the pixels it paints.
+ * filled caption ("person 0.87") per box, placed by ./captions.ts so captions do not cover each
+ * other. Built to run once per video frame: it allocates only the small caption layout per call,
+ * and touches only the pixels it paints.
  *
  * @example
  * const { data, info } = await sharp('a.jpg').raw().toBuffer({ resolveWithObject: true });
@@ -10,6 +11,7 @@
 import { DeimError } from '../errors.js';
 import type { Detection } from '../postprocess/types.js';
 import { CELL_WIDTH, FONT_ROWS, GLYPH_HEIGHT, GLYPH_WIDTH, fontScaleFor, glyphRowsOffset, textWidth } from './font.js';
+import { captionDrawOrder, placeCaptions, type CaptionItem, type CaptionRect } from './captions.js';
 import { classColor, textColorOn, type Rgb } from './palette.js';
 
 /** An interleaved 8-bit image that is drawn on in place (alpha, if any, is set opaque where drawn). */
@@ -47,30 +49,78 @@ const CAPTION_PAD_BOTTOM = 1;
 // two calls can share it at once.
 const rect = new Float64Array(4);
 
+/** A caption as drawn: the detection it belongs to (index into the detections), its text and rectangle. */
+export interface CaptionLayout extends CaptionRect {
+  index: number;
+  text: string;
+}
+
 /**
  * Draws every detection on `image` in place. Boxes with NaN, infinite or inverted coordinates
  * are skipped; boxes partly outside the image are clipped; boxes wholly outside draw nothing.
  * Outlines are drawn inside the box, so a box clipped to the image stays fully visible.
  * All outlines are drawn before any caption so that no outline crosses a caption's text.
+ * Captions are placed by layoutCaptions: not over each other where there is room, inside the
+ * image, higher scores drawn last.
  */
 export function drawDetections(image: AnnotatableImage, detections: readonly Detection[], options: DrawOptions = {}): void {
   checkImage(image);
   const lineWidth = positiveInteger(options.lineWidth, 'lineWidth') ?? lineWidthFor(image.width, image.height);
   const fontScale = positiveInteger(options.fontScale, 'fontScale') ?? fontScaleFor(image.width, image.height);
-  const showScore = options.showScore ?? true;
 
   for (let i = 0; i < detections.length; i++) {
     const detection = detections[i]!;
     if (!boxToRect(detection, image.width, image.height)) continue;
     drawOutline(image, rect[0]!, rect[1]!, rect[2]!, rect[3]!, lineWidth, classColor(detection.classId));
   }
+  for (const caption of captionLayout(image.width, image.height, detections, fontScale, options)) {
+    const background = classColor(detections[caption.index]!.classId);
+    fillRect(image, caption.left, caption.top, caption.left + caption.width, caption.top + caption.height, background);
+    drawText(image, caption.text, caption.left + CAPTION_PAD_X * fontScale, caption.top + CAPTION_PAD_TOP * fontScale, fontScale, textColorOn(background));
+  }
+}
+
+/**
+ * Where drawDetections puts each caption, without drawing: pure, from the image size, the
+ * detections and the same options. Returned in drawing order (lowest score first); detections
+ * that draw no caption (invalid or off-image box, empty caption) are absent.
+ *
+ * @example
+ * const captions = layoutCaptions({ width: 640, height: 480 }, result.detections);
+ * // [{ index: 3, text: 'person 0.41', left: 12, top: 80, width: 70, height: 12 }, ...]
+ */
+export function layoutCaptions(image: { width: number; height: number }, detections: readonly Detection[], options: DrawOptions = {}): CaptionLayout[] {
+  const { width, height } = image;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected positive integer image width and height but received ${width}x${height}`);
+  }
+  const fontScale = positiveInteger(options.fontScale, 'fontScale') ?? fontScaleFor(width, height);
+  return captionLayout(width, height, detections, fontScale, options);
+}
+
+function captionLayout(width: number, height: number, detections: readonly Detection[], fontScale: number, options: DrawOptions): CaptionLayout[] {
+  const showScore = options.showScore ?? true;
+  const captionHeight = (GLYPH_HEIGHT + CAPTION_PAD_TOP + CAPTION_PAD_BOTTOM) * fontScale;
+  const items: CaptionItem[] = [];
+  const texts: string[] = [];
+  const indices: number[] = [];
   for (let i = 0; i < detections.length; i++) {
     const detection = detections[i]!;
-    if (!boxToRect(detection, image.width, image.height)) continue;
+    if (!boxToRect(detection, width, height)) continue;
     const label = options.labelFor ? options.labelFor(detection) : detection.label;
-    const caption = showScore ? (label ? `${label} ${detection.score.toFixed(2)}` : detection.score.toFixed(2)) : label;
-    if (caption) drawCaption(image, rect[0]!, rect[1]!, caption, fontScale, classColor(detection.classId));
+    const text = showScore ? (label ? `${label} ${detection.score.toFixed(2)}` : detection.score.toFixed(2)) : label;
+    if (!text) continue;
+    items.push({
+      box: [rect[0]!, rect[1]!, rect[2]!, rect[3]!],
+      width: textWidth(text, fontScale) + 2 * CAPTION_PAD_X * fontScale,
+      height: captionHeight,
+      score: detection.score,
+    });
+    texts.push(text);
+    indices.push(i);
   }
+  const rects = placeCaptions(items, width, height);
+  return captionDrawOrder(items).map((k) => ({ index: indices[k]!, text: texts[k]!, ...rects[k]! }));
 }
 
 /** Fills `rect` with the detection's pixel rectangle; false when it is invalid or off the image. */
@@ -100,22 +150,6 @@ function drawOutline(image: AnnotatableImage, left: number, top: number, right: 
   fillRect(image, left, Math.max(bottom - lineWidth, top), right, bottom, color);
   fillRect(image, left, top, Math.min(left + lineWidth, right), bottom, color);
   fillRect(image, Math.max(right - lineWidth, left), top, right, bottom, color);
-}
-
-/**
- * A filled caption whose bottom edge sits on the box's top edge; when that would leave the image
- * (box at the top), the caption goes inside the box instead. It is shifted left to stay inside
- * the image when the box is near the right edge.
- */
-function drawCaption(image: AnnotatableImage, boxLeft: number, boxTop: number, caption: string, scale: number, background: Rgb): void {
-  const width = textWidth(caption, scale) + 2 * CAPTION_PAD_X * scale;
-  const height = (GLYPH_HEIGHT + CAPTION_PAD_TOP + CAPTION_PAD_BOTTOM) * scale;
-  let top = boxTop - height;
-  if (top < 0) top = Math.max(boxTop, 0);
-  let left = Math.max(boxLeft, 0);
-  if (left + width > image.width) left = Math.max(0, image.width - width);
-  fillRect(image, left, top, left + width, top + height, background);
-  drawText(image, caption, left + CAPTION_PAD_X * scale, top + CAPTION_PAD_TOP * scale, scale, textColorOn(background));
 }
 
 /** Draws `text` with its top-left glyph corner at (x, y), each font pixel as a scale x scale block. */

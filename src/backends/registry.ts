@@ -37,7 +37,8 @@ export function chooseBackend(choice: BackendChoice = 'auto'): BackendDecision {
     return { name: 'tensorrt', reason: 'requested' };
   }
   if (trt.available) return { name: 'tensorrt', reason: `auto: ${trt.detail}` };
-  return { name: 'cpu', reason: `auto: ${trt.detail.startsWith('TensorRT unavailable') ? trt.detail : `TensorRT unavailable: ${trt.detail}`}` };
+  // The reason is long and the same on every run: `deimv2 info` and --backend tensorrt print it.
+  return { name: 'cpu', reason: 'auto: TensorRT unavailable (deimv2 info says why)' };
 }
 
 export type { Backend };

@@ -34,7 +34,7 @@ export function findAnnotatedImages(annotations: unknown, dir: string, options: 
   for (const entry of entries as Array<{ id?: unknown; file_name?: unknown }>) {
     if (options.limit !== undefined && images.length >= options.limit) break;
     if (typeof entry?.id !== 'number' || typeof entry.file_name !== 'string' || seen.has(entry.id)) continue;
-    const file = path.join(dir, entry.file_name);
+    const file = imageFileIn(dir, entry.file_name, entry.id, source);
     if (!existsSync(file)) {
       missing++;
       continue;
@@ -46,6 +46,25 @@ export function findAnnotatedImages(annotations: unknown, dir: string, options: 
     throw new DeimError('ERR_NO_IMAGES', `none of the ${entries.length} images of ${source} is in ${dir} (file names are taken from "file_name")`, { input: dir });
   }
   return { images, missing };
+}
+
+/**
+ * The path of an annotation's `file_name` inside the images folder. A name that would lead out of
+ * it (absolute, "..", a NUL byte) is refused for the whole run: such an annotations file is
+ * malformed or hostile, and reading its images could read any file the user can.
+ */
+export function imageFileIn(dir: string, fileName: string, id: number, source = 'annotations'): string {
+  const root = path.resolve(dir);
+  const file = path.resolve(root, fileName);
+  const inside = file.startsWith(root.endsWith(path.sep) ? root : root + path.sep);
+  if (fileName === '' || fileName.includes('\0') || path.isAbsolute(fileName) || !inside) {
+    throw new DeimError(
+      'ERR_EVAL_INPUT',
+      `${source}: image ${id} has file_name ${JSON.stringify(fileName)}, which leads outside the images folder ${dir}; file names must be relative paths inside it`,
+      { input: source },
+    );
+  }
+  return path.join(dir, fileName);
 }
 
 /**

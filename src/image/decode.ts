@@ -1,5 +1,6 @@
 /**
- * Decoding with sharp: any format it reads (JPEG, PNG, WebP, TIFF, GIF first frame, AVIF...),
+ * Decoding with sharp: JPEG, PNG, WebP, TIFF, GIF (first frame) and AVIF/HEIF, decided from the
+ * content (./formats.ts holds the allowlist and the time limit),
  * EXIF orientation applied so boxes are in the pixels of the upright image, grayscale / CMYK /
  * 16-bit converted to 8-bit sRGB, alpha dropped without compositing (as PIL's convert('RGB')).
  * Embedded ICC profiles are ignored, as PIL ignores them: the official pipeline feeds the model
@@ -8,6 +9,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import { DeimError, errorMessage } from '../errors.js';
+import { DECODE_TIMEOUT_SECONDS, acceptedFormatOf, decodeTimedOut, formatRefused, isTimeoutMessage, notAnImage, sniffFormat } from './formats.js';
 import type { RawImage, RgbImage } from './types.js';
 
 /** What the API accepts as an image. */
@@ -43,11 +45,26 @@ export async function readImageFile(file: string): Promise<Buffer> {
   }
 }
 
-/** Decodes encoded bytes to upright 8-bit RGB. `name` is used in error messages. */
-export async function decodeBuffer(bytes: Uint8Array, name: string): Promise<RgbImage> {
+export interface DecodeOptions {
+  /** Whole seconds one decode may take (default DECODE_TIMEOUT_SECONDS). */
+  timeoutSeconds?: number;
+}
+
+/**
+ * Decodes encoded bytes to upright 8-bit RGB. `name` is used in error messages. The format is
+ * read from the bytes first and must be on the allowlist of ./formats.ts (anything else is
+ * refused before any decoder runs); the decode itself is stopped after `timeoutSeconds`.
+ */
+export async function decodeBuffer(bytes: Uint8Array, name: string, options: DecodeOptions = {}): Promise<RgbImage> {
+  const seconds = options.timeoutSeconds ?? DECODE_TIMEOUT_SECONDS;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `decode timeoutSeconds must be a whole number of seconds from 1 to 3600, got ${seconds}`);
+  }
   if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${name}: empty input (0 bytes)`, { input: name });
+  if (acceptedFormatOf(bytes) === undefined) throw await refusal(bytes, name);
   try {
     const { data, info } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0, ignoreIcc: true })
+      .timeout({ seconds })
       .rotate()
       .toColourspace('srgb')
       .removeAlpha()
@@ -56,18 +73,34 @@ export async function decodeBuffer(bytes: Uint8Array, name: string): Promise<Rgb
     if (info.channels !== 3) throw new Error(`decoder returned ${info.channels} channels`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };
   } catch (e) {
-    throw decodeError(e, name);
+    throw decodeError(e, name, seconds);
   }
 }
 
-function decodeError(e: unknown, name: string): DeimError {
+/**
+ * Why bytes that start with no accepted signature are refused: a format named from its signature
+ * (SVG, PDF, BMP...), else the format sharp's metadata recognises (header only: nothing is
+ * rendered), else not an image at all.
+ */
+async function refusal(bytes: Uint8Array, name: string): Promise<DeimError> {
+  const sniffed = sniffFormat(bytes);
+  if (sniffed) return formatRefused(name, sniffed);
+  try {
+    const { format } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0 }).metadata();
+    return format ? formatRefused(name, format) : notAnImage(name);
+  } catch (e) {
+    return notAnImage(name, e);
+  }
+}
+
+function decodeError(e: unknown, name: string, seconds: number): DeimError {
+  if (e instanceof DeimError) return e;
   const msg = errorMessage(e);
+  if (isTimeoutMessage(msg)) return decodeTimedOut(name, seconds, e);
   if (/pixel limit/i.test(msg)) {
     return new DeimError('ERR_INPUT_TOO_LARGE', `${name}: image is larger than the decoder's pixel limit (${msg})`, { input: name, cause: e });
   }
-  if (/unsupported image format/i.test(msg)) {
-    return new DeimError('ERR_INPUT_UNREADABLE', `${name}: not an image in a format sharp reads (JPEG, PNG, WebP, TIFF, GIF, AVIF, ...)`, { input: name, cause: e });
-  }
+  if (/unsupported image format/i.test(msg)) return notAnImage(name, e);
   return new DeimError('ERR_INPUT_UNREADABLE', `${name}: cannot decode image: ${msg.replace(/\s+/g, ' ').trim()}`, { input: name, cause: e });
 }
 

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { DeimError } from '../errors.js';
 import type { FfmpegLocation } from './ffmpeg.js';
 import { parseFfmpegLog, type VideoInfo } from './probe.js';
-import { ffmpegInputOptions } from './source.js';
+import { ffmpegInputOptions, ffmpegInputPath } from './source.js';
 
 export interface DecodedFrame {
   /** Index in the source (live sources: counts dropped frames too, so indices can skip). */
@@ -67,7 +67,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   static async open(ffmpeg: FfmpegLocation, source: string, options: DecoderOptions): Promise<FrameDecoder> {
     const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'info'];
     if (options.loop) args.push('-stream_loop', String(options.loop));
-    args.push(...ffmpegInputOptions(source), '-i', source, '-map', '0:v:0', '-an', '-sn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+    args.push(...ffmpegInputOptions(source), '-i', ffmpegInputPath(source), '-map', '0:v:0', '-an', '-sn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
     // detached: ffmpeg gets its own process group, so a terminal Ctrl-C reaches only us and we
     // decide how to stop (finish the frames in flight, then close the output).
     const proc = spawn(ffmpeg.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { DeimError, errorMessage } from '../errors.js';
 import type { FfmpegLocation } from './ffmpeg.js';
+import { ffmpegInputPath, protocolWhitelist } from './source.js';
 
 export const DEFAULT_PRESET = 'ultrafast';
 
@@ -53,7 +54,7 @@ export class FrameEncoder {
     const args = ['-hide_banner', '-nostats', '-loglevel', 'error', '-y'];
     if (options.live) args.push('-use_wallclock_as_timestamps', '1');
     args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-r', options.fpsText, '-i', 'pipe:0');
-    if (options.audioFrom) args.push('-i', options.audioFrom);
+    if (options.audioFrom) args.push(...protocolWhitelist(options.audioFrom), '-i', ffmpegInputPath(options.audioFrom));
     args.push('-map', '0:v:0');
     if (options.audioFrom) args.push('-map', '1:a:0?', '-c:a', 'aac', '-b:a', '128k', '-shortest');
     args.push('-c:v', 'libx264', '-preset', options.preset ?? DEFAULT_PRESET, '-pix_fmt', 'yuv420p');

@@ -5,6 +5,7 @@
  * files (for the progress bar's ETA and for the truncation report).
  */
 import { execFile } from 'node:child_process';
+import { ffmpegInputPath, protocolWhitelist } from './source.js';
 
 export interface VideoInfo {
   /** Frame size the decoder delivers (after rotation metadata is applied). */
@@ -71,7 +72,7 @@ export interface ProbeFacts {
 /** ffprobe's rate and frame count for a file; {} when ffprobe is missing or fails (never throws). */
 export function probeFile(ffprobePath: string | undefined, file: string, timeoutMs = 15_000): Promise<ProbeFacts> {
   if (!ffprobePath) return Promise.resolve({});
-  const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=r_frame_rate,nb_frames,duration', '-of', 'json', file];
+  const args = ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=r_frame_rate,nb_frames,duration', '-of', 'json', ...protocolWhitelist(file), ffmpegInputPath(file)];
   return new Promise((resolve) => {
     execFile(ffprobePath, args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout) => {
       if (err) return resolve({});

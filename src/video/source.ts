@@ -1,15 +1,25 @@
 /**
  * What kind of video source a string names: a file, an image sequence (printf pattern), or a live
- * source ffmpeg reads until stopped (network stream, webcam).
+ * source ffmpeg reads until stopped (network stream, webcam). Only those: URLs must use one of
+ * the streaming protocols below, and ffmpeg's other protocols (concat:, file:, subfile:, pipe:,
+ * data:, crypto:, ...) are refused, so a source string can never make ffmpeg read something the
+ * caller did not name as a file.
  */
 import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { DeimError } from '../errors.js';
 
 const VIDEO_EXTENSIONS = new Set([
   'mp4', 'm4v', 'mov', 'mkv', 'webm', 'avi', 'wmv', 'flv', 'mpg', 'mpeg', 'ts', 'mts', 'm2ts', '3gp', 'ogv', 'y4m', 'gif',
 ]);
 
-const LIVE_URL = /^(rtsp|rtsps|rtmp|rtmps|http|https|udp|tcp|srt|rtp):\/\//i;
+/** The URL schemes accepted for video sources (live streams and remote files). */
+export const STREAM_PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'http', 'https', 'udp', 'tcp', 'srt', 'rtp'] as const;
+const LIVE_URL = new RegExp(`^(${STREAM_PROTOCOLS.join('|')})://`, 'i');
+/** Anything ffmpeg would read as "protocol:rest" (its scheme characters, then a colon). */
+const SCHEME = /^([a-z0-9+.-]+):/i;
+/** A Windows drive letter, which ffmpeg reads as a path, not a protocol. */
+const DOS_PATH = /^[a-z]:[\\/]/i;
 const WEBCAM = /^\/dev\/video\d+$/;
 /** An ffmpeg image-sequence pattern such as frames/%04d.jpg. */
 const SEQUENCE = /%0?\d*d/;
@@ -47,15 +57,53 @@ export function ffmpegInputOptions(source: string): string[] {
   if (/^https?:\/\//i.test(source)) return ['-rw_timeout', '5000000', ...quickStart];
   if (LIVE_URL.test(source)) return quickStart;
   if (WEBCAM.test(source)) return ['-f', 'v4l2'];
-  return [];
+  return protocolWhitelist(source);
 }
 
-/** Throws ERR_INPUT_NOT_FOUND for a local file (not a pattern, URL or device) that is not there. */
+/**
+ * ffmpeg/ffprobe input options that keep a local file or sequence to local files: a playlist
+ * (HLS, ffconcat) inside one cannot reach the network or ffmpeg's other protocols. None for URLs
+ * and webcams.
+ */
+export function protocolWhitelist(source: string): string[] {
+  return isLiveSource(source) ? [] : ['-protocol_whitelist', 'file'];
+}
+
+/**
+ * Checks a video source before ffmpeg sees it: a URL must use one of STREAM_PROTOCOLS
+ * (ERR_VIDEO_SOURCE otherwise, for ffmpeg's pseudo-protocols such as concat: or pipe: too);
+ * a local file (not a pattern, URL or device) must exist (ERR_INPUT_NOT_FOUND), not be a
+ * directory, and not be empty. A local file whose name merely looks like "word:..." is read as
+ * that file (see ffmpegInputPath).
+ */
 export function checkLocalSource(source: string): void {
-  if (isLiveSource(source) || isImageSequence(source) || /^[a-z][a-z0-9+.-]*:/i.test(source)) return;
+  if (isLiveSource(source)) return;
+  const scheme = SCHEME.exec(source)?.[1];
+  if (scheme !== undefined && !DOS_PATH.test(source) && !existsSync(source)) {
+    if ((STREAM_PROTOCOLS as readonly string[]).includes(scheme.toLowerCase())) {
+      throw new DeimError('ERR_VIDEO_SOURCE', `${source}: not a valid ${scheme} URL (expected ${scheme.toLowerCase()}://host/...)`, { input: source });
+    }
+    throw new DeimError(
+      'ERR_VIDEO_SOURCE',
+      `${source}: the "${scheme}:" protocol is not accepted as a video source; give a local file, an image-sequence pattern, a webcam (/dev/videoN) or a ${STREAM_PROTOCOLS.join(', ')} URL`,
+      { input: source },
+    );
+  }
+  if (isImageSequence(source) || WEBCAM.test(source)) return;
   if (!existsSync(source)) throw new DeimError('ERR_INPUT_NOT_FOUND', `Video not found: ${source}`, { input: source });
   if (statSync(source).isDirectory()) {
     throw new DeimError('ERR_VIDEO', `${source} is a directory, not a video (for an image sequence pass a pattern such as dir/%04d.jpg)`, { input: source });
   }
   if (statSync(source).size === 0) throw new DeimError('ERR_INPUT_EMPTY', `Video file is empty: ${source}`, { input: source });
+}
+
+/**
+ * The source as ffmpeg's `-i` (and ffprobe) must get it: URLs unchanged, and local paths that
+ * ffmpeg would otherwise read as a protocol ("concat:x.mp4") or an option-like name ("-") made
+ * explicit with "./", so they always name the local file that checkLocalSource checked.
+ */
+export function ffmpegInputPath(source: string): string {
+  if (isLiveSource(source) || path.isAbsolute(source) || DOS_PATH.test(source)) return source;
+  if (SCHEME.test(source) || source.startsWith('-')) return `.${path.sep}${source}`;
+  return source;
 }

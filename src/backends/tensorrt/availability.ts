@@ -26,8 +26,7 @@ function probe(): TensorRtProbe {
     return {
       ok: false,
       reason: missing
-        ? 'TensorRT unavailable: no native addon is built for this machine (npm install builds it only where TensorRT is found); ' +
-          'install TensorRT >= 10.6 and CUDA, set TENSORRT_ROOT, then run npm run build:native'
+        ? 'TensorRT unavailable: no native addon (install found no TensorRT); set TENSORRT_ROOT, run npm run build:native'
         : `TensorRT unavailable: the native addon could not be loaded (${load.error}); run npm run build:native`,
     };
   }
