@@ -5,8 +5,8 @@
  * @example
  * const results = toCocoResults(397133, detectionResult.detections);
  */
-import { writeFile } from 'node:fs/promises';
 import { DeimError, errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../output/atomic.js';
 import type { Detection } from '../postprocess/types.js';
 
 export interface CocoResult {
@@ -24,10 +24,10 @@ export function toCocoResults(imageId: number, detections: readonly Detection[])
   });
 }
 
-/** Writes a results list as JSON (one array; numbers as JavaScript prints them, full precision). */
+/** Writes a results list as JSON (one array; numbers as JavaScript prints them, full precision), atomically. */
 export async function writeCocoResults(file: string, results: readonly CocoResult[]): Promise<void> {
   try {
-    await writeFile(file, JSON.stringify(results));
+    await writeFileAtomic(file, JSON.stringify(results));
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `${file}: cannot write the results: ${errorMessage(e)}`, { input: file, cause: e });
   }
