@@ -156,7 +156,10 @@ export function checkOutputs(request: OutputPlanRequest): PlannedOutput[] {
     if (output.kind !== 'folder') {
       const input = inputs.find((i) => same(i.id, id));
       if (input) {
-        const through = path.resolve(input.path) === path.resolve(output.path) ? '' : ` (the same file as ${printable(id.real)})`;
+        const through =
+          path.resolve(input.path) === path.resolve(output.path) ? ''
+          : input.id.real === id.real ? ` (through a symbolic link: both are ${printable(id.real)})`
+          : ' (a hard link to the same file)';
         throw new DeimError('ERR_OUTPUT_CLASH', `${name(output)} would overwrite the input ${printable(input.path)}${through}; choose another output; nothing was written`, { input: output.path });
       }
     }

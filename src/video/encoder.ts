@@ -42,6 +42,9 @@ export function checkWritable(file: string, source?: string): void {
   planOutputs({ inputs: source !== undefined ? [source] : [], outputs: [{ path: file, kind: 'video' }] });
 }
 
+/** ffmpeg's log lines for an output it could not write completely. */
+const WRITE_FAILED = /error (writing|closing)|no space left|i\/o error|disk quota/i;
+
 /** Encoders whose ffmpeg is still running, for handOverEncoders(). */
 const running = new Set<FrameEncoder>();
 
@@ -125,7 +128,8 @@ export class FrameEncoder {
   async finish(): Promise<void> {
     this.proc.stdin!.end();
     const { code, signal } = await this.exited;
-    if (code !== 0) {
+    // ffmpeg (5.x) exits with 0 even when the disk filled up under it: its log says so.
+    if (code !== 0 || WRITE_FAILED.test(this.log)) {
       this.file.discard();
       throw await this.failure(code, signal);
     }
@@ -148,7 +152,7 @@ export class FrameEncoder {
 
   private async failure(code?: number | null, signal?: NodeJS.Signals | null): Promise<DeimError> {
     if (code === undefined) ({ code, signal } = await this.exited);
-    const last = this.log.trim().split('\n').pop() ?? '';
+    const last = (this.log.trim().split('\n').pop() ?? '').split(this.file.path).join(this.output);
     const why = last || this.writeError?.message || `ffmpeg exited with ${signal ?? `code ${code}`}`;
     return new DeimError('ERR_OUTPUT_WRITE', `Could not write ${this.output}: ${why}`, { input: this.output });
   }

@@ -9,6 +9,7 @@ import cliProgress from 'cli-progress';
 import path from 'node:path';
 import { handOverEncoders } from './encoder.js';
 import { JsonlWriter } from './jsonl.js';
+import { removeTemporaryFiles } from '../output/atomic.js';
 import { planOutputs } from '../output/plan.js';
 import { detectVideo, type FrameDetector, type VideoOptions, type VideoStats } from './pipeline.js';
 import type { VideoInfo } from './probe.js';
@@ -74,7 +75,9 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
         jsonl?.close();
       } finally {
         handOverEncoders();
-        process.exit(130);
+        removeTemporaryFiles();
+        // Die of the signal (process.exit would tear down workers inside onnxruntime).
+        process.kill(process.pid, 'SIGINT');
       }
     }
   };

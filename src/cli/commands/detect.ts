@@ -6,7 +6,7 @@ import { drawDetections } from '../../annotate/draw.js';
 import { annotatedNameIn, isWritableImagePath, writeAnnotatedImage, WRITABLE_EXTENSIONS } from '../../annotate/write.js';
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
-import { planOutputs, printable, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
+import { planOutputs, printable, removeTemporaryFiles, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
 import { checkLocalSource } from '../../video/source.js';
@@ -133,7 +133,10 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
       }
     }
     log(`deimv2: quit: ${entries.filter(Boolean).length} of ${files.length} file(s) finished${options.json !== undefined && !jsonToStdout ? ` (in ${options.json})` : ''}`);
-    process.exit(130); // unfinished annotated images are temporary files, removed at exit
+    // Unfinished annotated images are temporary files: removed. Then die of the signal at once
+    // (process.exit would tear down worker threads that are inside onnxruntime, which aborts).
+    removeTemporaryFiles();
+    process.kill(process.pid, 'SIGINT');
   };
   process.on('SIGINT', onSigint);
 
