@@ -366,3 +366,35 @@ describe('Ctrl-C on an image folder with --json', () => {
     for (const f of written) expect(statSync(path.join(dir, 'twice-out', f)).size).toBeGreaterThan(0);
   });
 });
+
+describe('Ctrl-C twice on a video', () => {
+  it('quits at once; the JSON lines are whole and the MP4 is finished and moved into place after', async () => {
+    const dir = tempDir('deimv2-sigint-video-');
+    const out = path.join(dir, 'v.mp4');
+    const jsonl = path.join(dir, 'v.jsonl');
+    const child = spawn(process.execPath, [CLI, 'detect', CAR, '--out', out, '--json', jsonl, '-b', 'cpu'], { env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const closed = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
+    const partial = () => readdirSync(dir).find((f) => f.startsWith('.v.jsonl.'));
+    // Wait for a few lines in the (temporary) JSONL file.
+    for (let i = 0; i < 600 && child.exitCode === null; i++) {
+      const p = partial();
+      if (p && readFileSync(path.join(dir, p), 'utf8').split('\n').length > 4) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGINT');
+    for (let i = 0; i < 200 && !stderr.includes('stopping'); i++) await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGINT');
+    expect(await closed, stderr).toBe('SIGINT');
+    const lines = readFileSync(jsonl, 'utf8').split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines.length).toBeGreaterThan(3);
+    for (const line of lines) expect(Object.keys(JSON.parse(line))).toEqual(['frame', 'pts', 'detections']);
+    // ffmpeg finishes the file after the process is gone; a detached shell renames it.
+    for (let i = 0; i < 200 && !existsSync(out); i++) await new Promise((r) => setTimeout(r, 50));
+    const frames = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
+    expect(Number(frames.trim())).toBeGreaterThanOrEqual(lines.length);
+    expect(listing(dir)).toEqual(['v.jsonl', 'v.mp4']);
+  });
+});
