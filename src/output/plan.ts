@@ -55,15 +55,34 @@ function isLocalPath(p: string): boolean {
   return p !== '' && p !== '-' && !/^[a-z][a-z0-9+.-]*:/i.test(p) && !/%0?\d*d/.test(p);
 }
 
+/** Folder facts asked once per plan (thousands of outputs share a few folders). */
+let memo: Map<string, unknown> | undefined;
+function cached<T>(key: string, compute: () => T): T {
+  if (!memo) return compute();
+  if (memo.has(key)) {
+    const hit = memo.get(key) as { value: T } | { error: unknown };
+    if ('error' in hit) throw hit.error;
+    return hit.value;
+  }
+  try {
+    const value = compute();
+    memo.set(key, { value });
+    return value;
+  } catch (error) {
+    memo.set(key, { error });
+    throw error;
+  }
+}
+
 function identify(p: string): Identity {
   const absolute = path.resolve(p);
   let stats: Stats | undefined;
   try {
-    stats = statSync(absolute);
+    stats = statSync(absolute, { throwIfNoEntry: false });
   } catch {
-    stats = undefined;
+    stats = undefined; // ENOTDIR (a file on the way), EACCES: treated as missing here, reported by checkTarget
   }
-  if (stats) return { real: realpathSync(absolute), inode: `${stats.dev}:${stats.ino}`, stats };
+  if (stats) return { real: realpathSync.native(absolute), inode: `${stats.dev}:${stats.ino}`, stats };
   // Missing: the real path of the nearest existing folder, plus the rest of the path.
   const rest: string[] = [];
   for (let current = absolute; ; ) {
@@ -71,14 +90,12 @@ function identify(p: string): Identity {
     rest.unshift(path.basename(current));
     if (parent === current) return { real: absolute };
     try {
-      return { real: path.join(realpathSync(parent), ...rest) };
+      return { real: path.join(cached(`real:${parent}`, () => realpathSync.native(parent)), ...rest) };
     } catch {
       current = parent;
     }
   }
 }
-
-const same = (a: Identity, b: Identity) => a.real === b.real || (a.inode !== undefined && a.inode === b.inode);
 
 function name(o: OutputRequest): string {
   return `${o.flag ? `${o.flag} ` : ''}${printable(o.path)}`;
@@ -122,23 +139,26 @@ function checkTarget(o: OutputRequest, id: Identity): void {
     // Devices and pipes (/dev/null, /dev/stdout, a FIFO) are written in place.
     if (!id.stats.isFile()) return;
     if (!canWrite(absolute)) throw unwritable(o, 'the file is read-only');
-    if (!canWrite(path.dirname(id.real))) throw unwritable(o, `its folder ${printable(path.dirname(o.path) || '.')} is read-only`);
+    if (!cached(`write:${path.dirname(id.real)}`, () => canWrite(path.dirname(id.real)))) throw unwritable(o, `its folder ${printable(path.dirname(o.path) || '.')} is read-only`);
     return;
   }
   let ancestor;
   try {
-    ancestor = existingAncestor(folder ? path.join(absolute, 'x') : absolute);
+    const below = folder ? path.join(absolute, 'x') : absolute;
+    ancestor = cached(`ancestor:${path.dirname(below)}`, () => existingAncestor(below));
   } catch (e) {
     throw unwritable(o, errorMessage(e));
   }
   // A dangling symlink on the way would make mkdir fail later.
   if (!ancestor.stats.isDirectory()) throw unwritable(o, `${printable(ancestor.dir)} is not a folder`);
-  if (!canWrite(ancestor.dir)) throw unwritable(o, `the folder ${printable(ancestor.dir)} is read-only`);
+  if (!cached(`write:${ancestor.dir}`, () => canWrite(ancestor.dir))) throw unwritable(o, `the folder ${printable(ancestor.dir)} is read-only`);
+  let link;
   try {
-    if (lstatSync(absolute).isSymbolicLink()) throw unwritable(o, 'it is a symbolic link to a missing file');
-  } catch (e) {
-    if (e instanceof DeimError) throw e;
+    link = lstatSync(absolute, { throwIfNoEntry: false });
+  } catch {
+    link = undefined;
   }
+  if (link?.isSymbolicLink()) throw unwritable(o, 'it is a symbolic link to a missing file');
 }
 
 /**
@@ -147,28 +167,44 @@ function checkTarget(o: OutputRequest, id: Identity): void {
  * ERR_OUTPUT_WRITE (a target that cannot be written), both naming the paths.
  */
 export function checkOutputs(request: OutputPlanRequest): PlannedOutput[] {
-  const inputs = request.inputs.filter(isLocalPath).map((p) => ({ path: p, id: identify(p) }));
-  const seen: Array<{ output: OutputRequest; id: Identity }> = [];
+  memo = new Map();
+  try {
+    return check(request);
+  } finally {
+    memo = undefined;
+  }
+}
+
+function check(request: OutputPlanRequest): PlannedOutput[] {
+  // Inputs by real path and by inode (a missing input cannot be overwritten: it is left out).
+  const inputs = new Map<string, { path: string; id: Identity }>();
+  for (const p of request.inputs) {
+    if (!isLocalPath(p)) continue;
+    const id = identify(p);
+    if (!id.stats) continue;
+    inputs.set(id.real, { path: p, id });
+    inputs.set(id.inode!, { path: p, id });
+  }
+  const seen = new Map<string, OutputRequest>();
   const planned: PlannedOutput[] = [];
   for (const output of request.outputs) {
     if (!isLocalPath(output.path)) continue;
     const id = identify(output.path);
-    if (output.kind !== 'folder') {
-      const input = inputs.find((i) => same(i.id, id));
-      if (input) {
-        const through =
-          path.resolve(input.path) === path.resolve(output.path) ? ''
-          : input.id.real === id.real ? ` (through a symbolic link: both are ${printable(id.real)})`
-          : ' (a hard link to the same file)';
-        throw new DeimError('ERR_OUTPUT_CLASH', `${name(output)} would overwrite the input ${printable(input.path)}${through}; choose another output; nothing was written`, { input: output.path });
-      }
+    const keys = id.inode ? [id.real, id.inode] : [id.real];
+    const input = output.kind === 'folder' ? undefined : keys.map((k) => inputs.get(k)).find(Boolean);
+    if (input) {
+      const through =
+        path.resolve(input.path) === path.resolve(output.path) ? ''
+        : input.id.real === id.real ? ` (through a symbolic link: both are ${printable(id.real)})`
+        : ' (a hard link to the same file)';
+      throw new DeimError('ERR_OUTPUT_CLASH', `${name(output)} would overwrite the input ${printable(input.path)}${through}; choose another output; nothing was written`, { input: output.path });
     }
-    const other = seen.find((s) => same(s.id, id));
+    const other = keys.map((k) => seen.get(k)).find(Boolean);
     if (other) {
-      throw new DeimError('ERR_OUTPUT_CLASH', `${name(output)} and ${name(other.output)} are the same file; give each output its own name; nothing was written`, { input: output.path });
+      throw new DeimError('ERR_OUTPUT_CLASH', `${name(output)} and ${name(other)} are the same file; give each output its own name; nothing was written`, { input: output.path });
     }
     checkTarget(output, id);
-    seen.push({ output, id });
+    for (const k of keys) seen.set(k, output);
     planned.push({ ...output, resolved: id.real, exists: id.stats !== undefined });
   }
   return planned;
@@ -181,8 +217,11 @@ export function checkOutputs(request: OutputPlanRequest): PlannedOutput[] {
  */
 export function planOutputs(request: OutputPlanRequest): PlannedOutput[] {
   const planned = checkOutputs(request);
+  const made = new Set<string>();
   for (const o of planned) {
     const dir = o.kind === 'folder' ? o.resolved : path.dirname(o.resolved);
+    if (made.has(dir)) continue;
+    made.add(dir);
     try {
       ensureDirectorySync(dir);
     } catch (e) {

@@ -78,7 +78,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   }
   const jsonToStdout = options.json === '-';
   planOutputs({
-    inputs: [...runnable, ...detectorInputs(detectorOptions)],
+    inputs: [...files, ...detectorInputs(detectorOptions)],
     outputs: [
       ...(out !== undefined && outIsDir ? [{ path: out, kind: 'folder', flag: '--out' }] : []),
       ...[...targets.values()].map((t) => ({ path: t, kind: 'image', flag: '--out' })),
