@@ -134,7 +134,8 @@ describe('deimv2 detect refuses every clash before anything runs (checksums unch
   symlinkSync(path.join(dir, 'b'), path.join(dir, 'blink'));
   linkSync(img, path.join(dir, 'hard.jpg'));
   copyFileSync(path.join(MODEL_DIR, 'deimv2_hgnetv2_atto_coco.onnx'), path.join(dir, 'atto.onnx'));
-  const inputs = ['clip.mp4', 'img.jpg', 'a/x.jpg', 'b/x.jpg', 'c/x.jpg', 'c/x.heic', 'c/x-1.jpg', 'atto.onnx'].map((f) => path.join(dir, f));
+  copyFileSync(path.join(MODEL_DIR, 'deimv2_hgnetv2_atto_coco.onnx'), path.join(dir, 'deimv2_hgnetv2_atto_coco.onnx'));
+  const inputs = ['clip.mp4', 'img.jpg', 'a/x.jpg', 'b/x.jpg', 'c/x.jpg', 'c/x.heic', 'c/x-1.jpg', 'atto.onnx', 'deimv2_hgnetv2_atto_coco.onnx'].map((f) => path.join(dir, f));
   const before = sums(inputs);
 
   const cases: Array<[string, string[], RegExp]> = [
@@ -146,7 +147,8 @@ describe('deimv2 detect refuses every clash before anything runs (checksums unch
     ['a name-collision suffix landing on an input (x -> x-1.jpg)', ['a/x.jpg', 'c/x.jpg', 'c/x-1.jpg', '--out', 'c'], /would overwrite the input c\/x(-1)?\.jpg/],
     ['--out through a symlinked folder', ['b/x.jpg', '--out', 'blink/'], /--out blink\/x\.jpg would overwrite the input b\/x\.jpg \(through a symbolic link/],
     ['--out onto a hard link of the input', ['img.jpg', '--out', 'hard.jpg'], /--out hard\.jpg would overwrite the input img\.jpg \(a hard link/],
-    ['JSON over the model file', ['img.jpg', '--model', 'atto.onnx', '--json', 'atto.onnx'], /--json atto\.onnx would overwrite the input atto\.onnx/],
+    ['JSON over the model file', ['img.jpg', '--model', 'atto.onnx', '--json', 'atto.onnx'], /--json atto\.onnx would overwrite the input .*atto\.onnx/],
+    ['JSON over the model file a variant name resolves to', ['img.jpg', '--model-dir', '.', '--json', 'deimv2_hgnetv2_atto_coco.onnx'], /--json deimv2_hgnetv2_atto_coco\.onnx would overwrite the input .*deimv2_hgnetv2_atto_coco\.onnx/],
     ['--json and --out on one file', ['img.jpg', '--out', 'o.png', '--json', 'o.png'], /--json o\.png and --out o\.png are the same file/],
   ];
   for (const [what, args, message] of cases) {

@@ -6,7 +6,9 @@
 import { statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { glob, isDynamicPattern } from 'tinyglobby';
+import type { DetectorOptions } from '../detector.js';
 import { DeimError } from '../errors.js';
+import { resolveModel } from '../models/resolve.js';
 
 export const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'tif', 'tiff', 'gif', 'avif', 'heic', 'heif', 'bmp', 'jp2', 'jxl'] as const;
 const IMAGE_EXT_RE = new RegExp(`\\.(${IMAGE_EXTENSIONS.join('|')})$`, 'i');
@@ -78,4 +80,15 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
     }
   }
   return { files, problems, unreadable };
+}
+
+/** Files a detector reads (the model file a variant name resolves to, class names, engine): no output may replace them either. */
+export function detectorInputs(o: DetectorOptions): string[] {
+  let model: string | undefined;
+  try {
+    model = resolveModel(o.model ?? 'atto', o.modelDir !== undefined ? { modelDir: o.modelDir } : {}).path;
+  } catch {
+    model = o.model; // reported when the detector is created
+  }
+  return [model, typeof o.classNames === 'string' ? o.classNames : undefined, o.engine].filter((p): p is string => typeof p === 'string');
 }

@@ -10,7 +10,7 @@ import { planOutputs, printable, removeTemporaryFiles, writeFileAtomic, writeFil
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
 import { checkLocalSource } from '../../video/source.js';
-import { expandInputs, isImagePath } from '../inputs.js';
+import { detectorInputs, expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
 
@@ -176,26 +176,34 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
       });
     }
     await Promise.all(writes);
+  } catch (e) {
+    process.off('SIGINT', onSigint);
+    throw e;
   } finally {
     progress.stop();
-    process.off('SIGINT', onSigint);
     await detector.close();
   }
   const seconds = (performance.now() - start) / 1000;
-  const stopped = interrupts > 0;
+  // Stopped: a Ctrl-C came while images were left (one during the last writes changes nothing).
+  const stopped = interrupts > 0 && entries.some((e) => e === undefined);
   const stats = detector.stats();
 
+  // The handler stays until the JSON is written: a second Ctrl-C still leaves it whole.
   let jsonError: DeimError | undefined;
-  if (options.json !== undefined) {
-    const text = jsonText(stopped);
-    if (jsonToStdout) process.stdout.write(text);
-    else {
-      try {
-        await writeFileAtomic(options.json, text);
-      } catch (e) {
-        jsonError = new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${options.json}: ${errorMessage(e)}`, { input: options.json });
+  try {
+    if (options.json !== undefined) {
+      const text = jsonText(stopped);
+      if (jsonToStdout) process.stdout.write(text);
+      else {
+        try {
+          await writeFileAtomic(options.json, text);
+        } catch (e) {
+          jsonError = new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${options.json}: ${errorMessage(e)}`, { input: options.json });
+        }
       }
     }
+  } finally {
+    process.off('SIGINT', onSigint);
   }
 
   const finished = entries.filter((e): e is Entry => e !== undefined);
@@ -219,10 +227,6 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   return failures.length > 0 || problems.length > 0 || jsonError ? 1 : 0;
 }
 
-/** Files a detector reads (model, class names, engine): no output may replace them either. */
-function detectorInputs(o: DetectorOptions): string[] {
-  return [o.model, typeof o.classNames === 'string' ? o.classNames : undefined, o.engine].filter((p): p is string => typeof p === 'string');
-}
 
 /** Containers the annotated video can be written as (the encoder writes MP4). */
 const VIDEO_OUT_EXTENSIONS = ['.mp4', '.m4v', '.mov'];

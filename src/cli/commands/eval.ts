@@ -15,6 +15,7 @@ import { formatPerClass, formatSummary } from '../../eval/summary-format.js';
 import { DeimError } from '../../errors.js';
 import { planOutputs } from '../../output/plan.js';
 import { detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
+import { detectorInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
 
 interface EvalCliOptions extends DetectorCliOptions {
@@ -90,7 +91,7 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
     const detectorOptions = detectorOptionsFrom(options);
     if (options.writeResults !== undefined) {
       planOutputs({
-        inputs: [options.annotations, ...images.map((img) => img.file), ...[detectorOptions.model, detectorOptions.classNames, detectorOptions.engine].filter((p): p is string => typeof p === 'string')],
+        inputs: [options.annotations, ...images.map((img) => img.file), ...detectorInputs(detectorOptions)],
         outputs: [{ path: options.writeResults, kind: 'eval-results', flag: '--write-results' }],
       });
     }
