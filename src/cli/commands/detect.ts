@@ -55,27 +55,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   // Every output is planned and checked against every input before anything runs.
   const out = options.out;
   const outIsDir = out !== undefined && (isDirectory(out) || /[\\/]$/.test(out) || path.extname(out) === '');
-  if (out !== undefined && !outIsDir) {
-    if (files.length > 1) {
-      throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out} names one file, but there are ${files.length} input images: give a folder for their annotated copies (e.g. --out ${path.join(path.dirname(out), path.parse(out).name)}/)`, { input: out });
-    }
-    if (!isWritableImagePath(out)) {
-      throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out}: unknown image extension "${path.extname(out)}"; use one of ${WRITABLE_EXTENSIONS.join(', ')}`, { input: out });
-    }
-  }
-  const targets = new Map<string, string>();
-  if (out !== undefined) {
-    // Inputs from different folders can share a base name: the second becomes name-1.jpg, and so on.
-    const used = new Set<string>();
-    for (const file of runnable) {
-      const first = outIsDir ? annotatedNameIn(out, file) : out;
-      const ext = path.extname(first);
-      let target = first;
-      for (let n = 1; used.has(target); n++) target = `${first.slice(0, first.length - ext.length)}-${n}${ext}`;
-      used.add(target);
-      targets.set(file, target);
-    }
-  }
+  const targets = out === undefined ? new Map<string, string>() : annotatedTargets(runnable, files.length, out, outIsDir);
   const jsonToStdout = options.json === '-';
   planOutputs({
     inputs: [...files, ...detectorInputs(detectorOptions)],
@@ -227,6 +207,31 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   return failures.length > 0 || problems.length > 0 || jsonError ? 1 : 0;
 }
 
+
+/**
+ * Where each input's annotated copy goes: `out` itself for one input, else a file in the folder
+ * `out`. Inputs from different folders can share a base name: the second becomes name-1.jpg, and
+ * so on. An --out file name for several inputs, or with an extension no encoder writes, is refused.
+ */
+function annotatedTargets(files: readonly string[], inputCount: number, out: string, outIsDir: boolean): Map<string, string> {
+  if (!outIsDir && inputCount > 1) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out} names one file, but there are ${inputCount} input images: give a folder for their annotated copies (e.g. --out ${path.join(path.dirname(out), path.parse(out).name)}/)`, { input: out });
+  }
+  if (!outIsDir && !isWritableImagePath(out)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out}: unknown image extension "${path.extname(out)}"; use one of ${WRITABLE_EXTENSIONS.join(', ')}`, { input: out });
+  }
+  const targets = new Map<string, string>();
+  const used = new Set<string>();
+  for (const file of files) {
+    const first = outIsDir ? annotatedNameIn(out, file) : out;
+    const ext = path.extname(first);
+    let target = first;
+    for (let n = 1; used.has(target); n++) target = `${first.slice(0, first.length - ext.length)}-${n}${ext}`;
+    used.add(target);
+    targets.set(file, target);
+  }
+  return targets;
+}
 
 /** Containers the annotated video can be written as (the encoder writes MP4). */
 const VIDEO_OUT_EXTENSIONS = ['.mp4', '.m4v', '.mov'];
