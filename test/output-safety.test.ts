@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -398,5 +398,45 @@ describe('Ctrl-C twice on a video', () => {
     const frames = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' });
     expect(Number(frames.trim())).toBeGreaterThanOrEqual(lines.length);
     expect(listing(dir)).toEqual(['v.jsonl', 'v.mp4']);
+  });
+});
+
+// Root can write anything: the check runs as nobody, where setpriv exists and nobody can read the CLI.
+const canDropRoot =
+  process.getuid?.() === 0 &&
+  spawnSyncOk('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', `require('fs').accessSync(${JSON.stringify(CLI)}); require('fs').accessSync(${JSON.stringify(EXAMPLE)})`]);
+function spawnSyncOk(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.skipIf(!canDropRoot)('read-only targets (run as nobody)', () => {
+  it('a read-only folder or file is reported before the model loads', async () => {
+    const dir = tempDir('deimv2-readonly-');
+    chmodSync(dir, 0o755); // nobody may look, not write
+    writeFileSync(path.join(dir, 'old.json'), 'old');
+    const asNobody = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'detect', EXAMPLE, '-b', 'cpu', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+    for (const [args, message] of [
+      [['--json', path.join(dir, 'new.json')], /Cannot write --json .*new\.json: the folder .* is read-only/],
+      [['--json', path.join(dir, 'old.json')], /Cannot write --json .*old\.json: the file is read-only/],
+      [['--out', path.join(dir, 'sub') + '/'], /Cannot write --out .*sub\/: the folder .* is read-only/],
+    ] as const) {
+      const r = await asNobody([...args]);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/\[ERR_OUTPUT_WRITE\]/);
+      expect(r.stderr).not.toMatch(MODEL_LINE);
+    }
+    expect(listing(dir)).toEqual(['old.json']);
   });
 });
