@@ -5,8 +5,10 @@
  * @example
  * const results = toCocoResults(397133, detectionResult.detections);
  */
+import path from 'node:path';
 import { DeimError, errorMessage } from '../errors.js';
 import { writeFileAtomic } from '../output/atomic.js';
+import { ensureDirectorySync } from '../output/plan.js';
 import type { Detection } from '../postprocess/types.js';
 
 export interface CocoResult {
@@ -24,9 +26,10 @@ export function toCocoResults(imageId: number, detections: readonly Detection[])
   });
 }
 
-/** Writes a results list as JSON (one array; numbers as JavaScript prints them, full precision), atomically. */
+/** Writes a results list as JSON (one array; numbers as JavaScript prints them, full precision), atomically, creating its folder. */
 export async function writeCocoResults(file: string, results: readonly CocoResult[]): Promise<void> {
   try {
+    ensureDirectorySync(path.dirname(path.resolve(file)));
     await writeFileAtomic(file, JSON.stringify(results));
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `${file}: cannot write the results: ${errorMessage(e)}`, { input: file, cause: e });
