@@ -1,6 +1,6 @@
 /**
  * Detector output -> a COCO results list ({image_id, category_id, bbox: [x, y, w, h], score}),
- * the format pycocotools' loadRes reads and `deimv2 eval --results` writes.
+ * the format pycocotools' loadRes reads and `deimv2 eval --write-results` writes (and `--results` scores).
  *
  * @example
  * const results = toCocoResults(397133, detectionResult.detections);
