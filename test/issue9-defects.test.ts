@@ -196,7 +196,7 @@ describe('the command line', () => {
   });
 
   it('an unknown command fails, with --help too; the hint names the command', async () => {
-    for (const args of [['frobnicate', '--help'], ['frobnicate']]) {
+    for (const args of [['frobnicate', '--help'], ['frobnicate'], ['help', 'frobnicate']]) {
       const r = await deimv2(args);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/unknown command 'frobnicate' \(the commands are detect, info, eval, compare, prepare, build/);

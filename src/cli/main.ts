@@ -31,11 +31,13 @@ export function createProgram(): Command {
 
 /**
  * An unknown command is an error even with --help (commander would print the general help and
- * succeed): the first argument that is not an option must name a command.
+ * succeed): the first argument that is not an option (or the one after `help`) must name a command.
  */
 function unknownCommand(program: Command, args: readonly string[]): string | undefined {
-  const first = args.find((a) => !a.startsWith('-'));
-  if (first === undefined || first === 'help') return undefined;
+  const words = args.filter((a) => !a.startsWith('-'));
+  // `deimv2 help <command>` names a command too.
+  const first = words[0] === 'help' ? words[1] : words[0];
+  if (first === undefined) return undefined;
   const known = program.commands.some((c) => c.name() === first || c.aliases().includes(first));
   return known ? undefined : first;
 }
