@@ -6,7 +6,7 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, rmSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
@@ -254,7 +254,10 @@ function tinyDisk(size: string): string | undefined {
 }
 const mounts: string[] = [];
 afterAll(() => {
-  for (const m of mounts) execFileSync('umount', [m], { stdio: 'ignore' });
+  for (const m of mounts) {
+    execFileSync('umount', [m], { stdio: 'ignore' });
+    rmSync(m, { recursive: true, force: true });
+  }
 });
 const canMount = (() => {
   const d = tinyDisk('64k');
