@@ -57,6 +57,8 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   private pendingChunks: Buffer[] = [];
   private log = '';
   private damage: string | undefined;
+  /** The log's last line, until its newline comes (a chunk can end mid-line, mid-name). */
+  private logLine = '';
 
   private constructor(
     private readonly proc: ChildProcess,
@@ -96,7 +98,9 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
         this.log = (this.log + text).slice(-(opened ? LOG_TAIL_CHARS : 64_000));
         // ffmpeg reports a damaged or truncated file in its log but still exits with 0. Its log
         // also echoes the file name (which may itself say "corrupt"): that is left out of the test.
-        this.damage ??= damageLine(text, this.source);
+        const lines = (this.logLine + text).split('\n');
+        this.logLine = lines.pop()!;
+        this.damage ??= damageLine(lines.join('\n'), this.source);
         if (opened) return;
         const info = parseFfmpegLog(this.log);
         if (!info) return;
@@ -118,7 +122,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
         clearTimeout(timer);
         if (this.stopped) return this.finish(undefined);
         if (code === 0) {
-          this.decodeError = this.damage;
+          this.decodeError = this.damage ?? damageLine(this.logLine, this.source);
           return this.finish(undefined);
         }
         const reason = `ffmpeg exited with ${signal ?? `code ${code}`}${this.reason()}`;
