@@ -11,6 +11,7 @@ import { handOverEncoders } from './encoder.js';
 import { JsonlWriter } from './jsonl.js';
 import { removeTemporaryFiles } from '../output/atomic.js';
 import { planOutputs } from '../output/plan.js';
+import { printable } from '../output/printable.js';
 import { detectVideo, type FrameDetector, type VideoOptions, type VideoStats } from './pipeline.js';
 import type { VideoInfo } from './probe.js';
 
@@ -121,7 +122,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     json: options.json,
     fps: run.stats.processed / Math.max(run.stats.elapsedMs / 1000, 1e-9),
   };
-  if (!options.quiet) process.stderr.write(summaryLine(summary) + '\n');
+  if (!options.quiet) process.stderr.write(printable(summaryLine(summary)) + '\n');
   return summary;
 }
 

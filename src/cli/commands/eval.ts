@@ -14,6 +14,7 @@ import { writeCocoResults } from '../../eval/results-writer.js';
 import { formatPerClass, formatSummary } from '../../eval/summary-format.js';
 import { DeimError } from '../../errors.js';
 import { planOutputs } from '../../output/plan.js';
+import { printable } from '../../output/printable.js';
 import { detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { detectorInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
@@ -73,7 +74,7 @@ export function register(program: Command): void {
 }
 
 export async function evalCommand(options: EvalCliOptions): Promise<number> {
-  const log = (s: string) => process.stderr.write(s + '\n');
+  const log = (s: string) => process.stderr.write(printable(s) + '\n');
   const limit = parseLimit(options.limit);
   if (options.images !== undefined && options.results !== undefined) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `--results names a results file to score; with --images the detections are scored as they are made: use --write-results <file> to save them as well`, { input: options.results });
