@@ -20,6 +20,7 @@ export type DeimErrorCode =
   | 'ERR_TENSOR_SIZE'
   | 'ERR_CLOSED'
   | 'ERR_OUTPUT_WRITE'
+  | 'ERR_OUTPUT_CLASH'
   | 'ERR_CLASS_NAMES'
   | 'ERR_ENGINE_INVALID'
   | 'ERR_ENGINE_STALE'

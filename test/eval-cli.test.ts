@@ -72,7 +72,7 @@ describe.skipIf(!haveShared)('deimv2 eval --model over ../shared/coco', () => {
   for (const [model, ap, extra] of [['atto', '0.291', []], ['femto', '0.381', ['--model-dir', `${SHARED}models`]]] as const) {
     it(`${model}: writes all 300 detections per image and scores AP ${ap}`, async () => {
       const results = join(out, `${model}.json`);
-      const { stdout } = await run('eval', '-m', model, ...extra, '-b', 'cpu', '-i', IMAGES, '-a', ANNOTATIONS, '-r', results, '--json', '-q');
+      const { stdout } = await run('eval', '-m', model, ...extra, '-b', 'cpu', '-i', IMAGES, '-a', ANNOTATIONS, '--write-results', results, '--json', '-q');
       const doc = JSON.parse(stdout);
       expect(doc.metrics.AP.toFixed(3)).toBe(ap);
       const written = JSON.parse(readFileSync(results, 'utf8'));

@@ -263,8 +263,10 @@ describe('bad input', () => {
     expect(Date.now() - t0).toBeLessThan(15_000);
   });
 
-  it('an output path that cannot be written', async () => {
-    expect(await codeOf(CAR, { output: path.join(dir, 'no-such-dir', 'out.mp4') })).toMatch(/^ERR_OUTPUT_WRITE: Cannot write .*no-such-dir/);
+  it('an output path that cannot be written (its folder would be under a file)', async () => {
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    expect(await codeOf(CAR, { output: path.join(file, 'out.mp4') })).toMatch(/^ERR_OUTPUT_WRITE: Cannot write .*a-file\/out\.mp4: .*a-file is not a folder/);
   });
 
   it('no ffmpeg anywhere', () => {

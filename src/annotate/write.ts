@@ -6,10 +6,11 @@
  * drawDetections(image, result.detections);
  * await writeAnnotatedImage(image, outputPathFor('photos/a.jpg', 'annotated', true)); // annotated/a.jpg
  */
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { DeimError, errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../output/atomic.js';
 import type { AnnotatableImage } from './draw.js';
 
 type OutputFormat = 'jpeg' | 'png' | 'webp' | 'tiff' | 'avif' | 'gif';
@@ -28,9 +29,14 @@ const FORMAT_BY_EXTENSION: Readonly<Record<string, OutputFormat>> = {
 
 export const WRITABLE_EXTENSIONS: readonly string[] = Object.keys(FORMAT_BY_EXTENSION);
 
+/** True when `file`'s extension names a format writeAnnotatedImage writes. */
+export function isWritableImagePath(file: string): boolean {
+  return Object.hasOwn(FORMAT_BY_EXTENSION, path.extname(file).toLowerCase());
+}
+
 /**
- * Encodes `image` in the format its extension names and writes it to `outPath`, creating the
- * parent directory. An unknown extension is ERR_INVALID_ARGUMENT; any failure to create the
+ * Encodes `image` in the format its extension names and writes it to `outPath` (atomically: a
+ * temporary name renamed when complete), creating the parent directory. An unknown extension is ERR_INVALID_ARGUMENT; any failure to create the
  * directory or write the file is ERR_OUTPUT_WRITE naming the path. An alpha channel is kept
  * where the format has one (PNG, WebP, TIFF, AVIF, GIF) and dropped for JPEG.
  */
@@ -47,7 +53,7 @@ export async function writeAnnotatedImage(image: AnnotatableImage, outPath: stri
   const encoded = await encode(image, format);
   try {
     await ensureDirectory(path.dirname(path.resolve(outPath)));
-    await writeFile(outPath, encoded);
+    await writeFileAtomic(outPath, encoded);
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${outPath}: ${errorMessage(e)}`, { input: outPath, cause: e });
   }
@@ -101,19 +107,21 @@ async function encode(image: AnnotatableImage, format: OutputFormat): Promise<Bu
   }
 }
 
+/** The annotated copy's name in folder `dir`: the input's basename, with ".jpg" when its format is not one we write. */
+export function annotatedNameIn(dir: string, inputFile: string): string {
+  const base = path.basename(inputFile);
+  const extension = path.extname(base);
+  return path.join(dir, isWritableImagePath(base) ? base : `${base.slice(0, base.length - extension.length)}.jpg`);
+}
+
 /**
  * Where the annotated copy of `inputFile` goes. With `isDir`, `out` is a directory and the file
  * keeps the input's basename (its extension too, or ".jpg" when it is not one we can write);
- * otherwise `out` is the output file itself. Refuses a path that would overwrite the input.
+ * otherwise `out` is the output file itself. Refuses a path that would overwrite the input (by
+ * name; the CLI's output plan also sees through links, see src/output/plan.ts).
  */
 export function outputPathFor(inputFile: string, out: string, isDir: boolean): string {
-  let target = out;
-  if (isDir) {
-    const base = path.basename(inputFile);
-    const extension = path.extname(base);
-    const writable = Object.hasOwn(FORMAT_BY_EXTENSION, extension.toLowerCase());
-    target = path.join(out, writable ? base : `${base.slice(0, base.length - extension.length)}.jpg`);
-  }
+  const target = isDir ? annotatedNameIn(out, inputFile) : out;
   if (path.resolve(target) === path.resolve(inputFile)) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `Refusing to overwrite the input ${inputFile} with its annotated copy; choose another --out`, {
       input: inputFile,

@@ -1,4 +1,7 @@
-/** A progress bar on stderr for long runs; silent when stderr is not a terminal or with --quiet. */
+/**
+ * A progress bar on stderr for long runs; silent when stderr is not a terminal or with --quiet.
+ * stop() clears it for good (say, before a "stopping" line on Ctrl-C): nothing is drawn after.
+ */
 import cliProgress from 'cli-progress';
 
 export interface Progress {
@@ -22,12 +25,16 @@ export function createProgress(total: number, options: { quiet?: boolean; label?
   );
   bar.start(total, 0, { fps: '0.0' });
   let done = 0;
+  let stopped = false;
   return {
     tick(n = 1) {
       done += n;
-      bar.update(done, { fps: (done / ((performance.now() - start) / 1000)).toFixed(1) });
+      if (!stopped) bar.update(done, { fps: (done / ((performance.now() - start) / 1000)).toFixed(1) });
     },
+    // Clears the bar (clearOnComplete) and stops its redraw timer; later ticks draw nothing.
     stop() {
+      if (stopped) return;
+      stopped = true;
       bar.stop();
     },
   };

@@ -95,12 +95,16 @@ function finite(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
 }
 
-/** `[x, y, w, h]` with finite numbers and w, h >= 0, or an error naming the entry. */
-function readBox(bbox: unknown, source: string, where: string): [number, number, number, number] {
+/**
+ * `[x, y, w, h]` with finite numbers, or an error naming the entry. Ground truth needs w, h >= 0;
+ * a result may have a negative side, as pycocotools' loadRes takes it (area w*h, IoU 0 with
+ * everything: such a box never matches).
+ */
+function readBox(bbox: unknown, source: string, where: string, allowNegative = false): [number, number, number, number] {
   if (!Array.isArray(bbox) || bbox.length !== 4 || !bbox.every(finite)) {
     fail(source, `${where}: "bbox" must be [x, y, width, height] of 4 finite numbers, got ${JSON.stringify(bbox)}`);
   }
-  if (bbox[2] < 0 || bbox[3] < 0) {
+  if (!allowNegative && (bbox[2] < 0 || bbox[3] < 0)) {
     fail(source, `${where}: "bbox" has a negative width or height: ${JSON.stringify(bbox)}`);
   }
   return bbox as [number, number, number, number];
@@ -213,7 +217,7 @@ export function parseResults(json: unknown, gt: GroundTruth, source: string, opt
     if (categoryIndex === undefined) {
       fail(source, `${where}: category_id ${JSON.stringify(r.category_id)} is not a category of ${gt.source} (COCO results use the dataset's category ids, e.g. 1..90, not class indices 0..79)`);
     }
-    const [x, y, w, h] = readBox(r.bbox, source, where);
+    const [x, y, w, h] = readBox(r.bbox, source, where, true);
     if (!finite(r.score)) fail(source, `${where}: needs a finite numeric "score", got ${JSON.stringify(r.score)}`);
     const j = dt.count++;
     dt.imageIndex[j] = imageIndex;

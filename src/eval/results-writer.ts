@@ -1,12 +1,14 @@
 /**
  * Detector output -> a COCO results list ({image_id, category_id, bbox: [x, y, w, h], score}),
- * the format pycocotools' loadRes reads and `deimv2 eval --results` writes.
+ * the format pycocotools' loadRes reads and `deimv2 eval --write-results` writes (and `--results` scores).
  *
  * @example
  * const results = toCocoResults(397133, detectionResult.detections);
  */
-import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { DeimError, errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../output/atomic.js';
+import { ensureDirectorySync } from '../output/plan.js';
 import type { Detection } from '../postprocess/types.js';
 
 export interface CocoResult {
@@ -24,10 +26,11 @@ export function toCocoResults(imageId: number, detections: readonly Detection[])
   });
 }
 
-/** Writes a results list as JSON (one array; numbers as JavaScript prints them, full precision). */
+/** Writes a results list as JSON (one array; numbers as JavaScript prints them, full precision), atomically, creating its folder. */
 export async function writeCocoResults(file: string, results: readonly CocoResult[]): Promise<void> {
   try {
-    await writeFile(file, JSON.stringify(results));
+    ensureDirectorySync(path.dirname(path.resolve(file)));
+    await writeFileAtomic(file, JSON.stringify(results));
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `${file}: cannot write the results: ${errorMessage(e)}`, { input: file, cause: e });
   }

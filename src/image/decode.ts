@@ -37,6 +37,7 @@ export async function readImageFile(file: string): Promise<Buffer> {
     throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${errorMessage(e)}`, { input: file, cause: e });
   }
   if (info.isDirectory()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: is a directory, not an image`, { input: file });
+  if (!info.isFile()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: not a regular file (a device, pipe or socket); give an image file`, { input: file });
   if (info.size === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file}: empty file (0 bytes)`, { input: file });
   try {
     return await readFile(file);

@@ -5,8 +5,8 @@
  * FP16 plan for measuring on the CPU. The input file is only read.
  */
 import path from 'node:path';
-import { realpathSync } from 'node:fs';
 import { DeimError } from '../errors.js';
+import { planOutputs } from '../output/plan.js';
 import { resolveModel } from '../models/resolve.js';
 import { DEIMV2_KEEP_FP32, applyPrecision, planPrecision, type KeepRule } from './fp16.js';
 import { GraphEditor } from './graph.js';
@@ -71,9 +71,8 @@ export async function prepareModel(input: string, options: PrepareOptions = {}):
   if (options.emulateFp16 && precisionOpt === 'fp16') {
     throw new DeimError('ERR_INVALID_ARGUMENT', 'emulateFp16 writes an FP32 graph: use it with precision fp32 (the default), not fp16');
   }
-  if (options.out !== undefined && samePath(options.out, inputPath)) {
-    throw new DeimError('ERR_INVALID_ARGUMENT', `The output path ${options.out} is the input model: prepare never overwrites its input; choose another --out`, { input: options.out });
-  }
+  // Never over the input model (links included); a target that cannot be written fails before the work.
+  if (options.out !== undefined) planOutputs({ inputs: [inputPath], outputs: [{ path: options.out, kind: 'onnx', flag: '--out' }] });
   const model = loadModel(inputPath);
   const prepared = prepareLoaded(model, options);
   const bytes = encodeModel(prepared.model);
@@ -118,13 +117,3 @@ export function prepareLoaded(source: ModelProto, options: PrepareOptions = {}):
   return { model, rewritten: rewrittenNodes.length, rewrittenNodes, warnings, precision, nodesBefore, nodesAfter: ed.nodes.length, keptFp32, fp16Nodes, casts };
 }
 
-function samePath(a: string, b: string): boolean {
-  const real = (p: string): string => {
-    try {
-      return realpathSync(p);
-    } catch {
-      return path.resolve(p);
-    }
-  };
-  return real(a) === real(b);
-}

@@ -143,7 +143,12 @@ export function loadModel(file: string): ModelProto {
   try {
     bytes = readFileSync(file);
   } catch (e) {
-    throw new DeimError('ERR_MODEL_NOT_FOUND', `Cannot read ONNX model ${file}: ${errorMessage(e)}`, { input: file, cause: e });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ERR_FS_FILE_TOO_LARGE') {
+      // A protobuf message cannot exceed 2 GiB: larger ONNX models keep their weights as external data.
+      throw new DeimError('ERR_INPUT_TOO_LARGE', `Cannot read ONNX model ${file}: the file is over 2 GiB, more than one ONNX (protobuf) file can hold; export it with its weights as external data`, { input: file, cause: e });
+    }
+    throw new DeimError(code === 'ENOENT' ? 'ERR_MODEL_NOT_FOUND' : 'ERR_MODEL_INVALID', `Cannot read ONNX model ${file}: ${errorMessage(e)}`, { input: file, cause: e });
   }
   if (bytes.length === 0) throw new DeimError('ERR_MODEL_INVALID', `ONNX model ${file} is empty`, { input: file });
   let model: ModelProto;

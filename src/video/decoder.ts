@@ -28,6 +28,13 @@ export interface DecoderOptions {
   openTimeoutMs?: number;
 }
 
+const DAMAGE = /partial file|Error while decoding|corrupt|Invalid NAL|error reading header/i;
+
+/** The first line of ffmpeg's log that reports damage, judged without the source's own name in it. */
+export function damageLine(text: string, source: string): string | undefined {
+  return text.split('\n').find((line) => DAMAGE.test(source ? line.split(source).join('') : line))?.trim();
+}
+
 /** Lines of ffmpeg's log kept for error messages. */
 const LOG_TAIL_CHARS = 4000;
 
@@ -50,6 +57,8 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   private pendingChunks: Buffer[] = [];
   private log = '';
   private damage: string | undefined;
+  /** The log's last line, until its newline comes (a chunk can end mid-line, mid-name). */
+  private logLine = '';
 
   private constructor(
     private readonly proc: ChildProcess,
@@ -87,8 +96,11 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
       this.proc.stderr!.setEncoding('utf8');
       this.proc.stderr!.on('data', (text: string) => {
         this.log = (this.log + text).slice(-(opened ? LOG_TAIL_CHARS : 64_000));
-        // ffmpeg reports a damaged or truncated file in its log but still exits with 0.
-        this.damage ??= /^.*(partial file|Error while decoding|corrupt|Invalid NAL|error reading header).*$/im.exec(text)?.[0].trim();
+        // ffmpeg reports a damaged or truncated file in its log but still exits with 0. Its log
+        // also echoes the file name (which may itself say "corrupt"): that is left out of the test.
+        const lines = (this.logLine + text).split('\n');
+        this.logLine = lines.pop()!;
+        this.damage ??= damageLine(lines.join('\n'), this.source);
         if (opened) return;
         const info = parseFfmpegLog(this.log);
         if (!info) return;
@@ -110,7 +122,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
         clearTimeout(timer);
         if (this.stopped) return this.finish(undefined);
         if (code === 0) {
-          this.decodeError = this.damage;
+          this.decodeError = this.damage ?? damageLine(this.logLine, this.source);
           return this.finish(undefined);
         }
         const reason = `ffmpeg exited with ${signal ?? `code ${code}`}${this.reason()}`;

@@ -3,12 +3,16 @@
  * (libx264, yuv420p) with the input's size and frame rate, one output frame per frame written.
  * Audio is taken from the source file when it has some. The file is finished by closing the
  * pipe, which is also what happens when this process dies, so a stopped run leaves a valid MP4.
+ * ffmpeg writes a temporary file beside the output, renamed onto the output's name once ffmpeg
+ * has finished it (removed when it failed or holds no frame), so the name never holds a
+ * truncated or empty video; after a second Ctrl-C a small detached shell does that rename.
  * Live runs write a fragmented MP4 (valid at every fragment, even if ffmpeg itself is killed)
  * timed by the wall clock, since frames may have been dropped.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { DeimError, errorMessage } from '../errors.js';
+import { DeimError } from '../errors.js';
+import { AtomicFile } from '../output/atomic.js';
+import { planOutputs } from '../output/plan.js';
 import type { FfmpegLocation } from './ffmpeg.js';
 import { ffmpegInputPath, protocolWhitelist } from './source.js';
 
@@ -31,13 +35,28 @@ export interface EncoderOptions {
   preset?: string;
 }
 
-/** Throws ERR_OUTPUT_WRITE when `file` cannot be created or overwritten. Leaves an empty file. */
-export function checkWritable(file: string): void {
-  try {
-    closeSync(openSync(file, 'w'));
-  } catch (err) {
-    throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${file}: ${errorMessage(err)}`, { input: file, cause: err });
-  }
+/**
+ * Checks, before anything runs, that `file` can be written and is not the `source` (or a link
+ * to it), and creates its folder. Throws ERR_OUTPUT_CLASH or ERR_OUTPUT_WRITE; creates no file.
+ */
+export function checkWritable(file: string, source?: string): void {
+  planOutputs({ inputs: source !== undefined ? [source] : [], outputs: [{ path: file, kind: 'video' }] });
+}
+
+/** ffmpeg's log lines for an output it could not write completely. */
+const WRITE_FAILED = /error (writing|closing)|no space left|i\/o error|disk quota/i;
+
+/** Encoders whose ffmpeg is still running, for handOverEncoders(). */
+const running = new Set<FrameEncoder>();
+
+/**
+ * For a process about to exit at once (a second Ctrl-C): each running encoder's input is closed so
+ * ffmpeg finishes its file, and a detached shell renames the file into place when ffmpeg is done
+ * (on Windows the temporary file is left as it is).
+ */
+export function handOverEncoders(): void {
+  for (const encoder of running) encoder.handOver();
+  running.clear();
 }
 
 export class FrameEncoder {
@@ -46,6 +65,7 @@ export class FrameEncoder {
   private writeError: Error | undefined;
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly frameBytes: number;
+  private readonly file: AtomicFile;
   /** Frames accepted so far. */
   written = 0;
 
@@ -65,8 +85,10 @@ export class FrameEncoder {
       // ffmpeg gets to do it (a stopped run included).
       args.push('-movflags', '+faststart');
     }
-    args.push('-f', 'mp4', output);
+    this.file = new AtomicFile(output);
+    args.push('-f', 'mp4', this.file.path);
     this.proc = spawn(ffmpeg.path, args, { stdio: ['pipe', 'ignore', 'pipe'], detached: true });
+    running.add(this);
     this.proc.stderr!.setEncoding('utf8');
     this.proc.stderr!.on('data', (text: string) => (this.log = (this.log + text).slice(-4000)));
     this.proc.stdin!.on('error', (err) => (this.writeError ??= err));
@@ -77,6 +99,7 @@ export class FrameEncoder {
       });
       this.proc.on('close', (code, signal) => resolve({ code, signal }));
     });
+    void this.exited.then(() => running.delete(this));
   }
 
   /** Queue one frame; resolves when the pipe can take more (backpressure). */
@@ -99,22 +122,45 @@ export class FrameEncoder {
     if (this.writeError || this.proc.exitCode !== null) throw await this.failure();
   }
 
-  /** Close the pipe and wait until ffmpeg has written the file. Throws ERR_OUTPUT_WRITE on failure. */
+  /**
+   * Close the pipe, wait until ffmpeg has written the file and move it into place (a file with no
+   * frame is removed, not kept). Throws ERR_OUTPUT_WRITE on failure, leaving no file behind.
+   */
   async finish(): Promise<void> {
     this.proc.stdin!.end();
     const { code, signal } = await this.exited;
-    if (code !== 0) throw await this.failure(code, signal);
+    // ffmpeg (5.x) exits with 0 even when the disk filled up under it: its log says so.
+    if (code !== 0 || WRITE_FAILED.test(this.log)) {
+      this.file.discard();
+      throw await this.failure(code, signal);
+    }
+    if (this.written === 0) return this.file.discard();
+    try {
+      await this.file.commit();
+    } catch (e) {
+      throw new DeimError('ERR_OUTPUT_WRITE', `Could not write ${this.output}: ${(e as Error).message}`, { input: this.output, cause: e });
+    }
+  }
+
+  /** See handOverEncoders. */
+  handOver(): void {
+    this.proc.stdin!.end();
+    this.file.release();
+    if (this.file.path === this.file.final || process.platform === 'win32' || this.proc.pid === undefined) return;
+    const script = 'while kill -0 "$1" 2>/dev/null; do sleep 0.1; done; if [ -s "$2" ]; then mv -f -- "$2" "$3"; else rm -f -- "$2"; fi';
+    spawn('/bin/sh', ['-c', script, 'sh', String(this.proc.pid), this.file.path, this.file.final], { detached: true, stdio: 'ignore' }).unref();
   }
 
   private async failure(code?: number | null, signal?: NodeJS.Signals | null): Promise<DeimError> {
     if (code === undefined) ({ code, signal } = await this.exited);
-    const last = this.log.trim().split('\n').pop() ?? '';
+    const last = (this.log.trim().split('\n').pop() ?? '').split(this.file.path).join(this.output);
     const why = last || this.writeError?.message || `ffmpeg exited with ${signal ?? `code ${code}`}`;
     return new DeimError('ERR_OUTPUT_WRITE', `Could not write ${this.output}: ${why}`, { input: this.output });
   }
 
-  /** Stop without finishing (the output may be incomplete). */
+  /** Stop without finishing: the output is not written. */
   kill(): void {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    void this.exited.then(() => this.file.discard());
   }
 }

@@ -1,15 +1,21 @@
 /**
  * One JSON line per frame ({"frame","pts","detections"}), written with a synchronous write per
- * line so that each line is in the file (or on stdout) as soon as its frame is done: a consumer
- * can `tail -f` it while the video runs.
+ * line, so whole lines only. A file is written under a temporary name beside it (a consumer can
+ * `tail -f` that one) and renamed onto its name when closed, Ctrl-C included; a run that wrote
+ * no line leaves no file. On stdout each line goes out as soon as its frame is done.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { DeimError, errorMessage } from '../errors.js';
+import { AtomicFile } from '../output/atomic.js';
 import type { VideoFrameResult } from './pipeline.js';
 
 export class JsonlWriter {
   private readonly fd: number;
   private readonly ownsFd: boolean;
+  private readonly file: AtomicFile | undefined;
+  private closed = false;
+  /** Bytes of whole lines in the file. */
+  private bytes = 0;
   lines = 0;
 
   /** `target` is a file path, or '-' for stdout. Throws ERR_OUTPUT_WRITE when it cannot be created. */
@@ -20,9 +26,11 @@ export class JsonlWriter {
       return;
     }
     try {
-      this.fd = openSync(target, 'w');
+      this.file = new AtomicFile(target);
+      this.fd = openSync(this.file.path, 'w');
       this.ownsFd = true;
     } catch (err) {
+      this.file?.discard();
       throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${target}: ${errorMessage(err)}`, { input: target, cause: err });
     }
   }
@@ -31,15 +39,35 @@ export class JsonlWriter {
     const line = JSON.stringify({ frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections }) + '\n';
     try {
       // stdout goes through the stream (fd 1 may be non-blocking: writeSync could fail with EAGAIN).
-      if (this.ownsFd) writeSync(this.fd, line);
-      else process.stdout.write(line);
+      if (this.ownsFd) {
+        const data = Buffer.from(line);
+        for (let off = 0; off < data.length; ) off += writeSync(this.fd, data, off);
+        this.bytes += data.length;
+      } else process.stdout.write(line);
     } catch (err) {
+      // A full disk: cut the part of a line written, so the file stays whole lines.
+      if (this.ownsFd) {
+        try {
+          ftruncateSync(this.fd, this.bytes);
+        } catch {
+          // The lines before stand; the reader sees one cut line at worst.
+        }
+      }
       throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${this.target}: ${errorMessage(err)}`, { input: this.target, cause: err });
     }
     this.lines++;
   }
 
+  /** Closes the file and renames it into place (removes it when no line was written). Safe to call twice. */
   close(): void {
-    if (this.ownsFd) closeSync(this.fd);
+    if (this.closed || !this.ownsFd) return;
+    this.closed = true;
+    closeSync(this.fd);
+    try {
+      if (this.lines > 0) this.file!.commitSync();
+      else this.file!.discard();
+    } catch (err) {
+      throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${this.target}: ${errorMessage(err)}`, { input: this.target, cause: err });
+    }
   }
 }

@@ -11,7 +11,6 @@
  * for await (const { frame, pts, detections } of run) console.log(frame, pts, detections.length);
  * console.log(run.stats);
  */
-import { rmSync } from 'node:fs';
 import os from 'node:os';
 import { drawDetections, type DrawOptions } from '../annotate/draw.js';
 import { DeimError, errorMessage } from '../errors.js';
@@ -37,7 +36,7 @@ export interface VideoOptions {
   annotate?: boolean;
   /** Return each frame's RGB pixels as `image` (annotated when `annotate` or `output` is set). */
   returnImage?: boolean;
-  /** Stops reading the source; frames in flight are finished, the output is closed, iteration ends. */
+  /** Stops reading the source: no frame is yielded or written after it, the output is closed, iteration ends. */
   signal?: AbortSignal;
   /** Treat the source as live (default: rtsp/http/udp/... URLs and /dev/video*). */
   live?: boolean;
@@ -109,7 +108,7 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
     const started = performance.now();
     const ffmpeg = requireFfmpeg();
     checkLocalSource(source);
-    if (options.output) checkWritable(options.output);
+    if (options.output) checkWritable(options.output, source);
     if (options.signal?.aborted) {
       stats.stopped = true;
       return;
@@ -134,9 +133,8 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
       throw e;
     }
     if (stats.stopped) {
-      // Stopped while the source was opening: nothing was decoded; remove the empty placeholder.
+      // Stopped while the source was opening: nothing was decoded, nothing is written.
       decoder.stop();
-      if (options.output) rmSync(options.output, { force: true });
       stats.elapsedMs = performance.now() - started;
       return;
     }
@@ -198,12 +196,15 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
         const done = inflight.shift();
         if (!done) break;
         const settled = await done;
+        // Stopped: frames still in detection are dropped, not yielded nor written.
+        if (stats.stopped) break;
         if ('error' in settled) {
           throw new DeimError('ERR_VIDEO', `Detection failed on frame ${settled.frame.index} of ${source}: ${errorMessage(settled.error)}`, { input: source, cause: settled.error });
         }
         if (draw) drawDetections(settled.image, settled.detections, options.draw);
         if (encoder) await encoder.write(settled.image.data);
         stats.processed++;
+        if (stats.stopped) break; // stopped while the frame was being written
         const result: VideoFrameResult = { frame: settled.frame.index, pts: settled.frame.index / info.fps, width: info.width, height: info.height, detections: settled.detections };
         if (options.annotate || options.returnImage) result.image = settled.image;
         yield result;

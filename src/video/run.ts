@@ -1,12 +1,17 @@
 /**
  * `deimv2 detect <video>`: runs detectVideo with an annotated MP4 (--out), a JSONL file (--json),
  * a progress bar on a terminal, a summary line, and Ctrl-C handling: the first Ctrl-C stops
- * reading the source and finishes the output file cleanly; a second one exits at once (the
- * encoder still closes its file, since its input pipe closes with this process).
+ * reading the source and finishes the output file cleanly; a second one exits at once (status
+ * 130): the JSONL keeps its whole lines and ffmpeg finishes the MP4, which a detached shell then
+ * moves into place. The progress bar is cleared before the "stopping" line and never redrawn.
  */
 import cliProgress from 'cli-progress';
 import path from 'node:path';
+import { handOverEncoders } from './encoder.js';
 import { JsonlWriter } from './jsonl.js';
+import { removeTemporaryFiles } from '../output/atomic.js';
+import { planOutputs } from '../output/plan.js';
+import { printable } from '../output/printable.js';
 import { detectVideo, type FrameDetector, type VideoOptions, type VideoStats } from './pipeline.js';
 import type { VideoInfo } from './probe.js';
 
@@ -43,29 +48,47 @@ export interface VideoRunSummary extends VideoStats {
  * const summary = await runVideoDetect(detector, 'clip.mp4', { out: 'annotated.mp4', json: 'clip.jsonl' });
  */
 export async function runVideoDetect(detector: FrameDetector, input: string, options: VideoRunOptions = {}): Promise<VideoRunSummary> {
+  // Checked before the run (the JSONL also opened): no output may replace the source or the other output.
+  planOutputs({
+    inputs: [input],
+    outputs: [...(options.out ? [{ path: options.out, kind: 'video', flag: '--out' }] : []), ...(options.json ? [{ path: options.json, kind: 'jsonl', flag: '--json' }] : [])],
+  });
   const controller = new AbortController();
   const onOuterAbort = () => controller.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let interrupts = 0;
+  let bar: cliProgress.SingleBar | undefined;
+  const clearBar = () => {
+    bar?.stop(); // clearOnComplete: the line is cleared, and nothing is drawn after
+    bar = undefined;
+  };
+  const jsonl = options.json ? new JsonlWriter(options.json) : undefined;
   const onSigint = () => {
     interrupts++;
+    clearBar();
     if (interrupts === 1) {
-      if (!options.quiet) process.stderr.write('\ndeimv2: stopping (finishing the output; Ctrl-C again to quit now)\n');
+      if (!options.quiet) process.stderr.write('deimv2: stopping (finishing the output; Ctrl-C again to quit now)\n');
       controller.abort();
     } else {
+      // Quit now: the JSONL keeps its whole lines, ffmpeg finishes the MP4 after we are gone.
       process.off('SIGINT', onSigint);
-      process.kill(process.pid, 'SIGINT');
+      try {
+        jsonl?.close();
+      } finally {
+        handOverEncoders();
+        removeTemporaryFiles();
+        // Die of the signal (process.exit would tear down workers inside onnxruntime).
+        process.kill(process.pid, 'SIGINT');
+      }
     }
   };
   const handleSigint = options.handleSigint ?? true;
   if (handleSigint) process.on('SIGINT', onSigint);
 
-  const jsonl = options.json ? new JsonlWriter(options.json) : undefined;
   const showProgress = !options.quiet && (options.progress ?? process.stderr.isTTY === true);
-  let bar: cliProgress.SingleBar | undefined;
   const started = performance.now();
   const onStart = (info: VideoInfo) => {
-    if (!showProgress) return;
+    if (!showProgress || interrupts > 0) return;
     bar = new cliProgress.SingleBar(
       {
         stream: process.stderr,
@@ -87,7 +110,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
       bar?.update(run.stats.processed, { fps: (run.stats.processed / ((performance.now() - started) / 1000)).toFixed(1), dropped: run.stats.dropped });
     }
   } finally {
-    bar?.stop();
+    clearBar();
     jsonl?.close();
     if (handleSigint) process.off('SIGINT', onSigint);
     options.signal?.removeEventListener('abort', onOuterAbort);
@@ -99,7 +122,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     json: options.json,
     fps: run.stats.processed / Math.max(run.stats.elapsedMs / 1000, 1e-9),
   };
-  if (!options.quiet) process.stderr.write(summaryLine(summary) + '\n');
+  if (!options.quiet) process.stderr.write(printable(summaryLine(summary)) + '\n');
   return summary;
 }
 

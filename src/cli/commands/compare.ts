@@ -13,6 +13,7 @@ import { detectImages, findAnnotatedImages, type DetectImagesRun } from '../../e
 import { evaluateJson, type StatName } from '../../eval/metrics.js';
 import { formatFixed3 } from '../../eval/summary-format.js';
 import { DeimError } from '../../errors.js';
+import { printable } from '../../output/printable.js';
 import { detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
 import { parseLimit } from './eval.js';
@@ -80,7 +81,7 @@ export function register(program: Command): void {
 const COLUMNS: StatName[] = ['AP', 'AP50', 'AP75'];
 
 export async function compareCommand(options: CompareCliOptions): Promise<number> {
-  const log = (s: string) => process.stderr.write(s + '\n');
+  const log = (s: string) => process.stderr.write(printable(s) + '\n');
   const minScore = Number(options.score);
   if (!Number.isFinite(minScore) || minScore < 0 || minScore > 1) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `--score must be a number from 0 to 1, got "${options.score}"`, { input: options.score });

@@ -1,16 +1,16 @@
 /** `deimv2 detect <files|dirs|globs...>`: detect, annotate, write JSON, summarise. */
-import { mkdirSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { drawDetections } from '../../annotate/draw.js';
-import { outputPathFor, writeAnnotatedImage } from '../../annotate/write.js';
-import { Detector, type DetectorResult } from '../../detector.js';
+import { annotatedNameIn, isWritableImagePath, writeAnnotatedImage, WRITABLE_EXTENSIONS } from '../../annotate/write.js';
+import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
+import { planOutputs, printable, removeTemporaryFiles, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
 import { checkLocalSource } from '../../video/source.js';
-import { expandInputs, isImagePath } from '../inputs.js';
+import { detectorInputs, expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
 
@@ -41,133 +41,222 @@ export function register(program: Command): void {
 
 export async function detectCommand(inputs: string[], options: DetectCliOptions): Promise<number> {
   const detectorOptions = detectorOptionsFrom(options);
-  if (inputs.length === 1 && isVideoInput(inputs[0]!) && !isImagePath(inputs[0]!)) return detectVideoCommand(inputs[0]!, options);
-  const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
-  const log = (s: string) => process.stderr.write(s + '\n');
-  if (files.length === 0) {
-    for (const p of problems) log(`deimv2: ${p.message}`);
-    if (problems.length === 0) log('deimv2: no input images');
+  if (inputs.length === 1 && isVideoInput(inputs[0]!) && !isImagePath(inputs[0]!)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
+  const { files, problems, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
+  const log = (s: string) => process.stderr.write(printable(s) + '\n');
+  // What cannot run is said before the model loads.
+  for (const p of [...problems, ...unreadable.values()]) log(`deimv2: ${p.message}`);
+  const runnable = files.filter((f) => !unreadable.has(f));
+  if (runnable.length === 0) {
+    if (files.length === 0 && problems.length === 0) log('deimv2: no input images');
     return 1;
   }
-  const outIsDir = options.out !== undefined && (files.length > 1 || isDirectory(options.out) || options.out.endsWith(path.sep) || path.extname(options.out) === '');
-  if (options.out !== undefined && outIsDir) {
-    try {
-      mkdirSync(options.out, { recursive: true });
-    } catch (e) {
-      throw new DeimError('ERR_OUTPUT_WRITE', `cannot create output folder ${options.out}: ${errorMessage(e)}`, { input: options.out });
-    }
-  }
+
+  // Every output is planned and checked against every input before anything runs.
+  const out = options.out;
+  const outIsDir = out !== undefined && (isDirectory(out) || /[\\/]$/.test(out) || path.extname(out) === '');
+  const targets = out === undefined ? new Map<string, string>() : annotatedTargets(runnable, files.length, out, outIsDir);
   const jsonToStdout = options.json === '-';
+  planOutputs({
+    inputs: [...files, ...detectorInputs(detectorOptions)],
+    outputs: [
+      ...(out !== undefined && outIsDir ? [{ path: out, kind: 'folder', flag: '--out' }] : []),
+      ...[...targets.values()].map((t) => ({ path: t, kind: 'image', flag: '--out' })),
+      ...(options.json !== undefined && !jsonToStdout ? [{ path: options.json, kind: 'json', flag: '--json' }] : []),
+    ],
+  });
   const printLines = !options.quiet && !jsonToStdout;
 
   const detector = await Detector.create(detectorOptions);
   if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})`);
   const start = performance.now();
   // Up to 50 images get a line each; more get a progress bar instead.
-  const perImageLines = printLines && files.length <= 50;
-  const progress = createProgress(files.length, { quiet: options.quiet === true || perImageLines });
-  const entries: Entry[] = new Array(files.length);
-  const writes: Array<Promise<void>> = [];
-  // Inputs from different folders can share a base name: the second becomes name-1.jpg, and so on.
-  const usedTargets = new Map<string, number>();
-  const uniqueTarget = (target: string): string => {
-    const seen = usedTargets.get(target) ?? 0;
-    usedTargets.set(target, seen + 1);
-    if (seen === 0) return target;
-    const ext = path.extname(target);
-    return uniqueTarget(`${target.slice(0, target.length - ext.length)}-${seen}${ext}`);
+  const perImageLines = printLines && runnable.length <= 50;
+  const progress = createProgress(runnable.length, { quiet: options.quiet === true || perImageLines });
+  // entries[i] is set once file i is finished (or failed); the JSON holds the finished ones.
+  const entries: Array<Entry | undefined> = files.map((f) => {
+    const problem = unreadable.get(f);
+    return problem ? failureOf(f, problem) : undefined;
+  });
+  const indexOf = new Map(files.map((f, i) => [f, i]));
+  const jsonText = (stopped: boolean) => {
+    const doc = {
+      model: detector.spec.variant ?? detector.modelPath,
+      backend: detector.backendName,
+      ...(stopped ? { stopped: true } : {}),
+      results: files.flatMap((file, i) => {
+        const e = entries[i];
+        if (!e) return [];
+        return ['error' in e ? { file, error: e.error.message } : { file, width: e.width, height: e.height, detections: e.detections }];
+      }),
+    };
+    return JSON.stringify(doc, null, 2) + '\n';
   };
-  let detections = 0;
+
+  // Ctrl-C: the first stops starting images and finishes those in flight (their results and
+  // files are kept); the second quits at once, still leaving valid JSON of every finished image.
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    progress.stop();
+    if (interrupts === 1) {
+      log('deimv2: stopping: finishing the images in flight (Ctrl-C again to quit now)');
+      return;
+    }
+    process.off('SIGINT', onSigint);
+    if (options.json !== undefined) {
+      try {
+        if (jsonToStdout) writeSync(1, jsonText(true));
+        else writeFileAtomicSync(options.json, jsonText(true));
+      } catch (e) {
+        log(`deimv2: cannot write JSON to ${options.json}: ${errorMessage(e)}`);
+      }
+    }
+    log(`deimv2: quit: ${entries.filter(Boolean).length} of ${files.length} file(s) finished${options.json !== undefined && !jsonToStdout ? ` (in ${options.json})` : ''}`);
+    // Unfinished annotated images are temporary files: removed. Then die of the signal at once
+    // (process.exit would tear down worker threads that are inside onnxruntime, which aborts).
+    removeTemporaryFiles();
+    process.kill(process.pid, 'SIGINT');
+  };
+  process.on('SIGINT', onSigint);
+
+  const writes: Array<Promise<void>> = [];
   try {
     // A window of chunks in flight keeps every worker busy while results are handled in order.
     const window = Math.max(2, detector.stats().runners * 4) * detector.batchSize;
-    const pending: Array<Promise<Entry[]>> = [];
+    const pending: Array<{ chunk: string[]; result: Promise<Entry[]> }> = [];
     let next = 0;
-    let done = 0;
     const launch = () => {
-      while (next < files.length && pending.length * detector.batchSize < window) {
-        const chunk = files.slice(next, next + detector.batchSize);
+      while (interrupts === 0 && next < runnable.length && pending.length * detector.batchSize < window) {
+        const chunk = runnable.slice(next, next + detector.batchSize);
         next += chunk.length;
-        pending.push(detector.detectBatch(chunk, { returnImage: options.out !== undefined }));
+        pending.push({ chunk, result: detector.detectBatch(chunk, { returnImage: out !== undefined }) });
       }
     };
     launch();
     while (pending.length > 0) {
-      const chunk = await pending.shift()!;
+      const { chunk, result } = pending.shift()!;
+      const found = await result;
       launch();
-      for (const entry of chunk) {
-        const index = done++;
-        const file = files[index]!;
+      found.forEach((entry, k) => {
+        const file = chunk[k]!;
+        const index = indexOf.get(file)!;
         entries[index] = entry;
         progress.tick();
-        if ('error' in entry) continue;
-        detections += entry.detections.length;
+        if ('error' in entry) return;
         if (perImageLines) log(formatLine(file, entry));
-        if (options.out !== undefined && entry.image) {
+        const target = targets.get(file);
+        if (target !== undefined && entry.image) {
           const image = entry.image;
           drawDetections(image, entry.detections);
-          const out = options.out;
-          // A bad target (e.g. the input itself) fails this file only.
-          const write = Promise.resolve().then(() => writeAnnotatedImage(image, uniqueTarget(outputPathFor(file, out, outIsDir))));
-          writes.push(write.catch((e) => void (entries[index] = failureOf(file, e))));
+          // A file that cannot be written fails this file only (and is not counted as done).
+          writes.push(writeAnnotatedImage(image, target).catch((e) => void (entries[index] = failureOf(file, e))));
           delete entry.image;
         }
-      }
+      });
     }
     await Promise.all(writes);
+  } catch (e) {
+    process.off('SIGINT', onSigint);
+    throw e;
   } finally {
     progress.stop();
     await detector.close();
   }
   const seconds = (performance.now() - start) / 1000;
-  const failures = entries.filter((e): e is DetectionFailure => 'error' in e);
+  // Stopped: a Ctrl-C came while images were left (one during the last writes changes nothing).
+  const stopped = interrupts > 0 && entries.some((e) => e === undefined);
   const stats = detector.stats();
 
-  if (options.json !== undefined) {
-    const doc = {
-      model: detector.spec.variant ?? detector.modelPath,
-      backend: detector.backendName,
-      results: entries.map((e, i) =>
-        'error' in e ? { file: files[i]!, error: e.error.message } : { file: files[i]!, width: e.width, height: e.height, detections: e.detections },
-      ),
-    };
-    const text = JSON.stringify(doc, null, 2) + '\n';
-    if (jsonToStdout) process.stdout.write(text);
-    else {
-      try {
-        await writeFile(options.json, text);
-      } catch (e) {
-        throw new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${options.json}: ${errorMessage(e)}`, { input: options.json });
+  // The handler stays until the JSON is written: a second Ctrl-C still leaves it whole.
+  let jsonError: DeimError | undefined;
+  try {
+    if (options.json !== undefined) {
+      const text = jsonText(stopped);
+      if (jsonToStdout) process.stdout.write(text);
+      else {
+        try {
+          await writeFileAtomic(options.json, text);
+        } catch (e) {
+          jsonError = new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${options.json}: ${errorMessage(e)}`, { input: options.json });
+        }
       }
     }
+  } finally {
+    process.off('SIGINT', onSigint);
   }
 
+  const finished = entries.filter((e): e is Entry => e !== undefined);
+  const failures = finished.filter((e): e is DetectionFailure => 'error' in e);
   for (const p of problems) log(`deimv2: ${p.message}`);
   if (failures.length > 0) {
     log(`deimv2: ${failures.length} of ${files.length} file(s) failed:`);
     for (const f of failures) log(`  ${f.error.message} [${f.error.code}]`);
   }
-  const ok = files.length - failures.length;
+  if (jsonError) log(`deimv2: ${jsonError.message} [${jsonError.code}]`);
+  const done = finished.filter((e): e is DetectorResult => !('error' in e));
+  const detections = done.reduce((n, e) => n + e.detections.length, 0);
   const modelRate = stats.inferMs > 0 ? (stats.images * stats.runners) / (stats.inferMs / 1000) : 0;
   log(
-    `deimv2: ${ok} image(s), ${detections} detection(s)` +
+    `deimv2: ${done.length} image(s), ${detections} detection(s)` +
       (failures.length ? `, ${failures.length} failed` : '') +
-      ` in ${seconds.toFixed(2)} s | model ${modelRate.toFixed(1)} img/s, end to end ${(ok / seconds).toFixed(1)} img/s`,
+      (stopped ? `, stopped after ${finished.length} of ${files.length}` : '') +
+      ` in ${seconds.toFixed(2)} s | model ${modelRate.toFixed(1)} img/s, end to end ${(done.length / seconds).toFixed(1)} img/s`,
   );
-  return failures.length > 0 || problems.length > 0 ? 1 : 0;
+  if (stopped) return 130;
+  return failures.length > 0 || problems.length > 0 || jsonError ? 1 : 0;
 }
 
-async function detectVideoCommand(input: string, options: DetectCliOptions): Promise<number> {
+
+/**
+ * Where each input's annotated copy goes: `out` itself for one input, else a file in the folder
+ * `out`. Inputs from different folders can share a base name: the second becomes name-1.jpg, and
+ * so on. An --out file name for several inputs, or with an extension no encoder writes, is refused.
+ */
+function annotatedTargets(files: readonly string[], inputCount: number, out: string, outIsDir: boolean): Map<string, string> {
+  if (!outIsDir && inputCount > 1) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out} names one file, but there are ${inputCount} input images: give a folder for their annotated copies (e.g. --out ${path.join(path.dirname(out), path.parse(out).name)}/)`, { input: out });
+  }
+  if (!outIsDir && !isWritableImagePath(out)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out}: unknown image extension "${path.extname(out)}"; use one of ${WRITABLE_EXTENSIONS.join(', ')}`, { input: out });
+  }
+  const targets = new Map<string, string>();
+  const used = new Set<string>();
+  for (const file of files) {
+    const first = outIsDir ? annotatedNameIn(out, file) : out;
+    const ext = path.extname(first);
+    let target = first;
+    for (let n = 1; used.has(target); n++) target = `${first.slice(0, first.length - ext.length)}-${n}${ext}`;
+    used.add(target);
+    targets.set(file, target);
+  }
+  return targets;
+}
+
+/** Containers the annotated video can be written as (the encoder writes MP4). */
+const VIDEO_OUT_EXTENSIONS = ['.mp4', '.m4v', '.mov'];
+
+async function detectVideoCommand(input: string, options: DetectCliOptions, detectorOptions: DetectorOptions): Promise<number> {
   checkLocalSource(input); // a missing file is reported before the model loads
-  const detector = await Detector.create(detectorOptionsFrom(options));
+  if (options.out !== undefined && !VIDEO_OUT_EXTENSIONS.includes(path.extname(options.out).toLowerCase())) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${options.out}: the annotated copy of a video is an H.264 MP4; give a file name ending in .mp4`, { input: options.out });
+  }
+  planOutputs({
+    inputs: [input, ...detectorInputs(detectorOptions)],
+    outputs: [
+      ...(options.out !== undefined ? [{ path: options.out, kind: 'video', flag: '--out' }] : []),
+      ...(options.json !== undefined ? [{ path: options.json, kind: 'jsonl', flag: '--json' }] : []),
+    ],
+  });
+  const detector = await Detector.create(detectorOptions);
   try {
-    if (!options.quiet) process.stderr.write(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})\n`);
+    if (!options.quiet) process.stderr.write(printable(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})`) + '\n');
     const summary = await runVideoDetect(detector, input, {
       ...(options.out !== undefined ? { out: options.out } : {}),
       ...(options.json !== undefined ? { json: options.json } : {}),
       quiet: options.quiet === true,
     });
-    if (options.quiet) process.stderr.write(summaryLine(summary) + '\n');
+    if (options.quiet) process.stderr.write(printable(summaryLine(summary)) + '\n');
     return summary.decodeError ? 1 : 0;
   } finally {
     await detector.close();

@@ -1,9 +1,10 @@
 /**
  * `deimv2 eval`: COCO metrics, as pycocotools prints them.
  *   deimv2 eval --annotations instances.json --results results.json [--per-class] [--json]
- *   deimv2 eval --model femto --images val2017 --annotations instances.json [--results out.json] [--limit N]
+ *   deimv2 eval --model femto --images val2017 --annotations instances.json [--write-results out.json] [--limit N]
  * The second form runs the detector over the annotated images with no score threshold (all
- * 300 queries, as the official evaluation), writes the COCO results file, and scores it.
+ * 300 queries, as the official evaluation), scores the detections, and with --write-results
+ * saves them as a COCO results file (planned before the model loads: never over an input).
  */
 import { Option, type Command } from 'commander';
 import { readJsonFile } from '../../eval/coco-dataset.js';
@@ -12,12 +13,16 @@ import { evaluateJson, type JsonEvaluation } from '../../eval/metrics.js';
 import { writeCocoResults } from '../../eval/results-writer.js';
 import { formatPerClass, formatSummary } from '../../eval/summary-format.js';
 import { DeimError } from '../../errors.js';
+import { planOutputs } from '../../output/plan.js';
+import { printable } from '../../output/printable.js';
 import { detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
+import { detectorInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
 
 interface EvalCliOptions extends DetectorCliOptions {
   annotations: string;
   results?: string;
+  writeResults?: string;
   images?: string;
   limit?: string;
   perClass?: boolean;
@@ -55,21 +60,28 @@ export function register(program: Command): void {
       .command('eval')
       .description('COCO bbox metrics exactly as pycocotools computes them: of a results file, or of a model run over annotated images')
       .requiredOption('-a, --annotations <file>', 'COCO instances file (ground truth)')
-      .option('-r, --results <file>', 'COCO results file to score; with --images: where to write the detections')
+      .option('-r, --results <file>', 'COCO results file to score')
+      .option('-w, --write-results <file>', 'with --images: also write the detections here as a COCO results file')
       .option('-i, --images <dir>', 'run the detector over the annotated images in this folder (file names from the annotations)'),
   )
     .option('--per-class', 'also print AP and AP50 of each category')
     .option('--json', 'print the metrics as JSON on stdout')
     .option('-q, --quiet', 'no progress bar')
-    .addHelpText('after', '\nExamples:\n  deimv2 eval -a instances_val2017.json -r results.json\n  deimv2 eval -m femto -b cpu -i val2017 -a instances_val2017.json -r femto.json')
+    .addHelpText('after', '\nExamples:\n  deimv2 eval -a instances_val2017.json -r results.json\n  deimv2 eval -m femto -b cpu -i val2017 -a instances_val2017.json -w femto.json')
     .action(async (options: EvalCliOptions) => {
       process.exitCode = await evalCommand(options);
     });
 }
 
 export async function evalCommand(options: EvalCliOptions): Promise<number> {
-  const log = (s: string) => process.stderr.write(s + '\n');
+  const log = (s: string) => process.stderr.write(printable(s) + '\n');
   const limit = parseLimit(options.limit);
+  if (options.images !== undefined && options.results !== undefined) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--results names a results file to score; with --images the detections are scored as they are made: use --write-results <file> to save them as well`, { input: options.results });
+  }
+  if (options.images === undefined && options.writeResults !== undefined) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', '--write-results saves the detections of a model run: it needs --images <dir>', { input: options.writeResults });
+  }
   const annotations = await readJsonFile(options.annotations);
   let evaluation: JsonEvaluation;
   let header = '';
@@ -77,10 +89,17 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
   if (options.images !== undefined) {
     const { images, missing } = findAnnotatedImages(annotations, options.images, { limit, source: options.annotations });
     if (missing > 0 && !options.quiet) log(`deimv2: ${missing} annotated image(s) are not in ${options.images}: they are left out`);
+    const detectorOptions = detectorOptionsFrom(options);
+    if (options.writeResults !== undefined) {
+      planOutputs({
+        inputs: [options.annotations, ...images.map((img) => img.file), ...detectorInputs(detectorOptions)],
+        outputs: [{ path: options.writeResults, kind: 'eval-results', flag: '--write-results' }],
+      });
+    }
     const progress = createProgress(images.length, { quiet: options.quiet === true, label: 'eval' });
     let run;
     try {
-      run = await detectImages(detectorOptionsFrom(options), images, () => progress.tick());
+      run = await detectImages(detectorOptions, images, () => progress.tick());
     } finally {
       progress.stop();
     }
@@ -88,9 +107,9 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
     const done = images.length - run.failures.length;
     header = `${run.description}: ${done} image(s), ${run.results.length} detection(s) in ${run.seconds.toFixed(1)} s`;
     if (!options.quiet) log(`deimv2: ${header}`);
-    if (options.results !== undefined) await writeCocoResults(options.results, run.results);
+    if (options.writeResults !== undefined) await writeCocoResults(options.writeResults, run.results);
     // Failed images count as images without detections, as a missing entry in a results file.
-    evaluation = evaluateJson(annotations, options.annotations, run.results, options.results ?? '(detections)', images.map((img) => img.id));
+    evaluation = evaluateJson(annotations, options.annotations, run.results, options.writeResults ?? '(detections)', images.map((img) => img.id));
   } else {
     if (options.results === undefined) {
       throw new DeimError('ERR_INVALID_ARGUMENT', 'give --results <file> to score, or --images <dir> to run a model first');
@@ -101,7 +120,7 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
   if (options.json) {
     const doc = {
       annotations: options.annotations,
-      results: options.results ?? null,
+      results: options.results ?? options.writeResults ?? null,
       ...(header ? { run: header } : {}),
       images: evaluation.gt.imageIds.length,
       metrics: evaluation.metrics,
