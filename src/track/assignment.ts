@@ -1,0 +1,173 @@
+/**
+ * Thresholded linear assignment, the matching step of ByteTrack. The reference calls
+ * `lap.lapjv(cost, extend_cost=True, cost_limit=t)`: the optimal assignment of the augmented
+ * problem in which leaving a row or a column unmatched costs t / 2, so a pair is matched only when
+ * that lowers the total, i.e. when its cost is below t.
+ *
+ * Solver: the shortest augmenting path algorithm of Crouse (2016) as SciPy's
+ * `linear_sum_assignment` implements it (same scan order, same tie rule), run on the augmented
+ * square matrix. Since only pairs with cost <= t can be matched, rows and columns are first split
+ * into the connected components of the graph of those pairs and each component is solved on its
+ * own (a track or detection with no such pair stays unmatched): the same optimum, at a cost that
+ * grows with the crowd around an object instead of with the whole frame. With ties between equally
+ * good assignments (exactly equal costs), the pick can differ from a solver run on the whole matrix.
+ */
+
+export interface Assignment {
+  /** [row, column] pairs, by row. */
+  matches: Array<[number, number]>;
+  unmatchedRows: number[];
+  unmatchedCols: number[];
+}
+
+/**
+ * Solves the square assignment problem `cost` (n x n, row-major) exactly as SciPy's
+ * linear_sum_assignment does; returns the column of each row.
+ */
+export function solveSquare(n: number, cost: Float64Array): Int32Array {
+  const u = new Float64Array(n);
+  const v = new Float64Array(n);
+  const shortest = new Float64Array(n);
+  const path = new Int32Array(n).fill(-1);
+  const col4row = new Int32Array(n).fill(-1);
+  const row4col = new Int32Array(n).fill(-1);
+  const SR = new Uint8Array(n);
+  const SC = new Uint8Array(n);
+  const remaining = new Int32Array(n);
+  for (let curRow = 0; curRow < n; curRow++) {
+    // augmenting_path
+    let minVal = 0;
+    let numRemaining = n;
+    for (let it = 0; it < n; it++) remaining[it] = n - it - 1;
+    SR.fill(0);
+    SC.fill(0);
+    shortest.fill(Infinity);
+    let sink = -1;
+    let i = curRow;
+    while (sink === -1) {
+      let index = -1;
+      let lowest = Infinity;
+      SR[i] = 1;
+      const base = i * n;
+      const ui = u[i]!;
+      for (let it = 0; it < numRemaining; it++) {
+        const j = remaining[it]!;
+        const r = minVal + cost[base + j]! - ui - v[j]!;
+        if (r < shortest[j]!) {
+          path[j] = i;
+          shortest[j] = r;
+        }
+        const s = shortest[j]!;
+        if (s < lowest || (s === lowest && row4col[j] === -1)) {
+          lowest = s;
+          index = it;
+        }
+      }
+      minVal = lowest;
+      if (minVal === Infinity) throw new Error('assignment: infeasible cost matrix');
+      const j = remaining[index]!;
+      if (row4col[j] === -1) sink = j;
+      else i = row4col[j]!;
+      SC[j] = 1;
+      remaining[index] = remaining[--numRemaining]!;
+    }
+    // dual update
+    u[curRow] = u[curRow]! + minVal;
+    for (let r = 0; r < n; r++) if (SR[r] && r !== curRow) u[r] = u[r]! + (minVal - shortest[col4row[r]!]!);
+    for (let c = 0; c < n; c++) if (SC[c]) v[c] = v[c]! - (minVal - shortest[c]!);
+    // augment
+    let j = sink;
+    for (;;) {
+      const r = path[j]!;
+      row4col[j] = r;
+      const t = col4row[r]!;
+      col4row[r] = j;
+      j = t;
+      if (r === curRow) break;
+    }
+  }
+  return col4row;
+}
+
+/** The augmented problem for rows x cols of `cost` (row stride `stride`), solved; pairs appended to `out`. */
+function solveAugmented(cost: Float64Array, stride: number, rows: number[], cols: number[], thresh: number, out: Array<[number, number]>): void {
+  const nr = rows.length;
+  const nc = cols.length;
+  const n = nr + nc;
+  const half = thresh / 2;
+  const m = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) {
+    for (let b = 0; b < n; b++) {
+      m[a * n + b] = a < nr ? (b < nc ? cost[rows[a]! * stride + cols[b]!]! : half) : b < nc ? half : 0;
+    }
+  }
+  const col4row = solveSquare(n, m);
+  for (let a = 0; a < nr; a++) {
+    const b = col4row[a]!;
+    if (b < nc) out.push([rows[a]!, cols[b]!]);
+  }
+}
+
+/**
+ * Matches rows to columns of `cost` (nRows x nCols, row-major) where leaving one unmatched costs
+ * thresh / 2 (the reference's lapjv with extend_cost and cost_limit = thresh).
+ */
+export function linearAssignment(cost: Float64Array, nRows: number, nCols: number, thresh: number): Assignment {
+  const matches: Array<[number, number]> = [];
+  if (nRows > 0 && nCols > 0) {
+    // Union-find over rows (0..nRows-1) and columns (nRows..) joined by pairs that can match.
+    const parent = new Int32Array(nRows + nCols);
+    for (let k = 0; k < parent.length; k++) parent[k] = k;
+    const find = (x: number): number => {
+      while (parent[x] !== x) {
+        parent[x] = parent[parent[x]!]!;
+        x = parent[x]!;
+      }
+      return x;
+    };
+    const linked = new Uint8Array(nRows + nCols);
+    for (let i = 0; i < nRows; i++) {
+      const base = i * nCols;
+      for (let j = 0; j < nCols; j++) {
+        if (cost[base + j]! <= thresh) {
+          linked[i] = 1;
+          linked[nRows + j] = 1;
+          const a = find(i);
+          const b = find(nRows + j);
+          if (a !== b) parent[a < b ? b : a] = a < b ? a : b;
+        }
+      }
+    }
+    const groups = new Map<number, { rows: number[]; cols: number[] }>();
+    for (let k = 0; k < nRows + nCols; k++) {
+      if (!linked[k]) continue;
+      const root = find(k);
+      let g = groups.get(root);
+      if (!g) groups.set(root, (g = { rows: [], cols: [] }));
+      if (k < nRows) g.rows.push(k);
+      else g.cols.push(k - nRows);
+    }
+    for (const g of groups.values()) {
+      if (g.rows.length === 1 && g.cols.length === 1) {
+        // 1 x 1: what the solver does with the augmented 2 x 2 problem [[c, t/2], [t/2, 0]], worked out.
+        const c = cost[g.rows[0]! * nCols + g.cols[0]!]!;
+        const half = thresh / 2;
+        if (c <= half || c - half < half) matches.push([g.rows[0]!, g.cols[0]!]);
+      } else {
+        solveAugmented(cost, nCols, g.rows, g.cols, thresh, matches);
+      }
+    }
+    matches.sort((p, q) => p[0] - q[0]);
+  }
+  const rowUsed = new Uint8Array(nRows);
+  const colUsed = new Uint8Array(nCols);
+  for (const [r, c] of matches) {
+    rowUsed[r] = 1;
+    colUsed[c] = 1;
+  }
+  const unmatchedRows: number[] = [];
+  const unmatchedCols: number[] = [];
+  for (let i = 0; i < nRows; i++) if (!rowUsed[i]) unmatchedRows.push(i);
+  for (let j = 0; j < nCols; j++) if (!colUsed[j]) unmatchedCols.push(j);
+  return { matches, unmatchedRows, unmatchedCols };
+}
