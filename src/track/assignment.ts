@@ -6,11 +6,13 @@
  *
  * Solver: the shortest augmenting path algorithm of Crouse (2016) as SciPy's
  * `linear_sum_assignment` implements it (same scan order, same tie rule), run on the augmented
- * square matrix. Since only pairs with cost <= t can be matched, rows and columns are first split
- * into the connected components of the graph of those pairs and each component is solved on its
- * own (a track or detection with no such pair stays unmatched): the same optimum, at a cost that
- * grows with the crowd around an object instead of with the whole frame. With ties between equally
- * good assignments (exactly equal costs), the pick can differ from a solver run on the whole matrix.
+ * square matrix without building it. This is what the reference fixtures were made with, so even
+ * ties between equally good matchings (duplicate boxes of two classes, tracked class-agnostic)
+ * are broken the same way. (The reference's own lapjv breaks such ties its own way.)
+ * Large problems (over WHOLE_PROBLEM_LIMIT rows + columns: crowds of hundreds) are first split into
+ * the connected components of the graph of pairs that can match (cost <= t) and each component is
+ * solved on its own: the same optimum, at a cost that grows with the crowd around an object
+ * instead of with the whole frame; only a tie may then be broken differently.
  */
 
 export interface Assignment {
@@ -89,24 +91,96 @@ export function solveSquare(n: number, cost: Float64Array): Int32Array {
   return col4row;
 }
 
-/** The augmented problem for rows x cols of `cost` (row stride `stride`), solved; pairs appended to `out`. */
-function solveAugmented(cost: Float64Array, stride: number, rows: number[], cols: number[], thresh: number, out: Array<[number, number]>): void {
-  const nr = rows.length;
-  const nc = cols.length;
+/**
+ * Crouse's algorithm (as solveSquare) on the augmented (nr + nc) square problem without building
+ * it: real x real = `real` (nr x nc, row-major), real x dummy and dummy x real = half, dummy x
+ * dummy = 0. Returns the column of each real row (>= nc: unmatched).
+ */
+export function solveAugmented(real: Float64Array, nr: number, nc: number, half: number): Int32Array {
   const n = nr + nc;
-  const half = thresh / 2;
-  const m = new Float64Array(n * n);
-  for (let a = 0; a < n; a++) {
-    for (let b = 0; b < n; b++) {
-      m[a * n + b] = a < nr ? (b < nc ? cost[rows[a]! * stride + cols[b]!]! : half) : b < nc ? half : 0;
+  const u = new Float64Array(n);
+  const v = new Float64Array(n);
+  const shortest = new Float64Array(n);
+  const path = new Int32Array(n).fill(-1);
+  const col4row = new Int32Array(n).fill(-1);
+  const row4col = new Int32Array(n).fill(-1);
+  const SR = new Uint8Array(n);
+  const SC = new Uint8Array(n);
+  const remaining = new Int32Array(n);
+  const visitedRows = new Int32Array(n);
+  const visitedCols = new Int32Array(n);
+  shortest.fill(Infinity);
+  for (let curRow = 0; curRow < n; curRow++) {
+    let minVal = 0;
+    let numRemaining = n;
+    for (let it = 0; it < n; it++) remaining[it] = n - it - 1;
+    let nVR = 0;
+    let nVC = 0;
+    let sink = -1;
+    let i = curRow;
+    while (sink === -1) {
+      let index = -1;
+      let lowest = Infinity;
+      SR[i] = 1;
+      visitedRows[nVR++] = i;
+      const ui = u[i]!;
+      const realRow = i < nr;
+      const base = i * nc;
+      for (let it = 0; it < numRemaining; it++) {
+        const j = remaining[it]!;
+        const c = realRow ? (j < nc ? real[base + j]! : half) : j < nc ? half : 0;
+        const r = minVal + c - ui - v[j]!;
+        if (r < shortest[j]!) {
+          path[j] = i;
+          shortest[j] = r;
+        }
+        const s = shortest[j]!;
+        if (s < lowest || (s === lowest && row4col[j] === -1)) {
+          lowest = s;
+          index = it;
+        }
+      }
+      minVal = lowest;
+      if (minVal === Infinity) throw new Error('assignment: infeasible cost matrix');
+      const j = remaining[index]!;
+      if (row4col[j] === -1) sink = j;
+      else i = row4col[j]!;
+      SC[j] = 1;
+      visitedCols[nVC++] = j;
+      remaining[index] = remaining[--numRemaining]!;
     }
+    // Dual update: only visited rows and columns change (SciPy loops over all; same result).
+    u[curRow] = u[curRow]! + minVal;
+    for (let k = 0; k < nVR; k++) {
+      const r = visitedRows[k]!;
+      if (r !== curRow) u[r] = u[r]! + (minVal - shortest[col4row[r]!]!);
+    }
+    for (let k = 0; k < nVC; k++) {
+      const c = visitedCols[k]!;
+      v[c] = v[c]! - (minVal - shortest[c]!);
+    }
+    let j = sink;
+    for (;;) {
+      const r = path[j]!;
+      row4col[j] = r;
+      const t = col4row[r]!;
+      col4row[r] = j;
+      j = t;
+      if (r === curRow) break;
+    }
+    // Reset only what this row touched (SciPy refills whole arrays).
+    for (let k = 0; k < nVR; k++) SR[visitedRows[k]!] = 0;
+    for (let k = 0; k < nVC; k++) SC[visitedCols[k]!] = 0;
+    shortest.fill(Infinity);
   }
-  const col4row = solveSquare(n, m);
-  for (let a = 0; a < nr; a++) {
-    const b = col4row[a]!;
-    if (b < nc) out.push([rows[a]!, cols[b]!]);
-  }
+  return col4row.subarray(0, nr);
 }
+
+/**
+ * Problems up to this many rows + columns are solved whole, exactly as the reference's stand-in
+ * (SciPy on the full augmented matrix) solves them, ties included; larger ones per component.
+ */
+export const WHOLE_PROBLEM_LIMIT = 600;
 
 /**
  * Matches rows to columns of `cost` (nRows x nCols, row-major) where leaving one unmatched costs
@@ -114,7 +188,11 @@ function solveAugmented(cost: Float64Array, stride: number, rows: number[], cols
  */
 export function linearAssignment(cost: Float64Array, nRows: number, nCols: number, thresh: number): Assignment {
   const matches: Array<[number, number]> = [];
-  if (nRows > 0 && nCols > 0) {
+  const half = thresh / 2;
+  if (nRows > 0 && nCols > 0 && nRows + nCols <= WHOLE_PROBLEM_LIMIT) {
+    const col4row = solveAugmented(nRows * nCols === cost.length ? cost : cost.subarray(0, nRows * nCols), nRows, nCols, half);
+    for (let i = 0; i < nRows; i++) if (col4row[i]! < nCols) matches.push([i, col4row[i]!]);
+  } else if (nRows > 0 && nCols > 0) {
     // Union-find over rows (0..nRows-1) and columns (nRows..) joined by pairs that can match.
     const parent = new Int32Array(nRows + nCols);
     for (let k = 0; k < parent.length; k++) parent[k] = k;
@@ -147,15 +225,17 @@ export function linearAssignment(cost: Float64Array, nRows: number, nCols: numbe
       if (k < nRows) g.rows.push(k);
       else g.cols.push(k - nRows);
     }
-    for (const g of groups.values()) {
-      if (g.rows.length === 1 && g.cols.length === 1) {
-        // 1 x 1: what the solver does with the augmented 2 x 2 problem [[c, t/2], [t/2, 0]], worked out.
-        const c = cost[g.rows[0]! * nCols + g.cols[0]!]!;
-        const half = thresh / 2;
-        if (c <= half || c - half < half) matches.push([g.rows[0]!, g.cols[0]!]);
-      } else {
-        solveAugmented(cost, nCols, g.rows, g.cols, thresh, matches);
+    for (const { rows, cols } of groups.values()) {
+      if (rows.length === 1 && cols.length === 1) {
+        // What the solver does with the augmented 2 x 2 problem [[c, t/2], [t/2, 0]], worked out.
+        const c = cost[rows[0]! * nCols + cols[0]!]!;
+        if (c <= half || c - half < half) matches.push([rows[0]!, cols[0]!]);
+        continue;
       }
+      const sub = new Float64Array(rows.length * cols.length);
+      for (let a = 0; a < rows.length; a++) for (let b = 0; b < cols.length; b++) sub[a * cols.length + b] = cost[rows[a]! * nCols + cols[b]!]!;
+      const col4row = solveAugmented(sub, rows.length, cols.length, half);
+      for (let a = 0; a < rows.length; a++) if (col4row[a]! < cols.length) matches.push([rows[a]!, cols[col4row[a]!]!]);
     }
     matches.sort((p, q) => p[0] - q[0]);
   }
