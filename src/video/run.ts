@@ -6,6 +6,8 @@
  */
 import cliProgress from 'cli-progress';
 import path from 'node:path';
+import { LineWriter, motLines } from '../track/io.js';
+import { formatSummary, type TrackSummary } from '../track/session.js';
 import { JsonlWriter } from './jsonl.js';
 import { detectVideo, type FrameDetector, type VideoOptions, type VideoStats } from './pipeline.js';
 import type { VideoInfo } from './probe.js';
@@ -15,6 +17,8 @@ export interface VideoRunOptions {
   out?: string;
   /** JSONL file, one line per frame ('-' for stdout). */
   json?: string;
+  /** With tracking (video.track): tracks in MOTChallenge format. */
+  mot?: string;
   /** No progress bar and no summary line. */
   quiet?: boolean;
   /** Progress bar (default: when stderr is a terminal). */
@@ -33,6 +37,8 @@ export interface VideoRunSummary extends VideoStats {
   json: string | undefined;
   /** Processed frames per second, wall clock. */
   fps: number;
+  /** With tracking: tracks, line counts and zone dwell (also the last line of the JSONL). */
+  tracking?: TrackSummary;
 }
 
 /**
@@ -61,6 +67,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   if (handleSigint) process.on('SIGINT', onSigint);
 
   const jsonl = options.json ? new JsonlWriter(options.json) : undefined;
+  const mot = options.mot ? new LineWriter(options.mot) : undefined;
   const showProgress = !options.quiet && (options.progress ?? process.stderr.isTTY === true);
   let bar: cliProgress.SingleBar | undefined;
   const started = performance.now();
@@ -84,11 +91,14 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   try {
     for await (const result of run) {
       jsonl?.write(result);
+      if (mot && result.tracks) mot.write(motLines(result.frame, result.tracks));
       bar?.update(run.stats.processed, { fps: (run.stats.processed / ((performance.now() - started) / 1000)).toFixed(1), dropped: run.stats.dropped });
     }
   } finally {
     bar?.stop();
+    if (run.tracking) jsonl?.writeObject({ summary: run.tracking.summary() });
     jsonl?.close();
+    mot?.close();
     if (handleSigint) process.off('SIGINT', onSigint);
     options.signal?.removeEventListener('abort', onOuterAbort);
   }
@@ -98,8 +108,10 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     output: options.out,
     json: options.json,
     fps: run.stats.processed / Math.max(run.stats.elapsedMs / 1000, 1e-9),
+    ...(run.tracking ? { tracking: run.tracking.summary() } : {}),
   };
   if (!options.quiet) process.stderr.write(summaryLine(summary) + '\n');
+  if (!options.quiet && summary.tracking) process.stderr.write(formatSummary(summary.tracking) + '\n');
   return summary;
 }
 

@@ -10,21 +10,26 @@ import { DeimError, errorMessage } from '../../errors.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
 import { checkLocalSource } from '../../video/source.js';
+import { TrackSession } from '../../track/session.js';
+import { checkOutputPath } from '../../track/io.js';
 import { expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
+import { addTrackOptions, trackOptionsFromCli } from './track.js';
 
 interface DetectCliOptions extends DetectorCliOptions {
   out?: string;
   json?: string;
   quiet?: boolean;
   recursive?: boolean;
+  track?: boolean;
+  mot?: string;
 }
 
 type Entry = DetectorResult | DetectionFailure;
 
 export function register(program: Command): void {
-  addDetectorOptions(
+  const command = addDetectorOptions(
     program
       .command('detect')
       .description('detect objects in images (files, folders, globs) or in a video (file, image sequence, stream URL, webcam)')
@@ -34,14 +39,17 @@ export function register(program: Command): void {
     .option('--json <file>', 'write detections as JSON ("-" for stdout); for video, JSON lines, one per frame')
     .option('-r, --recursive', 'search folders recursively')
     .option('-q, --quiet', 'no progress bar and no per-image lines')
-    .action(async (inputs: string[], options: DetectCliOptions) => {
-      process.exitCode = await detectCommand(inputs, options);
-    });
+    .option('--track', 'video: track objects (ByteTrack); detections get a trackId (the tracker sees every detection above 0.1; --threshold filters what is drawn and written)')
+    .option('--mot <file>', 'video with --track: tracks in MOTChallenge format');
+  addTrackOptions(command).action(async (inputs: string[], options: DetectCliOptions) => {
+    process.exitCode = await detectCommand(inputs, options);
+  });
 }
 
 export async function detectCommand(inputs: string[], options: DetectCliOptions): Promise<number> {
   const detectorOptions = detectorOptionsFrom(options);
   if (inputs.length === 1 && isVideoInput(inputs[0]!) && !isImagePath(inputs[0]!)) return detectVideoCommand(inputs[0]!, options);
+  if (options.track || options.mot !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--track and --mot work on a video (a file, an image sequence or a stream), not on images');
   const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(s + '\n');
   if (files.length === 0) {
@@ -159,12 +167,17 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
 
 async function detectVideoCommand(input: string, options: DetectCliOptions): Promise<number> {
   checkLocalSource(input); // a missing file is reported before the model loads
+  if (options.mot !== undefined && !options.track) throw new DeimError('ERR_INVALID_ARGUMENT', '--mot needs --track');
+  if (options.mot !== undefined) checkOutputPath(options.mot, [input], '--mot');
+  if (options.track) new TrackSession(trackOptionsFromCli(options as unknown as Record<string, unknown>)); // bad --line/--zone fail before the model loads
   const detector = await Detector.create(detectorOptionsFrom(options));
   try {
     if (!options.quiet) process.stderr.write(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})\n`);
     const summary = await runVideoDetect(detector, input, {
       ...(options.out !== undefined ? { out: options.out } : {}),
       ...(options.json !== undefined ? { json: options.json } : {}),
+      ...(options.mot !== undefined ? { mot: options.mot } : {}),
+      ...(options.track ? { video: { track: trackOptionsFromCli(options as unknown as Record<string, unknown>) } } : {}),
       quiet: options.quiet === true,
     });
     if (options.quiet) process.stderr.write(summaryLine(summary) + '\n');
