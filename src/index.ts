@@ -29,3 +29,5 @@ export { buildEngine, engineCacheDir, tensorrtAvailability, createTensorRtBacken
 export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFigures } from './backends/tensorrt/index.js';
 export * from './eval/index.js';
 export { prepareModel, DEIMV2_KEEP_FP32, type PrepareOptions, type PrepareResult, type KeepRule } from './prepare/index.js';
+export * from './track/index.js';
+export { drawTracking } from './annotate/overlays.js';

@@ -90,12 +90,6 @@ export function polygonProblem(p: number[]): string | undefined {
       if (p[2 * i] === p[2 * j] && p[2 * i + 1] === p[2 * j + 1]) return `points ${i + 1} and ${j + 1} are the same`;
     }
   }
-  let area2 = 0;
-  for (let i = 0; i < n; i++) {
-    const j = (i + 1) % n;
-    area2 += p[2 * i]! * p[2 * j + 1]! - p[2 * j]! * p[2 * i + 1]!;
-  }
-  if (area2 === 0) return 'its area is zero (all points on one line)';
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
       // Adjacent edges share a vertex; only non-adjacent ones may not meet.
@@ -106,6 +100,12 @@ export function polygonProblem(p: number[]): string | undefined {
       }
     }
   }
+  let area2 = 0;
+  for (let i = 0; i < n; i++) {
+    const j = (i + 1) % n;
+    area2 += p[2 * i]! * p[2 * j + 1]! - p[2 * j]! * p[2 * i + 1]!;
+  }
+  if (area2 === 0) return 'its area is zero (all points on one line)';
   return undefined;
 }
 

@@ -8,7 +8,7 @@
  * for (const frame of frames) {
  *   const { detections, tracks, counts } = session.update(frame.index, frame.detections);
  * }
- * console.log(formatSummary(session.summary()));
+ * console.log(formatTrackSummary(session.summary()));
  */
 import { DeimError } from '../errors.js';
 import type { Detection } from '../postprocess/types.js';
@@ -243,7 +243,7 @@ export class TrackSession {
 }
 
 /** The summary as a plain-text table for the terminal. */
-export function formatSummary(s: TrackSummary): string {
+export function formatTrackSummary(s: TrackSummary): string {
   const out: string[] = [];
   const classes = Object.entries(s.tracksByClass).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
   out.push(`tracking: ${s.frames} frames, ${s.tracks} tracks${classes.length ? ` (${classes.join(', ')})` : ''}`);

@@ -7,7 +7,7 @@
 import cliProgress from 'cli-progress';
 import path from 'node:path';
 import { LineWriter, motLines } from '../track/io.js';
-import { formatSummary, type TrackSummary } from '../track/session.js';
+import { formatTrackSummary, type TrackSummary } from '../track/session.js';
 import { JsonlWriter } from './jsonl.js';
 import { detectVideo, type FrameDetector, type VideoOptions, type VideoStats } from './pipeline.js';
 import type { VideoInfo } from './probe.js';
@@ -111,7 +111,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     ...(run.tracking ? { tracking: run.tracking.summary() } : {}),
   };
   if (!options.quiet) process.stderr.write(summaryLine(summary) + '\n');
-  if (!options.quiet && summary.tracking) process.stderr.write(formatSummary(summary.tracking) + '\n');
+  if (!options.quiet && summary.tracking) process.stderr.write(formatTrackSummary(summary.tracking) + '\n');
   return summary;
 }
 

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { DeimError } from '../../errors.js';
 import { checkOutputPath, LineWriter, motLines, readDetectionsJsonl, trackJson } from '../../track/io.js';
 import { TRACK_OPTION_TABLE, trackOptionsFromCli } from '../../track/options.js';
-import { formatSummary, TrackSession, type TrackSessionOptions } from '../../track/session.js';
+import { formatTrackSummary, TrackSession, type TrackSessionOptions } from '../../track/session.js';
 
 const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
 
@@ -83,7 +83,7 @@ export async function trackCommand(options: TrackCliOptions): Promise<number> {
     for await (const f of frames) handle(f);
     const summary = session.summary();
     jsonl?.write(JSON.stringify({ summary }) + '\n');
-    if (!options.quiet) process.stderr.write(formatSummary(summary) + '\n');
+    if (!options.quiet) process.stderr.write(formatTrackSummary(summary) + '\n');
   } finally {
     jsonl?.close();
     mot?.close();
