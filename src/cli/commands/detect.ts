@@ -1,5 +1,5 @@
 /** `deimv2 detect <files|dirs|globs...>`: detect, annotate, write JSON, summarise. */
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -8,7 +8,7 @@ import { outputPathFor, writeAnnotatedImage } from '../../annotate/write.js';
 import { Detector, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
-import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
+import { isImageSequence, isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
 import { checkLocalSource } from '../../video/source.js';
 import { TrackSession } from '../../track/session.js';
 import { checkOutputPath } from '../../track/io.js';
@@ -48,7 +48,9 @@ export function register(program: Command): void {
 
 export async function detectCommand(inputs: string[], options: DetectCliOptions): Promise<number> {
   const detectorOptions = detectorOptionsFrom(options);
-  if (inputs.length === 1 && isVideoInput(inputs[0]!) && !isImagePath(inputs[0]!)) return detectVideoCommand(inputs[0]!, options);
+  // An image-sequence pattern (frames/%04d.png) ends like an image but is a video (unless a file has that very name).
+  const sequence = inputs.length === 1 && isImageSequence(inputs[0]!) && !existsSync(inputs[0]!);
+  if (inputs.length === 1 && isVideoInput(inputs[0]!) && (!isImagePath(inputs[0]!) || sequence)) return detectVideoCommand(inputs[0]!, options);
   if (options.track || options.mot !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--track and --mot work on a video (a file, an image sequence or a stream), not on images');
   const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(s + '\n');
