@@ -6,13 +6,13 @@
  *
  * Solver: the shortest augmenting path algorithm of Crouse (2016) as SciPy's
  * `linear_sum_assignment` implements it (same scan order, same tie rule), run on the augmented
- * square matrix without building it. This is what the reference fixtures were made with, so even
- * ties between equally good matchings (duplicate boxes of two classes, tracked class-agnostic)
- * are broken the same way. (The reference's own lapjv breaks such ties its own way.)
- * Large problems (over WHOLE_PROBLEM_LIMIT rows + columns: crowds of hundreds) are first split into
- * the connected components of the graph of pairs that can match (cost <= t) and each component is
- * solved on its own: the same optimum, at a cost that grows with the crowd around an object
- * instead of with the whole frame; only a tie may then be broken differently.
+ * square matrix without building it, which is what the reference fixtures were made with (the
+ * reference's own lapjv may break ties between equally good matchings its own way).
+ * Usually the problem is first split into the connected components of the graph of pairs that
+ * can match (cost <= t) and each component is solved on its own: the same optimum, at a cost that
+ * grows with the crowd around an object instead of with the whole frame. When two candidate
+ * pairs cost exactly the same the problem is solved whole, so that ties are broken as the
+ * stand-in breaks them (up to WHOLE_PROBLEM_LIMIT rows + columns).
  */
 
 export interface Assignment {
@@ -176,68 +176,49 @@ export function solveAugmented(real: Float64Array, nr: number, nc: number, half:
   return col4row.subarray(0, nr);
 }
 
-/**
- * Problems up to this many rows + columns are solved whole, exactly as the reference's stand-in
- * (SciPy on the full augmented matrix) solves them, ties included; larger ones per component.
- */
-export const WHOLE_PROBLEM_LIMIT = 600;
+/** Above this many rows + columns a problem with ties is still split (solving it whole gets slow). */
+export const WHOLE_PROBLEM_LIMIT = 1200;
 
 /**
  * Matches rows to columns of `cost` (nRows x nCols, row-major) where leaving one unmatched costs
- * thresh / 2 (the reference's lapjv with extend_cost and cost_limit = thresh).
+ * thresh / 2 (the reference's lapjv with extend_cost and cost_limit = thresh). `overlapping`
+ * lists the only pairs that may cost less than 1 (IoU costs: the boxes that overlap).
+ *
+ * Only pairs with cost <= thresh can be matched. When no two of them cost exactly the same (and
+ * none costs exactly thresh), the optimum is unique in practice and is found per connected
+ * component of those pairs, which is fast. When some do (duplicate boxes, e.g. one object
+ * detected as two classes and tracked class-agnostic), the problem is solved whole as the
+ * reference's stand-in does, so that the tie is broken the same way.
  */
-export function linearAssignment(cost: Float64Array, nRows: number, nCols: number, thresh: number): Assignment {
+export function linearAssignment(cost: Float64Array, nRows: number, nCols: number, thresh: number, overlapping?: { pairs: Int32Array; count: number }): Assignment {
   const matches: Array<[number, number]> = [];
   const half = thresh / 2;
-  if (nRows > 0 && nCols > 0 && nRows + nCols <= WHOLE_PROBLEM_LIMIT) {
-    const col4row = solveAugmented(nRows * nCols === cost.length ? cost : cost.subarray(0, nRows * nCols), nRows, nCols, half);
-    for (let i = 0; i < nRows; i++) if (col4row[i]! < nCols) matches.push([i, col4row[i]!]);
-  } else if (nRows > 0 && nCols > 0) {
-    // Union-find over rows (0..nRows-1) and columns (nRows..) joined by pairs that can match.
-    const parent = new Int32Array(nRows + nCols);
-    for (let k = 0; k < parent.length; k++) parent[k] = k;
-    const find = (x: number): number => {
-      while (parent[x] !== x) {
-        parent[x] = parent[parent[x]!]!;
-        x = parent[x]!;
+  if (nRows > 0 && nCols > 0) {
+    // Pairs that can match, and whether any two of them tie.
+    const edgeRows: number[] = [];
+    const edgeCols: number[] = [];
+    const seen = new Set<number>();
+    let tie = false;
+    const consider = (i: number, j: number) => {
+      const c = cost[i * nCols + j]!;
+      if (c <= thresh) {
+        edgeRows.push(i);
+        edgeCols.push(j);
+        if (!tie && (c === thresh || seen.has(c) || (seen.add(c), false))) tie = true;
       }
-      return x;
     };
-    const linked = new Uint8Array(nRows + nCols);
-    for (let i = 0; i < nRows; i++) {
-      const base = i * nCols;
-      for (let j = 0; j < nCols; j++) {
-        if (cost[base + j]! <= thresh) {
-          linked[i] = 1;
-          linked[nRows + j] = 1;
-          const a = find(i);
-          const b = find(nRows + j);
-          if (a !== b) parent[a < b ? b : a] = a < b ? a : b;
-        }
-      }
+    if (overlapping && thresh < 1) {
+      // Every other pair costs 1 > thresh.
+      for (let k = 0; k < overlapping.count; k++) consider(overlapping.pairs[2 * k]!, overlapping.pairs[2 * k + 1]!);
+    } else {
+      for (let i = 0; i < nRows; i++) for (let j = 0; j < nCols; j++) consider(i, j);
     }
-    const groups = new Map<number, { rows: number[]; cols: number[] }>();
-    for (let k = 0; k < nRows + nCols; k++) {
-      if (!linked[k]) continue;
-      const root = find(k);
-      let g = groups.get(root);
-      if (!g) groups.set(root, (g = { rows: [], cols: [] }));
-      if (k < nRows) g.rows.push(k);
-      else g.cols.push(k - nRows);
+    if (tie && nRows + nCols <= WHOLE_PROBLEM_LIMIT) {
+      const col4row = solveAugmented(nRows * nCols === cost.length ? cost : cost.subarray(0, nRows * nCols), nRows, nCols, half);
+      for (let i = 0; i < nRows; i++) if (col4row[i]! < nCols) matches.push([i, col4row[i]!]);
+    } else if (edgeRows.length > 0) {
+      solveByComponents(cost, nRows, nCols, half, edgeRows, edgeCols, matches);
     }
-    for (const { rows, cols } of groups.values()) {
-      if (rows.length === 1 && cols.length === 1) {
-        // What the solver does with the augmented 2 x 2 problem [[c, t/2], [t/2, 0]], worked out.
-        const c = cost[rows[0]! * nCols + cols[0]!]!;
-        if (c <= half || c - half < half) matches.push([rows[0]!, cols[0]!]);
-        continue;
-      }
-      const sub = new Float64Array(rows.length * cols.length);
-      for (let a = 0; a < rows.length; a++) for (let b = 0; b < cols.length; b++) sub[a * cols.length + b] = cost[rows[a]! * nCols + cols[b]!]!;
-      const col4row = solveAugmented(sub, rows.length, cols.length, half);
-      for (let a = 0; a < rows.length; a++) if (col4row[a]! < cols.length) matches.push([rows[a]!, cols[col4row[a]!]!]);
-    }
-    matches.sort((p, q) => p[0] - q[0]);
   }
   const rowUsed = new Uint8Array(nRows);
   const colUsed = new Uint8Array(nCols);
@@ -250,4 +231,49 @@ export function linearAssignment(cost: Float64Array, nRows: number, nCols: numbe
   for (let i = 0; i < nRows; i++) if (!rowUsed[i]) unmatchedRows.push(i);
   for (let j = 0; j < nCols; j++) if (!colUsed[j]) unmatchedCols.push(j);
   return { matches, unmatchedRows, unmatchedCols };
+}
+
+/** Splits rows and columns into the connected components of the candidate pairs and solves each. */
+function solveByComponents(cost: Float64Array, nRows: number, nCols: number, half: number, edgeRows: number[], edgeCols: number[], matches: Array<[number, number]>): void {
+  const parent = new Int32Array(nRows + nCols);
+  for (let k = 0; k < parent.length; k++) parent[k] = k;
+  const find = (x: number): number => {
+    while (parent[x] !== x) {
+      parent[x] = parent[parent[x]!]!;
+      x = parent[x]!;
+    }
+    return x;
+  };
+  const linked = new Uint8Array(nRows + nCols);
+  for (let e = 0; e < edgeRows.length; e++) {
+    const i = edgeRows[e]!;
+    const j = nRows + edgeCols[e]!;
+    linked[i] = 1;
+    linked[j] = 1;
+    const a = find(i);
+    const b = find(j);
+    if (a !== b) parent[a < b ? b : a] = a < b ? a : b;
+  }
+  const groups = new Map<number, { rows: number[]; cols: number[] }>();
+  for (let k = 0; k < nRows + nCols; k++) {
+    if (!linked[k]) continue;
+    const root = find(k);
+    let g = groups.get(root);
+    if (!g) groups.set(root, (g = { rows: [], cols: [] }));
+    if (k < nRows) g.rows.push(k);
+    else g.cols.push(k - nRows);
+  }
+  for (const { rows, cols } of groups.values()) {
+    if (rows.length === 1 && cols.length === 1) {
+      // What the solver does with the augmented 2 x 2 problem [[c, t/2], [t/2, 0]], worked out.
+      const c = cost[rows[0]! * nCols + cols[0]!]!;
+      if (c <= half || c - half < half) matches.push([rows[0]!, cols[0]!]);
+      continue;
+    }
+    const sub = new Float64Array(rows.length * cols.length);
+    for (let a = 0; a < rows.length; a++) for (let b = 0; b < cols.length; b++) sub[a * cols.length + b] = cost[rows[a]! * nCols + cols[b]!]!;
+    const col4row = solveAugmented(sub, rows.length, cols.length, half);
+    for (let a = 0; a < rows.length; a++) if (col4row[a]! < cols.length) matches.push([rows[a]!, cols[col4row[a]!]!]);
+  }
+  matches.sort((p, q) => p[0] - q[0]);
 }

@@ -6,7 +6,7 @@
  * these per class, or one for all classes.
  */
 import { linearAssignment } from './assignment.js';
-import { iouCost } from './iou.js';
+import { iouCostSparse } from './iou.js';
 import { kalmanInitiate, kalmanPredict, kalmanUpdate, type KalmanState } from './kalman.js';
 
 export const enum TrackState {
@@ -78,7 +78,17 @@ export class STrack {
 
   /** Writes (x1, y1, x2, y2) at out[4 * at]. */
   tlbrInto(out: Float64Array, at: number): void {
-    const [x, y, w, h] = this.tlwh();
+    let x: number, y: number, w: number, h: number;
+    const kf = this.kf;
+    if (kf) {
+      const m = kf.mean;
+      h = m[3]!;
+      w = m[2]! * h;
+      x = m[0]! - w / 2;
+      y = m[1]! - h / 2;
+    } else {
+      [x, y, w, h] = this.det;
+    }
     out[4 * at] = x;
     out[4 * at + 1] = y;
     out[4 * at + 2] = x + w;
@@ -131,6 +141,10 @@ class Scratch {
   private b = new Float64Array(0);
   private s = new Float64Array(0);
   private c = new Float64Array(0);
+  private order = new Int32Array(0);
+  /** Overlapping pairs of the last costs() call (row, column, ...) and their count. */
+  pairs = new Int32Array(0);
+  pairCount = 0;
 
   costs(tracks: STrack[], dets: STrack[], fuse: boolean): Float64Array {
     const na = tracks.length;
@@ -138,14 +152,20 @@ class Scratch {
     if (this.a.length < 4 * na) this.a = new Float64Array(4 * na * 2);
     if (this.b.length < 4 * nb) this.b = new Float64Array(4 * nb * 2);
     if (this.s.length < nb) this.s = new Float64Array(nb * 2);
+    if (this.order.length < nb) this.order = new Int32Array(nb * 2);
     if (this.c.length < na * nb) this.c = new Float64Array(na * nb * 2);
     for (let i = 0; i < na; i++) tracks[i]!.tlbrInto(this.a, i);
     for (let j = 0; j < nb; j++) {
       dets[j]!.tlbrInto(this.b, j);
       this.s[j] = dets[j]!.score;
     }
-    iouCost(this.a, na, this.b, nb, this.c, fuse ? this.s : undefined);
+    this.pairCount = iouCostSparse(this.a, na, this.b, nb, this.c, fuse ? this.s : undefined, this.order, this);
     return this.c;
+  }
+
+  /** Thresholded assignment on the last costs(), using the overlapping pairs found. */
+  assign(na: number, nb: number, thresh: number) {
+    return linearAssignment(this.c, na, nb, thresh, { pairs: this.pairs, count: this.pairCount });
   }
 }
 
@@ -227,8 +247,8 @@ export class ByteTrackCore {
       if (t.state !== TrackState.Tracked) kf.mean[7] = 0;
       kalmanPredict(kf);
     }
-    let cost = this.scratch.costs(pool, detections, p.fuseScore);
-    const first = linearAssignment(cost, pool.length, detections.length, p.matchThresh);
+    this.scratch.costs(pool, detections, p.fuseScore);
+    const first = this.scratch.assign(pool.length, detections.length, p.matchThresh);
     for (const [it, id] of first.matches) {
       const t = pool[it]!;
       const d = detections[id]!;
@@ -243,8 +263,8 @@ export class ByteTrackCore {
 
     // Step 3: second association, low-score detections against the tracks still unmatched.
     const rTracked = first.unmatchedRows.map((i) => pool[i]!).filter((t) => t.state === TrackState.Tracked);
-    cost = this.scratch.costs(rTracked, second, false);
-    const secondMatch = linearAssignment(cost, rTracked.length, second.length, 0.5);
+    this.scratch.costs(rTracked, second, false);
+    const secondMatch = this.scratch.assign(rTracked.length, second.length, 0.5);
     for (const [it, id] of secondMatch.matches) {
       const t = rTracked[it]!;
       const d = second[id]!;
@@ -266,8 +286,8 @@ export class ByteTrackCore {
 
     // Unconfirmed tracks (usually seen in one frame only) against the remaining high-score detections.
     detections = first.unmatchedCols.map((i) => detections[i]!);
-    cost = this.scratch.costs(unconfirmed, detections, p.fuseScore);
-    const third = linearAssignment(cost, unconfirmed.length, detections.length, 0.7);
+    this.scratch.costs(unconfirmed, detections, p.fuseScore);
+    const third = this.scratch.assign(unconfirmed.length, detections.length, 0.7);
     for (const [it, id] of third.matches) {
       unconfirmed[it]!.update(detections[id]!, frameId);
       activated.push(unconfirmed[it]!);
@@ -310,15 +330,18 @@ export class ByteTrackCore {
     const cost = this.scratch.costs(a, b, false);
     const dropA = new Set<number>();
     const dropB = new Set<number>();
-    for (let p = 0; p < a.length; p++) {
-      for (let q = 0; q < b.length; q++) {
-        if (cost[p * b.length + q]! < 0.15) {
-          const timeP = a[p]!.frameId - a[p]!.startFrame;
-          const timeQ = b[q]!.frameId - b[q]!.startFrame;
-          if (timeP > timeQ) dropB.add(q);
-          else dropA.add(p);
-        }
-      }
+    // Pairs closer than 0.15 overlap, so only the overlapping pairs need a look, in row-major order as np.where gives them.
+    const { pairs, pairCount } = this.scratch;
+    const found: number[] = [];
+    for (let k = 0; k < pairCount; k++) if (cost[pairs[2 * k]! * b.length + pairs[2 * k + 1]!]! < 0.15) found.push(pairs[2 * k]! * b.length + pairs[2 * k + 1]!);
+    found.sort((x, y) => x - y);
+    for (const at of found) {
+      const p = Math.floor(at / b.length);
+      const q = at % b.length;
+      const timeP = a[p]!.frameId - a[p]!.startFrame;
+      const timeQ = b[q]!.frameId - b[q]!.startFrame;
+      if (timeP > timeQ) dropB.add(q);
+      else dropA.add(p);
     }
     return [a.filter((_, i) => !dropA.has(i)), b.filter((_, i) => !dropB.has(i))];
   }
