@@ -98,6 +98,10 @@ export class Detector {
   readonly classes: ClassInfo;
   readonly resize: ResizeMode;
   readonly batchSize: number;
+  /** The score threshold detections need (tracking uses it as the display threshold). */
+  get threshold(): number {
+    return this.post.threshold;
+  }
   private readonly post: PostOptions;
   private readonly pool: WorkerPool;
   private readonly backend: Backend | undefined;

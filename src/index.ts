@@ -31,3 +31,5 @@ export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFi
 export * from './eval/index.js';
 export { prepareModel, DEIMV2_KEEP_FP32, type PrepareOptions, type PrepareResult, type KeepRule } from './prepare/index.js';
 export { writeTritonPlan, writeTritonOnnx, tritonConfig, configText as tritonConfigText, type TritonPlanOptions, type TritonOnnxOptions, type TritonModelConfig, type RepositoryResult as TritonRepositoryResult } from './triton/index.js';
+export * from './track/index.js';
+export { drawTracking } from './annotate/overlays.js';

@@ -10,6 +10,7 @@ import { register as registerBuild } from './commands/build.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerCompare } from './commands/compare.js';
 import { register as registerPrepare } from './commands/prepare.js';
+import { register as registerTrack } from './commands/track.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -24,6 +25,7 @@ export function createProgram(): Command {
   registerCompare(program);
   registerPrepare(program);
   registerBuild(program);
+  registerTrack(program);
   // Each command's own hint names it.
   for (const command of program.commands) command.showHelpAfterError(`(run deimv2 ${command.name()} --help for its options)`);
   return program;

@@ -7,7 +7,14 @@
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { DeimError, errorMessage } from '../errors.js';
 import { AtomicFile } from '../output/atomic.js';
+import { trackJson } from '../track/io.js';
 import type { VideoFrameResult } from './pipeline.js';
+
+/** With tracking: the frame's tracks (rounded) and counts. */
+function trackFields(r: Pick<VideoFrameResult, 'tracks' | 'counts'>): Record<string, unknown> {
+  if (!r.tracks) return {};
+  return { tracks: r.tracks.map(trackJson), ...(r.counts ? { counts: r.counts } : {}) };
+}
 
 export class JsonlWriter {
   private readonly fd: number;
@@ -35,8 +42,17 @@ export class JsonlWriter {
     }
   }
 
-  write(result: Pick<VideoFrameResult, 'frame' | 'pts' | 'detections'>): void {
-    const line = JSON.stringify({ frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections }) + '\n';
+  write(result: Pick<VideoFrameResult, 'frame' | 'pts' | 'detections' | 'tracks' | 'counts'>): void {
+    const line = JSON.stringify({ frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections, ...trackFields(result) }) + '\n';
+    this.writeLine(line);
+  }
+
+  /** Any JSON value as one line (the tracking summary at the end). */
+  writeObject(value: unknown): void {
+    this.writeLine(JSON.stringify(value) + '\n');
+  }
+
+  private writeLine(line: string): void {
     try {
       // stdout goes through the stream (fd 1 may be non-blocking: writeSync could fail with EAGAIN).
       if (this.ownsFd) {

@@ -16,6 +16,9 @@ import { drawDetections, type DrawOptions } from '../annotate/draw.js';
 import { DeimError, errorMessage } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import type { Detection, DetectionResult } from '../postprocess/types.js';
+import { drawTracking } from '../annotate/overlays.js';
+import { TrackSession, type FrameCounts, type TrackedFrame, type TrackSessionOptions } from '../track/session.js';
+import type { Track } from '../track/tracker.js';
 import { FrameDecoder, type DecodedFrame } from './decoder.js';
 import { checkWritable, FrameEncoder } from './encoder.js';
 import { requireFfmpeg } from './ffmpeg.js';
@@ -24,7 +27,9 @@ import { checkLocalSource, isLiveSource } from './source.js';
 
 /** What the pipeline needs from a detector: Detector satisfies it; concurrent calls must be allowed. */
 export interface FrameDetector {
-  detect(image: RgbImage): Promise<DetectionResult>;
+  detect(image: RgbImage, options?: { threshold?: number }): Promise<DetectionResult>;
+  /** The detector's score threshold: with tracking, what is returned and drawn (default 0.4). */
+  readonly threshold?: number;
   /** Parallel runners (the pool's workers), used to size how many frames are in flight. */
   stats?(): { runners: number };
 }
@@ -51,6 +56,13 @@ export interface VideoOptions {
   /** x264 preset for `output` (default ultrafast: the cheapest; see encoder.ts for the measured costs). */
   preset?: string;
   draw?: DrawOptions;
+  /**
+   * Track objects (ByteTrack): each detection gets `trackId`, frames get `tracks` and, with lines
+   * or zones, `counts`. The detector then passes every detection above the tracker's low
+   * threshold (0.1) to the tracker; only those above the detector's own threshold (or
+   * `track.threshold`) are returned and drawn. frameRate defaults to the video's.
+   */
+  track?: TrackSessionOptions;
   /** Called once the stream is open, with its size, rate and (for files) frame count. */
   onStart?: (info: VideoInfo) => void;
 }
@@ -62,7 +74,11 @@ export interface VideoFrameResult {
   pts: number;
   width: number;
   height: number;
-  detections: Detection[];
+  detections: Array<Detection & { trackId?: number }>;
+  /** With `track`: the tracks confirmed in this frame (Kalman-filtered boxes). */
+  tracks?: Track[];
+  /** With `track` and lines or zones: crossings, totals and zone occupancy. */
+  counts?: FrameCounts;
   /** The frame's RGB pixels, when `annotate` or `returnImage` is set. Shared with the encoder: copy before changing. */
   image?: RgbImage;
 }
@@ -90,12 +106,16 @@ export interface VideoStats {
 export class VideoDetection implements AsyncIterable<VideoFrameResult> {
   readonly stats: VideoStats = { info: undefined, decoded: 0, processed: 0, dropped: 0, stopped: false, decodeError: undefined, missingFrames: 0, elapsedMs: 0 };
   private iterated = false;
+  /** With `track`: the tracking session (its summary() holds the counts so far). */
+  tracking: TrackSession | undefined;
 
   constructor(
     private readonly detector: FrameDetector,
     readonly source: string,
     private readonly options: VideoOptions = {},
-  ) {}
+  ) {
+    if (options.track) new TrackSession(options.track); // bad lines, zones or options fail here, before any decoding
+  }
 
   [Symbol.asyncIterator](): AsyncIterator<VideoFrameResult> {
     if (this.iterated) throw new DeimError('ERR_INVALID_ARGUMENT', 'a VideoDetection can be iterated only once; call detectVideo again');
@@ -166,10 +186,13 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
       }
       options.onStart?.(info);
       const draw = options.annotate === true || options.output !== undefined;
+      const tracking = options.track ? new TrackSession({ frameRate: info.fps, threshold: this.detector.threshold ?? 0.4, ...options.track }) : undefined;
+      this.tracking = tracking;
+      const detectOptions = tracking ? { threshold: Math.min(tracking.threshold, tracking.tracker.options.lowThresh) } : undefined;
       const concurrency = options.concurrency ?? Math.max(4, 2 * (this.detector.stats?.().runners ?? os.availableParallelism()));
       const detectFrame = (frame: DecodedFrame): Promise<Settled> => {
         const image: RgbImage = { data: frame.data, width: info.width, height: info.height, channels: 3 };
-        return this.detector.detect(image).then(
+        return (detectOptions ? this.detector.detect(image, detectOptions) : this.detector.detect(image)).then(
           (result) => ({ frame, image, detections: result.detections }),
           (error: unknown) => ({ frame, image, error }),
         );
@@ -201,11 +224,17 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
         if ('error' in settled) {
           throw new DeimError('ERR_VIDEO', `Detection failed on frame ${settled.frame.index} of ${source}: ${errorMessage(settled.error)}`, { input: source, cause: settled.error });
         }
-        if (draw) drawDetections(settled.image, settled.detections, options.draw);
+        const tracked: TrackedFrame | undefined = tracking?.update(settled.frame.index, settled.detections);
+        if (draw && tracked) drawTracking(settled.image, tracked, tracking!, options.draw);
+        else if (draw) drawDetections(settled.image, settled.detections, options.draw);
         if (encoder) await encoder.write(settled.image.data);
         stats.processed++;
         if (stats.stopped) break; // stopped while the frame was being written
-        const result: VideoFrameResult = { frame: settled.frame.index, pts: settled.frame.index / info.fps, width: info.width, height: info.height, detections: settled.detections };
+        const result: VideoFrameResult = { frame: settled.frame.index, pts: settled.frame.index / info.fps, width: info.width, height: info.height, detections: tracked ? tracked.detections : settled.detections };
+        if (tracked) {
+          result.tracks = tracked.tracks;
+          if (tracked.counts) result.counts = tracked.counts;
+        }
         if (options.annotate || options.returnImage) result.image = settled.image;
         yield result;
       }

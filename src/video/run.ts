@@ -8,6 +8,8 @@
 import cliProgress from 'cli-progress';
 import path from 'node:path';
 import { handOverEncoders } from './encoder.js';
+import { LineWriter, motLines } from '../track/io.js';
+import { formatTrackSummary, type TrackSummary } from '../track/session.js';
 import { JsonlWriter } from './jsonl.js';
 import { removeTemporaryFiles } from '../output/atomic.js';
 import { planOutputs } from '../output/plan.js';
@@ -20,6 +22,8 @@ export interface VideoRunOptions {
   out?: string;
   /** JSONL file, one line per frame ('-' for stdout). */
   json?: string;
+  /** With tracking (video.track): tracks in MOTChallenge format. */
+  mot?: string;
   /** No progress bar and no summary line. */
   quiet?: boolean;
   /** Progress bar (default: when stderr is a terminal). */
@@ -38,6 +42,8 @@ export interface VideoRunSummary extends VideoStats {
   json: string | undefined;
   /** Processed frames per second, wall clock. */
   fps: number;
+  /** With tracking: tracks, line counts and zone dwell (also the last line of the JSONL). */
+  tracking?: TrackSummary;
 }
 
 /**
@@ -51,7 +57,9 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   // Checked before the run (the JSONL also opened): no output may replace the source or the other output.
   planOutputs({
     inputs: [input],
-    outputs: [...(options.out ? [{ path: options.out, kind: 'video', flag: '--out' }] : []), ...(options.json ? [{ path: options.json, kind: 'jsonl', flag: '--json' }] : [])],
+    outputs: [...(options.out ? [{ path: options.out, kind: 'video', flag: '--out' }] : []), ...(options.json ? [{ path: options.json, kind: 'jsonl', flag: '--json' }] : []),
+      ...(options.mot ? [{ path: options.mot, kind: 'mot', flag: '--mot' }] : []),
+    ],
   });
   const controller = new AbortController();
   const onOuterAbort = () => controller.abort();
@@ -63,6 +71,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     bar = undefined;
   };
   const jsonl = options.json ? new JsonlWriter(options.json) : undefined;
+  const mot = options.mot ? new LineWriter(options.mot) : undefined;
   const onSigint = () => {
     interrupts++;
     clearBar();
@@ -74,6 +83,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
       process.off('SIGINT', onSigint);
       try {
         jsonl?.close();
+        mot?.close();
       } finally {
         handOverEncoders();
         removeTemporaryFiles();
@@ -107,11 +117,14 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   try {
     for await (const result of run) {
       jsonl?.write(result);
+      if (mot && result.tracks) mot.write(motLines(result.frame, result.tracks));
       bar?.update(run.stats.processed, { fps: (run.stats.processed / ((performance.now() - started) / 1000)).toFixed(1), dropped: run.stats.dropped });
     }
   } finally {
     clearBar();
+    if (run.tracking) jsonl?.writeObject({ summary: run.tracking.summary() });
     jsonl?.close();
+    mot?.close();
     if (handleSigint) process.off('SIGINT', onSigint);
     options.signal?.removeEventListener('abort', onOuterAbort);
   }
@@ -121,8 +134,10 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     output: options.out,
     json: options.json,
     fps: run.stats.processed / Math.max(run.stats.elapsedMs / 1000, 1e-9),
+    ...(run.tracking ? { tracking: run.tracking.summary() } : {}),
   };
   if (!options.quiet) process.stderr.write(printable(summaryLine(summary)) + '\n');
+  if (!options.quiet && summary.tracking) process.stderr.write(formatTrackSummary(summary.tracking) + '\n');
   return summary;
 }
 

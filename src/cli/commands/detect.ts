@@ -1,5 +1,5 @@
 /** `deimv2 detect <files|dirs|globs...>`: detect, annotate, write JSON, summarise. */
-import { statSync, writeSync } from 'node:fs';
+import { existsSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { drawDetections } from '../../annotate/draw.js';
@@ -8,23 +8,27 @@ import { Detector, type DetectorOptions, type DetectorResult } from '../../detec
 import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
-import { isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
+import { isImageSequence, isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
 import { checkLocalSource } from '../../video/source.js';
+import { TrackSession } from '../../track/session.js';
 import { detectorInputs, expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
+import { addTrackOptions, trackOptionsFromCli } from './track.js';
 
 interface DetectCliOptions extends DetectorCliOptions {
   out?: string;
   json?: string;
   quiet?: boolean;
   recursive?: boolean;
+  track?: boolean;
+  mot?: string;
 }
 
 type Entry = DetectorResult | DetectionFailure;
 
 export function register(program: Command): void {
-  addDetectorOptions(
+  const command = addDetectorOptions(
     program
       .command('detect')
       .description('detect objects in images (files, folders, globs) or in a video (file, image sequence, stream URL, webcam)')
@@ -34,14 +38,19 @@ export function register(program: Command): void {
     .option('--json <file>', 'write detections as JSON ("-" for stdout); for video, JSON lines, one per frame')
     .option('-r, --recursive', 'search folders recursively')
     .option('-q, --quiet', 'no progress bar and no per-image lines')
-    .action(async (inputs: string[], options: DetectCliOptions) => {
-      process.exitCode = await detectCommand(inputs, options);
-    });
+    .option('--track', 'video: track objects (ByteTrack); detections get a trackId (the tracker sees every detection above 0.1; --threshold filters what is drawn and written)')
+    .option('--mot <file>', 'video with --track: tracks in MOTChallenge format');
+  addTrackOptions(command).action(async (inputs: string[], options: DetectCliOptions) => {
+    process.exitCode = await detectCommand(inputs, options);
+  });
 }
 
 export async function detectCommand(inputs: string[], options: DetectCliOptions): Promise<number> {
   const detectorOptions = detectorOptionsFrom(options);
-  if (inputs.length === 1 && isVideoInput(inputs[0]!) && !isImagePath(inputs[0]!)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
+  // An image-sequence pattern (frames/%04d.png) ends like an image but is a video (unless a file has that very name).
+  const sequence = inputs.length === 1 && isImageSequence(inputs[0]!) && !existsSync(inputs[0]!);
+  if (inputs.length === 1 && isVideoInput(inputs[0]!) && (!isImagePath(inputs[0]!) || sequence)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
+  if (options.track || options.mot !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--track and --mot work on a video (a file, an image sequence or a stream), not on images');
   const { files, problems, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(printable(s) + '\n');
   // What cannot run is said before the model loads.
@@ -241,11 +250,14 @@ async function detectVideoCommand(input: string, options: DetectCliOptions, dete
   if (options.out !== undefined && !VIDEO_OUT_EXTENSIONS.includes(path.extname(options.out).toLowerCase())) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${options.out}: the annotated copy of a video is an H.264 MP4; give a file name ending in .mp4`, { input: options.out });
   }
+  if (options.mot !== undefined && !options.track) throw new DeimError('ERR_INVALID_ARGUMENT', '--mot needs --track');
+  if (options.track) new TrackSession(trackOptionsFromCli(options as unknown as Record<string, unknown>)); // bad --line/--zone fail before the model loads
   planOutputs({
     inputs: [input, ...detectorInputs(detectorOptions)],
     outputs: [
       ...(options.out !== undefined ? [{ path: options.out, kind: 'video', flag: '--out' }] : []),
       ...(options.json !== undefined ? [{ path: options.json, kind: 'jsonl', flag: '--json' }] : []),
+      ...(options.mot !== undefined && options.mot !== '-' ? [{ path: options.mot, kind: 'mot', flag: '--mot' }] : []),
     ],
   });
   const detector = await Detector.create(detectorOptions);
@@ -254,6 +266,8 @@ async function detectVideoCommand(input: string, options: DetectCliOptions, dete
     const summary = await runVideoDetect(detector, input, {
       ...(options.out !== undefined ? { out: options.out } : {}),
       ...(options.json !== undefined ? { json: options.json } : {}),
+      ...(options.mot !== undefined ? { mot: options.mot } : {}),
+      ...(options.track ? { video: { track: trackOptionsFromCli(options as unknown as Record<string, unknown>) } } : {}),
       quiet: options.quiet === true,
     });
     if (options.quiet) process.stderr.write(printable(summaryLine(summary)) + '\n');

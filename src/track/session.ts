@@ -1,0 +1,272 @@
+/**
+ * A tracking session over one video or stream: the tracker, counting lines, zones and trails.
+ * Frames go in in order with all their detections (score > 0.1 matters to the tracker); out come
+ * the detections to show (score >= threshold) with their `trackId`, the tracks, and the counts.
+ *
+ * @example
+ * const session = new TrackSession({ frameRate: 25, lines: ['0,400,1280,400:gate'], zones: ['100,100,500,100,500,400,100,400:dock'] });
+ * for (const frame of frames) {
+ *   const { detections, tracks, counts } = session.update(frame.index, frame.detections);
+ * }
+ * console.log(formatTrackSummary(session.summary()));
+ */
+import { DeimError } from '../errors.js';
+import type { Detection } from '../postprocess/types.js';
+import { checkLine, checkZone, insidePolygon, parseLine, parseZone, segmentsIntersect, sideOf, type CountLine, type Zone } from './geometry.js';
+import { ByteTracker, type Track, type TrackerOptions } from './tracker.js';
+
+export interface TrackSessionOptions extends TrackerOptions {
+  /** Counting lines: "x1,y1,x2,y2[:name]" or { name, points }. */
+  lines?: ReadonlyArray<string | CountLine>;
+  /** Zones: "x1,y1,x2,y2,x3,y3,...[:name]" or { name, points }. */
+  zones?: ReadonlyArray<string | Zone>;
+  /** Keep this many past centre points per track for drawing trails (default 0: none). */
+  trails?: number;
+  /** Detections returned (and drawn) need score >= this (default 0: all); the tracker sees all. */
+  threshold?: number;
+}
+
+export type TrackedDetection = Detection & { trackId?: number };
+
+export interface LineCrossing {
+  line: string;
+  trackId: number;
+  label: string;
+  /** "in": from the left-hand to the right-hand side looking from the line's first point to its second (image coordinates, y down); "out": the other way. */
+  direction: 'in' | 'out';
+}
+
+export interface FrameCounts {
+  /** Crossings in this frame. */
+  crossings: LineCrossing[];
+  /** Totals so far per line. */
+  lines: Record<string, { in: number; out: number }>;
+  /** Tracks inside each zone in this frame. */
+  zones: Record<string, { count: number; trackIds: number[] }>;
+}
+
+export interface TrackedFrame {
+  frame: number;
+  detections: TrackedDetection[];
+  tracks: Track[];
+  counts?: FrameCounts;
+}
+
+export interface LineSummary {
+  name: string;
+  points: number[];
+  in: Record<string, number>;
+  out: Record<string, number>;
+  totalIn: number;
+  totalOut: number;
+}
+
+export interface DwellEntry {
+  trackId: number;
+  label: string;
+  frames: number;
+  seconds: number;
+  firstFrame: number;
+  lastFrame: number;
+}
+
+export interface ZoneSummary {
+  name: string;
+  points: number[];
+  maxOccupancy: number;
+  /** Distinct tracks that were inside, per class. */
+  visitors: Record<string, number>;
+  dwell: DwellEntry[];
+}
+
+export interface TrackSummary {
+  frames: number;
+  frameRate: number;
+  tracks: number;
+  /** Distinct tracks per class. */
+  tracksByClass: Record<string, number>;
+  lines: LineSummary[];
+  zones: ZoneSummary[];
+}
+
+const labelOf = (t: { label?: string; classId: number }) => t.label ?? `class ${t.classId}`;
+
+export class TrackSession {
+  readonly tracker: ByteTracker;
+  readonly lines: CountLine[];
+  readonly zones: Zone[];
+  readonly trailLength: number;
+  readonly threshold: number;
+  /** Recent centre points of each track (when trails > 0), oldest first. */
+  readonly trails = new Map<number, { points: number[]; lastFrame: number }>();
+  private frames = 0;
+  private lastFrame = -Infinity;
+  private readonly seen = new Map<number, string>();
+  private readonly lineState: Array<Map<number, { side: number; x: number; y: number }>>;
+  private readonly lineCounts: Array<{ in: Record<string, number>; out: Record<string, number>; totalIn: number; totalOut: number }>;
+  private readonly dwell: Array<Map<number, DwellEntry>>;
+  private readonly maxOccupancy: number[];
+
+  constructor(options: TrackSessionOptions = {}) {
+    const { lines = [], zones = [], trails = 0, threshold = 0, ...trackerOptions } = options;
+    this.tracker = new ByteTracker(trackerOptions);
+    if (!Array.isArray(lines)) throw new DeimError('ERR_INVALID_ARGUMENT', 'lines must be an array');
+    if (!Array.isArray(zones)) throw new DeimError('ERR_INVALID_ARGUMENT', 'zones must be an array');
+    this.lines = lines.map((l, i) => (typeof l === 'string' ? parseLine(l, i) : checkLine(l, i)));
+    this.zones = zones.map((z, i) => (typeof z === 'string' ? parseZone(z, i) : checkZone(z, i)));
+    for (const [what, list] of [['line', this.lines], ['zone', this.zones]] as const) {
+      const names = new Set<string>();
+      for (const x of list) {
+        if (names.has(x.name)) throw new DeimError('ERR_INVALID_ARGUMENT', `two ${what}s are named "${x.name}": give each its own name (x1,y1,...:name)`, { input: x.name });
+        names.add(x.name);
+      }
+    }
+    if (!Number.isInteger(trails) || trails < 0) throw new DeimError('ERR_INVALID_ARGUMENT', `trails must be an integer >= 0, got ${JSON.stringify(trails)}`);
+    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) throw new DeimError('ERR_INVALID_ARGUMENT', `threshold must be a number from 0 to 1, got ${JSON.stringify(threshold)}`);
+    this.trailLength = trails;
+    this.threshold = threshold;
+    this.lineState = this.lines.map(() => new Map());
+    this.lineCounts = this.lines.map(() => ({ in: {}, out: {}, totalIn: 0, totalOut: 0 }));
+    this.dwell = this.zones.map(() => new Map());
+    this.maxOccupancy = this.zones.map(() => 0);
+  }
+
+  get counting(): boolean {
+    return this.lines.length > 0 || this.zones.length > 0;
+  }
+
+  /**
+   * One frame. `frame` is the source's frame index: it must increase from call to call (gaps, as
+   * from a live source dropping frames, are fine). Throws ERR_INVALID_ARGUMENT otherwise.
+   */
+  update(frame: number, detections: readonly Detection[]): TrackedFrame {
+    if (!Number.isInteger(frame) || frame <= this.lastFrame) {
+      throw new DeimError('ERR_INVALID_ARGUMENT', `frames must come in increasing order: frame ${frame} after frame ${this.lastFrame}`, { input: String(frame) });
+    }
+    this.lastFrame = frame;
+    this.frames++;
+    const tracks = this.tracker.update(detections);
+    const idOf = new Map<number, number>();
+    for (const t of tracks) {
+      idOf.set(t.detection, t.trackId);
+      if (!this.seen.has(t.trackId)) this.seen.set(t.trackId, labelOf(t));
+    }
+    const shown: TrackedDetection[] = [];
+    detections.forEach((d, i) => {
+      if (!(d.score >= this.threshold)) return;
+      const id = idOf.get(i);
+      shown.push(id === undefined ? d : { ...d, trackId: id });
+    });
+    if (this.trailLength > 0) this.updateTrails(frame, tracks);
+    const result: TrackedFrame = { frame, detections: shown, tracks };
+    if (this.counting) result.counts = this.count(frame, tracks);
+    return result;
+  }
+
+  private updateTrails(frame: number, tracks: Track[]): void {
+    for (const t of tracks) {
+      let trail = this.trails.get(t.trackId);
+      if (!trail) this.trails.set(t.trackId, (trail = { points: [], lastFrame: frame }));
+      trail.points.push((t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2);
+      if (trail.points.length > 2 * this.trailLength) trail.points.splice(0, trail.points.length - 2 * this.trailLength);
+      trail.lastFrame = frame;
+    }
+    for (const [id, trail] of this.trails) if (frame - trail.lastFrame >= this.trailLength) this.trails.delete(id);
+  }
+
+  private count(frame: number, tracks: Track[]): FrameCounts {
+    const crossings: LineCrossing[] = [];
+    const lines: FrameCounts['lines'] = {};
+    this.lines.forEach((line, k) => {
+      const state = this.lineState[k]!;
+      const totals = this.lineCounts[k]!;
+      const [x1, y1, x2, y2] = line.points;
+      for (const t of tracks) {
+        const x = (t.box[0] + t.box[2]) / 2;
+        const y = (t.box[1] + t.box[3]) / 2;
+        const side = sideOf(line, x, y);
+        if (side === 0) continue; // on the line: wait until it leaves on one side
+        const last = state.get(t.trackId);
+        state.set(t.trackId, { side, x, y });
+        if (!last || last.side === side) continue;
+        // The side changed: a crossing if the move went through the segment, not around its ends.
+        if (!segmentsIntersect(last.x, last.y, x, y, x1, y1, x2, y2)) continue;
+        const direction = side > 0 ? 'in' : 'out';
+        const label = labelOf(t);
+        crossings.push({ line: line.name, trackId: t.trackId, label, direction });
+        totals[direction][label] = (totals[direction][label] ?? 0) + 1;
+        if (direction === 'in') totals.totalIn++;
+        else totals.totalOut++;
+      }
+      lines[line.name] = { in: totals.totalIn, out: totals.totalOut };
+    });
+    const zones: FrameCounts['zones'] = {};
+    this.zones.forEach((zone, k) => {
+      const inside: number[] = [];
+      for (const t of tracks) {
+        if (!insidePolygon(zone.points, (t.box[0] + t.box[2]) / 2, (t.box[1] + t.box[3]) / 2)) continue;
+        inside.push(t.trackId);
+        const dwell = this.dwell[k]!;
+        const e = dwell.get(t.trackId);
+        if (e) {
+          e.frames++;
+          e.lastFrame = frame;
+        } else {
+          dwell.set(t.trackId, { trackId: t.trackId, label: labelOf(t), frames: 1, seconds: 0, firstFrame: frame, lastFrame: frame });
+        }
+      }
+      this.maxOccupancy[k] = Math.max(this.maxOccupancy[k]!, inside.length);
+      zones[zone.name] = { count: inside.length, trackIds: inside };
+    });
+    return { crossings, lines, zones };
+  }
+
+  /** Totals so far: tracks, crossings per line, class and direction, dwell per zone and track. */
+  summary(): TrackSummary {
+    const fps = this.tracker.options.frameRate;
+    const tracksByClass: Record<string, number> = {};
+    for (const label of this.seen.values()) tracksByClass[label] = (tracksByClass[label] ?? 0) + 1;
+    return {
+      frames: this.frames,
+      frameRate: fps,
+      tracks: this.seen.size,
+      tracksByClass,
+      lines: this.lines.map((l, k) => ({ name: l.name, points: [...l.points], ...structuredClone(this.lineCounts[k]!) })),
+      zones: this.zones.map((z, k) => {
+        const dwell = [...this.dwell[k]!.values()].map((e) => ({ ...e, seconds: Math.round((e.frames / fps) * 1000) / 1000 }));
+        const visitors: Record<string, number> = {};
+        for (const e of dwell) visitors[e.label] = (visitors[e.label] ?? 0) + 1;
+        return { name: z.name, points: [...z.points], maxOccupancy: this.maxOccupancy[k]!, visitors, dwell };
+      }),
+    };
+  }
+}
+
+/** The summary as a plain-text table for the terminal. */
+export function formatTrackSummary(s: TrackSummary): string {
+  const out: string[] = [];
+  const classes = Object.entries(s.tracksByClass).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`);
+  out.push(`tracking: ${s.frames} frames, ${s.tracks} tracks${classes.length ? ` (${classes.join(', ')})` : ''}`);
+  const pad = (t: string, n: number) => (t.length >= n ? t : t + ' '.repeat(n - t.length));
+  if (s.lines.length) {
+    out.push(`${pad('line', 16)}${pad('class', 16)}${pad('in', 8)}out`);
+    for (const l of s.lines) {
+      const labels = [...new Set([...Object.keys(l.in), ...Object.keys(l.out)])].sort();
+      for (const label of labels) out.push(`${pad(l.name, 16)}${pad(label, 16)}${pad(String(l.in[label] ?? 0), 8)}${l.out[label] ?? 0}`);
+      out.push(`${pad(l.name, 16)}${pad('all', 16)}${pad(String(l.totalIn), 8)}${l.totalOut}`);
+    }
+  }
+  if (s.zones.length) {
+    out.push(`${pad('zone', 16)}${pad('class', 16)}${pad('tracks', 8)}${pad('max', 6)}mean dwell`);
+    for (const z of s.zones) {
+      const byClass = new Map<string, DwellEntry[]>();
+      for (const e of z.dwell) byClass.set(e.label, [...(byClass.get(e.label) ?? []), e]);
+      for (const [label, entries] of [...byClass].sort()) {
+        const mean = entries.reduce((a, e) => a + e.frames, 0) / entries.length;
+        out.push(`${pad(z.name, 16)}${pad(label, 16)}${pad(String(entries.length), 8)}${pad('', 6)}${(mean / s.frameRate).toFixed(2)} s (${mean.toFixed(1)} frames)`);
+      }
+      out.push(`${pad(z.name, 16)}${pad('all', 16)}${pad(String(z.dwell.length), 8)}${pad(String(z.maxOccupancy), 6)}`);
+    }
+  }
+  return out.join('\n');
+}
