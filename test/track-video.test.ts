@@ -105,7 +105,7 @@ describe('detect <video> --track', () => {
     const fail = (args: string[]) => run(process.execPath, [CLI, ...args]).then(() => '', (e: { stderr: string; code: number }) => `${e.code} ${e.stderr}`);
     expect(await fail(['detect', clip, '--track', '--line', '1,2,3'])).toMatch(/--line "1,2,3": needs exactly 4 numbers/);
     expect(await fail(['detect', clip, '--mot', path.join(dir, 'x.txt')])).toMatch(/--mot needs --track/);
-    expect(await fail(['detect', clip, '--track', '--mot', clip])).toMatch(/is the input/);
+    expect(await fail(['detect', clip, '--track', '--mot', clip])).toMatch(/would overwrite the input/);
     expect(await fail(['detect', path.join(SHARED, '..', 'shared', 'videos', 'missing.png'), '--track'])).toMatch(/1 deimv2/);
   });
 });

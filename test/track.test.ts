@@ -263,7 +263,7 @@ describe('bad input', () => {
     const dets = write('d.jsonl', frame(0, [1, 1, 50, 50]) + '\n');
     const fail = (args: string[]) => run(process.execPath, [CLI, ...args]).then(() => '', (e: { stderr: string; code: number }) => `${e.code} ${e.stderr}`);
     expect(await fail(['track', '-d', dets, '--out', path.join(path.dirname(dets), 'o.jsonl'), '--zone', '0,0,1,1'])).toMatch(/^1 deimv2: --zone "0,0,1,1": needs at least 3 points.*\[ERR_INVALID_ARGUMENT\]/s);
-    expect(await fail(['track', '-d', dets, '--out', dets])).toMatch(/is the input/);
+    expect(await fail(['track', '-d', dets, '--out', dets])).toMatch(/would overwrite the input/);
     expect(await fail(['track', '-d', dets, '--out', path.join(path.dirname(dets), 'o.jsonl'), '--track-buffer', 'x'])).toMatch(/--track-buffer must be an integer/);
     expect(readFileSync(dets, 'utf8')).toBe(frame(0, [1, 1, 50, 50]) + '\n');
   });
