@@ -18,6 +18,7 @@ import { FRAME_ITEM_FIELDS, FrameField, frameValueTable, planFrames, writeFrames
 import { decodeBuffer } from '../dist/image/decode.js';
 import { imageToTensor, tensorSize } from '../dist/image/tensor.js';
 import { WorkerPool } from '../dist/pool/worker-pool.js';
+import { MemoryBudget } from '../dist/pool/budget.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'deimv2-native-'));
@@ -394,7 +395,7 @@ describe('GPU preprocessing: frame plans (CPU reference of the kernel)', () => {
   });
 
   it("the pool's decode mode returns the decoded RGB images (what the TensorRT path writes into pinned memory) and failures", async () => {
-    const pool = await WorkerPool.create({ init: { mode: 'decode', modelPath: '', threads: 1 }, size: 1 });
+    const pool = await WorkerPool.create({ worker: new URL('../dist/pool/decode-worker.js', import.meta.url), init: { budget: MemoryBudget.create(1 << 30).shared }, size: 1 });
     try {
       const bad = path.join(tmp, 'bad.jpg');
       writeFileSync(bad, 'not an image');

@@ -6,7 +6,7 @@ import os from 'node:os';
 import ort from 'onnxruntime-node';
 import { DeimError } from '../errors.js';
 import type { Backend, BackendAvailability, BackendChoice, BackendName } from './types.js';
-import { tensorrtAvailability } from './tensorrt/index.js';
+import { tensorrtAvailability } from './tensorrt/availability.js';
 
 export function cpuAvailability(): BackendAvailability {
   return {

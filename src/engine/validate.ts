@@ -4,11 +4,21 @@
  * as missed or extra boxes, or large score deltas, on real images.
  */
 import { readdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
-import { DeimError } from '../../errors.js';
-import type { Detection } from '../../postprocess/types.js';
+import { openCpuSingleRunner } from '../backends/cpu/single-runner.js';
+import type { Runner, RunnerSetup } from '../backends/runner.js';
+import { PACKAGE_ROOT } from '../backends/tensorrt/native.js';
+import { openEngineRunner } from '../backends/tensorrt/runner.js';
+import { DeimError } from '../errors.js';
+import { COCO_CLASSES } from '../models/classes.js';
+import { modelSpec } from '../models/model-spec.js';
+import type { ResolvedModel } from '../models/resolve.js';
+import { defaultMemoryBudget, MemoryBudget } from '../pool/budget.js';
+import type { PostOptions } from '../pool/messages.js';
+import { DEFAULT_MAX_DETECTIONS } from '../postprocess/detections.js';
+import type { Detection } from '../postprocess/types.js';
 import type { ValidationFigures } from './cache.js';
-import { PACKAGE_ROOT } from './native.js';
 
 /** Tolerances per precision: FP16 legitimately moves scores and boxes a little. */
 export const VALIDATION_TOLERANCE = {
@@ -99,22 +109,30 @@ export async function validationImages(dir?: string): Promise<string[]> {
   return images.concat(found);
 }
 
-/** Runs the engine and the CPU backend on `images` and compares (needs a GPU). */
+/** Runs the engine's runner and the CPU single-session runner on `images` and compares them (needs a GPU). */
 export async function validateEngine(options: {
-  engine: string; modelPath: string; device: number; precision: 'fp16' | 'fp32'; images: readonly string[]; threshold?: number;
+  engine: string; model: ResolvedModel; device: number; precision: 'fp16' | 'fp32'; images: readonly string[]; threshold?: number;
 }): Promise<ValidationFigures> {
-  // Imported here, not at the top: detector.ts imports this backend, and the cycle must not run at load.
-  const { Detector } = await import('../../detector.js');
   const threshold = options.threshold ?? 0.4;
-  const cpu = await Detector.create({ model: options.modelPath, backend: 'cpu', layout: 'single', threshold });
+  const setup: RunnerSetup = {
+    model: options.model, specOf: (io) => modelSpec(options.model, io), resize: 'stretch', classes: COCO_CLASSES,
+    threads: os.availableParallelism(), batch: 1, budget: MemoryBudget.create(defaultMemoryBudget()), device: options.device,
+  };
+  const post: PostOptions = { threshold, maxDetections: DEFAULT_MAX_DETECTIONS };
+  const cpu = await openCpuSingleRunner(setup);
   try {
-    const gpu = await Detector.create({ model: options.modelPath, backend: 'tensorrt', engine: options.engine, device: options.device, threshold });
+    const gpu = await openEngineRunner(options.engine, setup, `engine ${options.engine} under validation`);
     try {
       const reference: Detection[][] = [];
       const candidate: Detection[][] = [];
+      const detectionsOf = async (runner: Runner, image: string): Promise<Detection[]> => {
+        const [r] = (await runner.run([{ kind: 'path', path: image }], post)).results;
+        if (!r || 'error' in r) throw new DeimError('ERR_INPUT_UNREADABLE', `validation image ${image}: ${r ? r.error.message : 'no result'}`, { input: image });
+        return r.detections;
+      };
       for (const image of options.images) {
-        reference.push((await cpu.detect(image)).detections);
-        candidate.push((await gpu.detect(image)).detections);
+        reference.push(await detectionsOf(cpu, image));
+        candidate.push(await detectionsOf(gpu, image));
       }
       return compareDetections(reference, candidate, { threshold, precision: options.precision });
     } finally {

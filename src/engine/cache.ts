@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DeimError } from '../../errors.js';
+import { DeimError } from '../errors.js';
 
 /** Bump when the engine build changes in a way the other key parts do not capture. */
 export const ENGINE_FORMAT = 1;
