@@ -8,7 +8,7 @@ import { chooseBackend } from './backends/registry.js';
 import type { BackendName } from './backends/types.js';
 import { checkDetectorOptions, postFor, type CpuLayout, type DetectOptions, type DetectorOptions } from './detector-options.js';
 import { DeimError } from './errors.js';
-import { describeInput, type ImageInput } from './image/decode.js';
+import { describeInput, type ImageInput } from './image/input.js';
 import type { ResizeMode, RgbImage } from './image/types.js';
 import type { ClassInfo } from './models/classes.js';
 import { modelSpec, type ModelSpec } from './models/model-spec.js';

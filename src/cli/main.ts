@@ -3,32 +3,35 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { DeimError, errorMessage } from '../errors.js';
-import { register as registerDetect } from './commands/detect.js';
-import { register as registerInfo } from './commands/info.js';
-import { register as registerBuild } from './commands/build.js';
-import { register as registerEval } from './commands/eval.js';
-import { register as registerCompare } from './commands/compare.js';
-import { register as registerPrepare } from './commands/prepare.js';
+
+type Register = (program: Command) => void;
+/** Each command's module, loaded only when that command runs (or for the general help). */
+const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
+  detect: () => import('./commands/detect.js'),
+  info: () => import('./commands/info.js'),
+  eval: () => import('./commands/eval.js'),
+  compare: () => import('./commands/compare.js'),
+  prepare: () => import('./commands/prepare.js'),
+  build: () => import('./commands/build.js'),
+};
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
-export function createProgram(): Command {
+/** The program with the commands named in `only` (default: all). */
+export async function createProgram(only: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
   const program = new Command('deimv2')
     .description('DEIMv2 real-time object detection: TensorRT on NVIDIA GPUs, onnxruntime on the CPU')
     .version(pkg.version)
     .showHelpAfterError('(run deimv2 <command> --help for its options)');
-  registerDetect(program);
-  registerInfo(program);
-  registerEval(program);
-  registerCompare(program);
-  registerPrepare(program);
-  registerBuild(program);
+  for (const { register } of await Promise.all(only.map((name) => COMMANDS[name]!()))) register(program);
   return program;
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
   try {
-    await createProgram().exitOverride().parseAsync(argv);
+    const name = argv[2];
+    const program = await createProgram(name !== undefined && name in COMMANDS ? [name] : undefined);
+    await program.exitOverride().parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
       process.exitCode = e.exitCode;

@@ -41,7 +41,11 @@ function toError(e: SerializedError): DeimError {
   return new DeimError(e.code as DeimError['code'], e.message, e.input !== undefined ? { input: e.input } : {});
 }
 
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+/** Whether `p` settled within `ms` (the timer holds the process meanwhile and is cleared after). */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]).finally(() => clearTimeout(timer));
+}
 
 export class WorkerPool {
   /** Most workers (they start on demand). */
@@ -180,10 +184,10 @@ export class WorkerPool {
         for (const id of [...slot.inFlight.keys()]) this.settle(slot, id)?.reject(err);
         const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
         slot.worker.postMessage({ type: 'close' } satisfies ToWorker);
-        if (await Promise.race([exited.then(() => true), delay(grace).then(() => false)])) return;
+        if (await within(exited, grace)) return;
         void slot.worker.terminate().catch(() => undefined);
         // A worker whose native work outlives terminate() is unref'd and does not hold the process.
-        await Promise.race([exited, delay(grace)]);
+        await within(exited, grace);
         slot.worker.unref();
       }),
     );

@@ -6,15 +6,15 @@ import { postprocessOptions, toDetections } from '../../postprocess/detections.j
 import type { DetectedImage } from '../../pool/messages.js';
 import { WorkerPool } from '../../pool/worker-pool.js';
 import type { Runner, RunnerSetup } from '../runner.js';
-import { CpuSession } from './session.js';
 
 const TENSOR_WORKER = new URL('../../pool/tensor-worker.js', import.meta.url);
 
 export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
-  // The session loads while the worker starts.
-  const [s, p] = await Promise.allSettled([
-    CpuSession.create(setup.model.path, { threads: setup.threads }),
-    WorkerPool.create({ worker: TENSOR_WORKER, init: { budget: setup.budget.shared }, size: 1 }),
+  // The worker starts first (its thread loads the decoder) while this one loads onnxruntime and the model.
+  const worker = WorkerPool.create({ worker: TENSOR_WORKER, init: { budget: setup.budget.shared }, size: 1 });
+  const [p, s] = await Promise.allSettled([
+    worker,
+    import('./session.js').then(({ CpuSession }) => CpuSession.create(setup.model.path, { threads: setup.threads })),
   ]);
   if (s.status === 'rejected' || p.status === 'rejected') {
     await Promise.all([s.status === 'fulfilled' ? s.value.close() : undefined, p.status === 'fulfilled' ? p.value.close() : undefined]);
