@@ -8,7 +8,7 @@
 import os from 'node:os';
 import { DeimError } from '../errors.js';
 
-type WaitAsync = (a: Int32Array, index: number, value: number) => { async: boolean; value: Promise<string> | string };
+type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs?: number) => { async: boolean; value: Promise<string> | string };
 
 const USED = 0;
 const LIMIT = 1;
@@ -71,8 +71,16 @@ export class MemoryBudget {
         if (Atomics.compareExchange(this.cells, USED, used, used + need) === used) break;
         continue;
       }
-      const wait = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(this.cells, USED, used);
-      if (wait.async) await wait.value;
+      // A pending waitAsync does not keep the event loop alive: a timer does, and also bounds
+      // each wait (the loop re-reads the counter), should a notify be missed.
+      const wait = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync(this.cells, USED, used, 1000);
+      if (!wait.async) continue;
+      const alive = setTimeout(() => {}, 2000);
+      try {
+        await wait.value;
+      } finally {
+        clearTimeout(alive);
+      }
     }
     let given = false;
     return () => {

@@ -83,6 +83,26 @@ async function decodedBytes(bytes: Uint8Array): Promise<number> {
   }
 }
 
+/** Images one worker reads and decodes at once: enough to overlap reading, decoding and preprocessing. */
+const DECODES_AT_ONCE = 2;
+
+/** Runs at most `n` of the functions it is given at once, in the order given. */
+function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const queue: Array<() => void> = [];
+  return (f) => new Promise((resolve, reject) => {
+    const start = () => {
+      running++;
+      f().then(resolve, reject).finally(() => {
+        running--;
+        queue.shift()?.();
+      });
+    };
+    if (running < n) start();
+    else queue.push(start);
+  });
+}
+
 /** Starts the worker loop for `stage`; call once from a worker entry file. */
 export function runWorker<P>(stage: WorkerStage<P>): void {
   const port = parentPort!;
@@ -96,6 +116,7 @@ export function runWorker<P>(stage: WorkerStage<P>): void {
   const queue: Array<{ task: StageTask; prepared: Array<Promise<Prepared<P>>> }> = [];
   let draining = false;
   const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
+  const limit = limiter(DECODES_AT_ONCE);
 
   const prepareOne = async (task: StageTask, item: number): Promise<Prepared<P>> => {
     const src = task.items[item]!;
@@ -142,14 +163,9 @@ export function runWorker<P>(stage: WorkerStage<P>): void {
         return;
       case 'task': {
         const task: StageTask = { id: msg.id, items: msg.items, post: msg.post, config: config! };
-        // Start decoding right away, one image after the other (sharp already runs one at a time
-        // here); a rejection is reported when the task's turn comes.
-        let chain: Promise<unknown> = Promise.resolve();
-        const prepared = msg.items.map((_, item) => {
-          const p = chain.then(() => prepareOne(task, item));
-          chain = p.catch(() => undefined);
-          return p;
-        });
+        // Start decoding right away, a few images at a time (the pixel budget bounds them too);
+        // a rejection is reported when the task's turn comes.
+        const prepared = msg.items.map((_, item) => limit(() => prepareOne(task, item)));
         prepared.forEach((p) => p.catch(() => undefined));
         queue.push({ task, prepared });
         void drain();
