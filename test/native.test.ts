@@ -10,10 +10,11 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tensorrtAvailability, type NativeAddon } from '../dist/backends/tensorrt/index.js';
 import {
-  checkEngine, compareDetections, engineCacheKey, enginePaths, readSidecar, sha256File, tensorrtAvailability, writeSidecar,
-  type EngineKeyParts, type EngineSidecar, type NativeAddon,
-} from '../dist/backends/tensorrt/index.js';
+  checkEngine, compareDetections, engineCacheKey, enginePaths, readSidecar, sha256File, writeSidecar,
+  type EngineKeyParts, type EngineSidecar,
+} from '../dist/engine/index.js';
 import { FRAME_ITEM_FIELDS, FrameField, frameValueTable, planFrames, writeFrames, type PlannedFrames } from '../dist/backends/tensorrt/index.js';
 import { decodeBuffer } from '../dist/image/decode.js';
 import { imageToTensor, tensorSize } from '../dist/image/tensor.js';
