@@ -4,7 +4,6 @@
  */
 import { statSync } from 'node:fs';
 import path from 'node:path';
-import { glob, isDynamicPattern } from 'tinyglobby';
 import { DeimError } from '../errors.js';
 
 export const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'tif', 'tiff', 'gif', 'avif', 'heic', 'heif', 'bmp', 'jp2', 'jxl'] as const;
@@ -39,13 +38,15 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
     }
     if (st?.isDirectory()) {
       const pattern = options.recursive ? '**/*' : '*';
+      const { glob } = await import('tinyglobby');
       const found = (await glob(pattern, { cwd: input, onlyFiles: true, caseSensitiveMatch: false, expandDirectories: false }))
         .filter(isImagePath)
         .sort()
         .map((f) => path.join(input, f));
       if (found.length === 0) problems.push(new DeimError('ERR_NO_IMAGES', `${input}: folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, { input }));
       found.forEach(add);
-    } else if (!st && isDynamicPattern(input)) {
+    } else if (!st && (await import('tinyglobby')).isDynamicPattern(input)) {
+      const { glob } = await import('tinyglobby');
       const found = (await glob(input, { onlyFiles: true, caseSensitiveMatch: false, expandDirectories: false })).filter(isImagePath).sort();
       if (found.length === 0) problems.push(new DeimError('ERR_NO_IMAGES', `${input}: pattern matches no images`, { input }));
       found.forEach(add);

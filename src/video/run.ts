@@ -4,7 +4,8 @@
  * reading the source and finishes the output file cleanly; a second one exits at once (the
  * encoder still closes its file, since its input pipe closes with this process).
  */
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { JsonlWriter } from './jsonl.js';
 import { detectVideo, type FrameDetector, type VideoOptions, type VideoStats } from './pipeline.js';
@@ -66,7 +67,8 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   const started = performance.now();
   const onStart = (info: VideoInfo) => {
     if (!showProgress) return;
-    bar = new cliProgress.SingleBar(
+    const progress = createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
+    bar = new progress.SingleBar(
       {
         stream: process.stderr,
         format: info.frames ? 'video [{bar}] {value}/{total} frames | {fps} FPS | ETA {eta_formatted}' : 'video {value} frames | {fps} FPS | {dropped} dropped',
@@ -75,7 +77,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
         clearOnComplete: true,
         etaBuffer: 100,
       },
-      cliProgress.Presets.shades_classic,
+      progress.Presets.shades_classic,
     );
     bar.start(info.frames ?? 0, 0, { fps: '0.0', dropped: 0 });
   };

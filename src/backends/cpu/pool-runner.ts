@@ -7,6 +7,7 @@
  * single runner: its preprocessing worker starts while the model loads), which serves work while
  * it is idle; the per-core workers start only once work queues up, and take the rest from then on.
  */
+import os from 'node:os';
 import { WorkerPool } from '../../pool/worker-pool.js';
 import type { Runner, RunnerSetup } from '../runner.js';
 import { openCpuSingleRunner } from './single-runner.js';
@@ -14,7 +15,8 @@ import { openCpuSingleRunner } from './single-runner.js';
 const INFER_WORKER = new URL('./infer-worker.js', import.meta.url);
 
 export async function openCpuPoolRunner(setup: RunnerSetup): Promise<Runner> {
-  const first = await openCpuSingleRunner(setup);
+  // The first session may use every core while it is alone (it serves single images fastest).
+  const first = await openCpuSingleRunner({ ...setup, threads: Math.min(setup.threads, os.availableParallelism()) });
   let firstBusy = 0;
   let pool: Promise<WorkerPool | undefined> | undefined;
   let ready: WorkerPool | undefined;
