@@ -53,7 +53,7 @@ export async function openCpuPoolRunner(setup: RunnerSetup): Promise<Runner> {
     async run(sources, post) {
       // Until the workers are up, the first session takes everything (queued in its worker).
       if (!ready) {
-        if (firstBusy > 0) void startPool();
+        if (firstBusy > 0 && setup.threads > 1) void startPool();
         return runFirst(sources, post);
       }
       const output = await ready.run(sources, post);
