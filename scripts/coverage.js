@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = mkdtempSync(path.join(os.tmpdir(), 'deimv2-coverage-'));
-const vitest = createRequire(import.meta.url).resolve('vitest/vitest.mjs');
+const vitest = path.join(path.dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
 const run = spawnSync(process.execPath, [vitest, 'run',
   '--coverage.enabled', '--coverage.provider=v8', '--coverage.include=dist/**/*.js',
   '--coverage.reporter=json-summary', '--coverage.reporter=text-summary', `--coverage.reportsDirectory=${out}`,

@@ -61,6 +61,8 @@ export class WorkerPool {
   private nextId = 1;
   private closed = false;
   private failure: Error | undefined;
+  /** False once a worker failed to start: the pool works on with the workers it has. */
+  private canGrow = true;
 
   private constructor(private readonly options: PoolOptions, first: { worker: Worker; io?: ModelIO; description?: string }) {
     this.size = Math.max(1, Math.floor(options.size));
@@ -113,17 +115,24 @@ export class WorkerPool {
 
   /** Starts up to `n` more workers (never past `size`); a worker that fails to start is only reported when none runs. */
   private async grow(n: number): Promise<void> {
-    const room = this.size - this.slots.length - this.starting.size;
+    const room = this.canGrow ? this.size - this.slots.length - this.starting.size : 0;
     const started = Array.from({ length: Math.min(n, room) }, () => {
+      let failed: Error | undefined;
       const p = startWorker(this.options.worker, this.options.init).then(
         ({ worker }) => {
           if (this.closed) void worker.terminate();
           else this.adopt(worker);
         },
-        () => undefined,
+        (e: Error) => {
+          failed = e;
+          this.canGrow = false;
+        },
       ).finally(() => {
         this.starting.delete(p);
-        if (!this.closed) this.dispatch();
+        if (this.closed) return;
+        // No worker left and none starting: the queue would wait forever (and retry forever).
+        if (failed && this.slots.length === 0 && this.starting.size === 0) this.fail(failed);
+        else if (!failed) this.dispatch();
       });
       this.starting.add(p);
       return p;
@@ -163,13 +172,15 @@ export class WorkerPool {
     for (const id of [...slot.inFlight.keys()]) this.settle(slot, id)?.reject(err);
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    if (this.slots.length === 0 && this.starting.size === 0) {
-      this.closed = true;
-      this.failure = err;
-      for (const job of this.waiting.splice(0)) job.reject(err);
-    } else {
-      this.dispatch();
-    }
+    if (this.slots.length === 0 && this.starting.size === 0) this.fail(err);
+    else this.dispatch();
+  }
+
+  /** No worker can run: every queued job and every later run() gets `err`. */
+  private fail(err: Error): void {
+    this.closed = true;
+    this.failure = err;
+    for (const job of this.waiting.splice(0)) job.reject(err);
   }
 
   /** Rejects queued and running work, asks workers to exit, terminates those still running after the grace period. */
