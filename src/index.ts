@@ -26,8 +26,10 @@ export type { DrawOptions, AnnotatableImage, CaptionLayout } from './annotate/dr
 export { classColor, PALETTE } from './annotate/palette.js';
 export { detectVideo, VideoDetection, ffmpegInfo, isVideoInput } from './video/index.js';
 export type { VideoOptions, VideoFrameResult, VideoStats, FfmpegInfo } from './video/index.js';
-export { buildEngine, engineCacheDir, tensorrtAvailability, createTensorRtBackend, checkEngine, engineCacheKey } from './backends/tensorrt/index.js';
-export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFigures } from './backends/tensorrt/index.js';
+export { tensorrtAvailability } from './backends/tensorrt/availability.js';
+export { buildEngine, engineCacheDir, createTensorRtBackend, checkEngine, engineCacheKey } from './engine/index.js';
+export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFigures } from './engine/index.js';
+export { defaultMemoryBudget } from './pool/budget.js';
 export * from './eval/index.js';
 export { prepareModel, DEIMV2_KEEP_FP32, type PrepareOptions, type PrepareResult, type KeepRule } from './prepare/index.js';
 export { writeTritonPlan, writeTritonOnnx, tritonConfig, configText as tritonConfigText, type TritonPlanOptions, type TritonOnnxOptions, type TritonModelConfig, type RepositoryResult as TritonRepositoryResult } from './triton/index.js';

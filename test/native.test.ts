@@ -10,14 +10,16 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tensorrtAvailability, type NativeAddon } from '../dist/backends/tensorrt/index.js';
 import {
-  checkEngine, compareDetections, engineCacheKey, enginePaths, readSidecar, sha256File, tensorrtAvailability, writeSidecar,
-  type EngineKeyParts, type EngineSidecar, type NativeAddon,
-} from '../dist/backends/tensorrt/index.js';
+  checkEngine, compareDetections, engineCacheKey, enginePaths, readSidecar, sha256File, writeSidecar,
+  type EngineKeyParts, type EngineSidecar,
+} from '../dist/engine/index.js';
 import { FRAME_ITEM_FIELDS, FrameField, frameValueTable, planFrames, writeFrames, type PlannedFrames } from '../dist/backends/tensorrt/index.js';
 import { decodeBuffer } from '../dist/image/decode.js';
 import { imageToTensor, tensorSize } from '../dist/image/tensor.js';
 import { WorkerPool } from '../dist/pool/worker-pool.js';
+import { MemoryBudget } from '../dist/pool/budget.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'deimv2-native-'));
@@ -400,7 +402,7 @@ describe('GPU preprocessing: frame plans (CPU reference of the kernel)', () => {
   });
 
   it("the pool's decode mode returns the decoded RGB images (what the TensorRT path writes into pinned memory) and failures", async () => {
-    const pool = await WorkerPool.create({ init: { mode: 'decode', modelPath: '', threads: 1 }, size: 1 });
+    const pool = await WorkerPool.create({ worker: new URL('../dist/pool/decode-worker.js', import.meta.url), init: { budget: MemoryBudget.create(1 << 30).shared }, size: 1 });
     try {
       const bad = path.join(tmp, 'bad.jpg');
       writeFileSync(bad, 'not an image');

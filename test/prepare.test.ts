@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register } from '../dist/cli/commands/prepare.js';
 import { prepareLoaded, prepareModel } from '../dist/prepare/index.js';
 import { float16BitsToFloat32, float32ToFloat16Bits } from '../dist/prepare/graph.js';
-import { compareSessions, createSession, loadImageInputs, summarise, type ImageInput } from '../dist/prepare/measure.js';
+import { compareSessions, createSession, loadImageInputs, summarise, validateSessions, type ImageInput } from '../dist/prepare/measure.js';
 import { DType, encodeModel, loadModel, onnx, saveModel } from '../dist/prepare/onnx-io.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -196,9 +196,11 @@ describe('FP16 (Atto)', () => {
     for (const io of [...m.graph!.input!, ...m.graph!.output!]) expect(io.type!.tensorType!.elemType).not.toBe(DType.FLOAT16);
     const session = await createSession(r.bytes);
     const s = summarise(await compareSessions(attoRef, session, images(), 320, 0.4));
+    // The same rule post-build validation applies to engines (one function, one tolerance).
+    const v = await validateSessions(attoRef, session, images(), 320, { threshold: 0.4, precision: 'fp16' });
     await session.release();
     expect(s.nonFinite).toBe(0);
-    expect(s.matched).toBeGreaterThanOrEqual(s.refDetections - 1);
+    expect(v.passed, v.message).toBe(true);
   });
 });
 

@@ -35,7 +35,7 @@ export async function measureModelOnly(dist, { modelPath, variant, backend, prec
     run = () => session.run(feeds);
     close = () => session.release();
   } else {
-    const trt = await dist.createTensorRtBackend({ modelPath, variant, precision, maxBatch: batch });
+    const trt = await dist.createTensorRtBackend({ modelPath, precision, maxBatch: batch });
     run = () => trt.run({ images, sizes, batch });
     close = () => trt.close();
   }

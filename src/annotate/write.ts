@@ -8,7 +8,6 @@
  */
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import sharp from 'sharp';
 import { DeimError, errorMessage } from '../errors.js';
 import { writeFileAtomic } from '../output/atomic.js';
 import type { AnnotatableImage } from './draw.js';
@@ -90,6 +89,8 @@ async function ensureDirectory(directory: string): Promise<void> {
 
 async function encode(image: AnnotatableImage, format: OutputFormat): Promise<Buffer> {
   const { data, width, height, channels } = image;
+  // Loaded on first use: a run that writes no image does not pay for the encoder.
+  const { default: sharp } = await import('sharp');
   const pipeline = sharp(data, { raw: { width, height, channels } });
   switch (format) {
     case 'jpeg':

@@ -2,17 +2,26 @@
  * Which backends exist on this machine and why the others do not. `auto` takes TensorRT when the
  * native addon loads and sees a GPU, else the CPU; the choice and its reason are reported.
  */
+import { createRequire } from 'node:module';
 import os from 'node:os';
-import ort from 'onnxruntime-node';
 import { DeimError } from '../errors.js';
 import type { Backend, BackendAvailability, BackendChoice, BackendName } from './types.js';
-import { tensorrtAvailability } from './tensorrt/index.js';
+import { tensorrtAvailability } from './tensorrt/availability.js';
+
+/** The installed onnxruntime-node's version, read without loading it (a run that picks TensorRT never does). */
+function onnxruntimeVersion(): string {
+  try {
+    return (createRequire(import.meta.url)('onnxruntime-node/package.json') as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
 
 export function cpuAvailability(): BackendAvailability {
   return {
     name: 'cpu',
     available: true,
-    detail: `onnxruntime-node ${ort.env.versions?.node ?? '?'} on ${os.cpus()[0]?.model?.trim() ?? 'CPU'} (${os.availableParallelism()} threads)`,
+    detail: `onnxruntime-node ${onnxruntimeVersion()} on ${os.cpus()[0]?.model?.trim() ?? 'CPU'} (${os.availableParallelism()} threads)`,
   };
 }
 

@@ -5,7 +5,6 @@
  */
 import { statSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { glob, isDynamicPattern } from 'tinyglobby';
 import type { DetectorOptions } from '../detector.js';
 import { DeimError } from '../errors.js';
 import { resolveModel } from '../models/resolve.js';
@@ -62,13 +61,15 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
     }
     if (st?.isDirectory()) {
       const pattern = options.recursive ? '**/*' : '*';
+      const { glob } = await import('tinyglobby');
       const found = (await glob(pattern, { cwd: input, onlyFiles: true, caseSensitiveMatch: false, expandDirectories: false }))
         .filter(isImagePath)
         .sort()
         .map((f) => path.join(input, f));
       if (found.length === 0) problems.push(new DeimError('ERR_NO_IMAGES', `${input}: folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, { input }));
       found.forEach(add);
-    } else if (!st && isDynamicPattern(input)) {
+    } else if (!st && (await import('tinyglobby')).isDynamicPattern(input)) {
+      const { glob } = await import('tinyglobby');
       const found = (await glob(input, { onlyFiles: true, caseSensitiveMatch: false, expandDirectories: false })).filter(isImagePath).sort();
       if (found.length === 0) problems.push(new DeimError('ERR_NO_IMAGES', `${input}: pattern matches no images`, { input }));
       found.forEach(add);

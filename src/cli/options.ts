@@ -2,6 +2,7 @@
 import { Option, type Command } from 'commander';
 import type { DetectorOptions } from '../detector.js';
 import { DeimError } from '../errors.js';
+import { parseMemorySize } from '../pool/budget.js';
 
 export interface DetectorCliOptions {
   model?: string;
@@ -20,6 +21,9 @@ export interface DetectorCliOptions {
   device?: string;
   engine?: string;
   precision?: string;
+  maxMemory?: string;
+  gpuPreprocess?: string;
+  cudaGraphs?: string;
 }
 
 export function addDetectorOptions(cmd: Command, defaults: { threshold?: string } = {}): Command {
@@ -39,7 +43,10 @@ export function addDetectorOptions(cmd: Command, defaults: { threshold?: string 
     .option('--input-size <n>', 'custom models with a dynamic input: input side in pixels')
     .option('--device <n>', 'TensorRT: GPU index', '0')
     .option('--engine <file>', 'TensorRT: use this prebuilt engine')
-    .addOption(new Option('--precision <p>', 'TensorRT: engine precision').choices(['fp16', 'fp32']));
+    .addOption(new Option('--precision <p>', 'TensorRT: engine precision').choices(['fp16', 'fp32']))
+    .option('--max-memory <size>', 'decoded pixels in memory at once, e.g. 2GB or 512MB (default: 1/16 of RAM, 256 MB..1 GB)')
+    .addOption(new Option('--gpu-preprocess <on|off>', 'TensorRT: resize and normalise on the GPU (off = tensor made on the CPU)').choices(['on', 'off']).default('on'))
+    .addOption(new Option('--cuda-graphs <on|off>', 'TensorRT: replay inference from CUDA graphs').choices(['on', 'off']).default('on'));
 }
 
 function int(value: string | undefined, name: string, min: number): number | undefined {
@@ -54,6 +61,12 @@ function num(value: string | undefined, name: string): number | undefined {
   const n = value.trim() === '' ? NaN : Number(value);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new DeimError('ERR_INVALID_ARGUMENT', `--${name} must be a number from 0 to 1, got "${value}"`, { input: value });
   return n;
+}
+
+function onOff(value: string, name: string): boolean {
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw new DeimError('ERR_INVALID_ARGUMENT', `--${name} must be on or off, got "${value}"`, { input: value });
 }
 
 export function detectorOptionsFrom(o: DetectorCliOptions): DetectorOptions {
@@ -80,5 +93,8 @@ export function detectorOptionsFrom(o: DetectorCliOptions): DetectorOptions {
   if (device !== undefined) out.device = device;
   if (o.engine !== undefined) out.engine = o.engine;
   if (o.precision !== undefined) out.precision = o.precision as 'fp16' | 'fp32';
+  if (o.maxMemory !== undefined) out.maxMemory = parseMemorySize(o.maxMemory);
+  if (o.gpuPreprocess !== undefined) out.gpuPreprocess = onOff(o.gpuPreprocess, 'gpu-preprocess');
+  if (o.cudaGraphs !== undefined) out.cudaGraphs = onOff(o.cudaGraphs, 'cuda-graphs');
   return out;
 }

@@ -2,7 +2,11 @@
  * A progress bar on stderr for long runs; silent when stderr is not a terminal or with --quiet.
  * stop() clears it for good (say, before a "stopping" line on Ctrl-C): nothing is drawn after.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type CliProgress from 'cli-progress';
+
+/** Loaded only when a bar is shown (start-up of short runs does not pay for it). */
+const loadCliProgress = () => createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
 
 export interface Progress {
   tick(n?: number): void;
@@ -12,6 +16,7 @@ export interface Progress {
 export function createProgress(total: number, options: { quiet?: boolean; label?: string } = {}): Progress {
   if (options.quiet || !process.stderr.isTTY || total < 2) return { tick() {}, stop() {} };
   const start = performance.now();
+  const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,

@@ -12,19 +12,13 @@ import { DeimError, errorMessage } from '../errors.js';
 import { DECODE_TIMEOUT_SECONDS, acceptedFormatOf, decodeTimedOut, formatRefused, isTimeoutMessage, notAnImage, sniffFormat } from './formats.js';
 import type { RawImage, RgbImage } from './types.js';
 
-/** What the API accepts as an image. */
-export type ImageInput = string | Buffer | Uint8Array | RawImage;
+import { describeInput, type ImageInput } from './input.js';
+
+export { describeInput, type ImageInput };
 
 export interface DecodedImage extends RgbImage {
   /** The file it came from, when it came from a file. */
   file?: string;
-}
-
-/** A printable name for an input in messages. */
-export function describeInput(input: ImageInput): string {
-  if (typeof input === 'string') return input;
-  if (input instanceof Uint8Array) return `(buffer of ${input.length} bytes)`;
-  return `(raw image ${input?.width}x${input?.height}x${input?.channels})`;
 }
 
 export async function readImageFile(file: string): Promise<Buffer> {

@@ -45,6 +45,8 @@ interface ResizeExports {
 const WASM_PAGE = 65_536;
 /** Spare bytes after each buffer: the kernels load and store 16 bytes at a time past row ends. */
 const SLACK = 16;
+/** Source bytes copied into linear memory at once. */
+const SOURCE_BAND_BYTES = 8 * 1024 * 1024;
 
 /** undefined: not tried yet; null: unavailable (SIMD missing, disabled, or failed to load). */
 let kernels: ResizeExports | null | undefined;
@@ -119,8 +121,11 @@ export function resizeToPlanesWasm(
   const srcStride = image.width * image.channels;
   const rowBytes = outWidth * 3;
 
+  // Source rows go in by bands, so linear memory (which never shrinks) stays small however large
+  // the image: a 16383x16383 photo would otherwise keep 805 MB in every thread that saw one.
+  const band = Math.max(1, Math.min(rows, Math.floor(SOURCE_BAND_BYTES / srcStride)));
   const layout = new Layout(k.__heap_base.value);
-  const src = layout.take(rows * srcStride);
+  const src = layout.take(band * srcStride);
   const xStart = layout.take(xw.start.byteLength);
   const xWeights = layout.take(xw.weights.byteLength);
   const yStart = layout.take(yw.start.byteLength);
@@ -133,15 +138,19 @@ export function resizeToPlanesWasm(
 
   const buffer = k.memory.buffer;
   const bytes = new Uint8Array(buffer);
-  bytes.set(image.data.subarray(rowFirst * srcStride, rowEnd * srcStride), src);
   new Int32Array(buffer, xStart, xw.start.length).set(xw.start);
   new Int32Array(buffer, xWeights, xw.weights.length).set(xw.weights);
   new Int32Array(buffer, yStart, yw.start.length).set(yw.start);
   new Int32Array(buffer, yWeights, yw.weights.length).set(yw.weights);
   new Float32Array(buffer, tableAt, table.length).set(table);
 
-  // The copied rows start at source row rowFirst, so the horizontal pass sees rows 0..rows.
-  k.horizontal_pass(src, image.width, image.channels, 0, rows, outWidth, xw.span, xStart, xWeights, temp);
+  // Each band's rows are copied to `src`, so the horizontal pass sees rows 0..n of the band and
+  // writes them (row after row) where the band belongs in `temp`.
+  for (let first = rowFirst; first < rowEnd; first += band) {
+    const n = Math.min(band, rowEnd - first);
+    bytes.set(image.data.subarray(first * srcStride, (first + n) * srcStride), src);
+    k.horizontal_pass(src, image.width, image.channels, 0, n, outWidth, xw.span, xStart, xWeights, temp + (first - rowFirst) * rowBytes);
+  }
   k.vertical_pass_to_planes(temp, rowBytes, rowFirst, outHeight, yw.span, yStart, yWeights, tableAt, rowBuffer, planes);
 
   const packed = outWidth * outHeight;

@@ -1,18 +1,17 @@
-/** Messages between the Detector (main thread) and its pool workers. */
+/** Messages between the main thread and pool workers (every worker speaks this protocol). */
 import type { ModelIO } from '../backends/types.js';
 import type { InputTransform, RawImage, ResizeMode, RgbImage } from '../image/types.js';
 import type { ClassInfo } from '../models/classes.js';
 import type { ModelSpec } from '../models/model-spec.js';
 import type { DetectionFailure, DetectionResult } from '../postprocess/types.js';
 
-/** infer: own CPU session; preprocess: batch tensor for a main-thread backend; decode: RGB images (TensorRT writes them into pinned memory itself). */
-export type WorkerMode = 'infer' | 'preprocess' | 'decode';
-
+/** What every worker is started with; `stage` carries what its own stage needs (e.g. the model path). */
 export interface WorkerInit {
-  mode: WorkerMode;
-  modelPath: string;
-  /** Intra-op threads of the worker's session (infer mode). */
-  threads: number;
+  /** The pixel budget shared by all workers of a Detector (see budget.ts). */
+  budget: SharedArrayBuffer;
+  /** Milliseconds one decode may take before it fails (sharp's timeout is per pipeline). */
+  decodeTimeoutMs?: number;
+  stage?: Record<string, unknown>;
 }
 
 export type TaskSource =
@@ -52,9 +51,11 @@ export interface TaskTiming {
   preprocessMs: number;
 }
 
-/** Infer mode: detections; preprocess mode: the batch tensor of the images that decoded. */
+export type DetectedImage = (DetectionResult & { image?: RgbImage }) | DetectionFailure;
+
+/** detections: a worker that runs the model; tensor: the batch tensor; decoded: RGB images. */
 export type TaskOutput =
-  | { kind: 'detections'; results: Array<(DetectionResult & { image?: RgbImage }) | DetectionFailure>; timing: TaskTiming }
+  | { kind: 'detections'; results: DetectedImage[]; timing: TaskTiming }
   | {
       kind: 'tensor';
       /** [M,3,S,S] for the M items that decoded, in item order. */

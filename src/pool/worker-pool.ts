@@ -1,14 +1,14 @@
 /**
- * A fixed set of worker threads fed from one queue. Each worker holds at most `depth` tasks so
- * that one is decoding while another is in inference; the rest wait here, so memory stays bounded
- * however many calls are made at once.
+ * A set of worker threads fed from one queue. Each worker holds at most `depth` tasks so that one
+ * is decoding while another is being worked on; the rest wait here. The pool starts one worker and
+ * adds the others only when work queues up, so one image never pays for a whole pool. close()
+ * always settles within a bounded time: a worker that does not exit after a grace period (a decode
+ * stuck in native code) is terminated, and is not waited on past a second bound.
  */
 import { Worker } from 'node:worker_threads';
 import { DeimError } from '../errors.js';
 import type { ModelIO } from '../backends/types.js';
 import type { FromWorker, PostOptions, SerializedError, TaskConfig, TaskOutput, TaskSource, ToWorker, WorkerInit } from './messages.js';
-
-const WORKER_URL = new URL('./worker.js', import.meta.url);
 
 interface Job {
   id: number;
@@ -24,63 +24,67 @@ interface Slot {
 }
 
 export interface PoolOptions {
+  /** The worker's entry file (a module calling runWorker). */
+  worker: URL;
   init: WorkerInit;
+  /** Most workers. */
   size: number;
-  /** Tasks a worker holds at once (decoding ahead of inference). */
+  /** Tasks a worker holds at once (decoding ahead of the current one). */
   depth?: number;
+  /** Start every worker at once instead of on demand. */
+  eager?: boolean;
+  /** Milliseconds close() waits for workers to finish before terminating them; default 2000. */
+  closeGraceMs?: number;
 }
 
 function toError(e: SerializedError): DeimError {
   return new DeimError(e.code as DeimError['code'], e.message, e.input !== undefined ? { input: e.input } : {});
 }
 
+/** Whether `p` settled within `ms` (the timer holds the process meanwhile and is cleared after). */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]).finally(() => clearTimeout(timer));
+}
+
 export class WorkerPool {
+  /** Most workers (they start on demand). */
   readonly size: number;
-  /** The model's inputs/outputs as the first worker read them (infer mode). */
+  /** What the first worker's stage reported (e.g. the model's inputs/outputs). */
   readonly io: ModelIO | undefined;
   readonly description: string | undefined;
-  private readonly slots: Slot[];
+  private readonly slots: Slot[] = [];
+  private readonly starting = new Set<Promise<unknown>>();
   private readonly waiting: Job[] = [];
   private readonly depth: number;
+  private config: TaskConfig | undefined;
   private nextId = 1;
   private closed = false;
+  private failure: Error | undefined;
+  /** False once a worker failed to start: the pool works on with the workers it has. */
+  private canGrow = true;
 
-  private constructor(slots: Slot[], depth: number, io: ModelIO | undefined, description: string | undefined) {
-    this.slots = slots;
-    this.size = slots.length;
-    this.depth = depth;
-    this.io = io;
-    this.description = description;
-    for (const slot of slots) {
-      slot.worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
-      slot.worker.on('error', (e) => this.onCrash(slot, e));
-      slot.worker.on('exit', (code) => {
-        if (!this.closed) this.onCrash(slot, new Error(`worker exited with code ${code}`));
-      });
-      slot.worker.unref();
-    }
+  private constructor(private readonly options: PoolOptions, first: { worker: Worker; io?: ModelIO; description?: string }) {
+    this.size = Math.max(1, Math.floor(options.size));
+    this.depth = options.depth ?? 2;
+    this.io = first.io;
+    this.description = first.description;
+    this.adopt(first.worker);
   }
 
   static async create(options: PoolOptions): Promise<WorkerPool> {
-    const size = Math.max(1, Math.floor(options.size));
-    const started = Array.from({ length: size }, () => startWorker(options.init));
-    const settled = await Promise.allSettled(started);
-    const failed = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult | undefined;
-    if (failed) {
-      await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.worker.terminate() : undefined)));
-      throw failed.reason;
-    }
-    const ready = settled.map((s) => (s as PromiseFulfilledResult<{ worker: Worker; io?: ModelIO; description?: string }>).value);
-    const slots = ready.map(({ worker }) => ({ worker, inFlight: new Map<number, Job>() }));
-    return new WorkerPool(slots, options.depth ?? 2, ready[0]!.io, ready[0]!.description);
+    const pool = new WorkerPool(options, await startWorker(options.worker, options.init));
+    if (options.eager) await pool.grow(pool.size - 1);
+    return pool;
   }
 
   configure(config: TaskConfig): void {
+    this.config = config;
     for (const slot of this.slots) slot.worker.postMessage({ type: 'configure', config } satisfies ToWorker);
   }
 
   run(items: TaskSource[], post: PostOptions): Promise<TaskOutput> {
-    if (this.closed) return Promise.reject(new DeimError('ERR_CLOSED', 'the detector is closed'));
+    if (this.closed) return Promise.reject(this.failure ?? new DeimError('ERR_CLOSED', 'the detector is closed'));
     return new Promise((resolve, reject) => {
       this.waiting.push({ id: this.nextId++, items, post, resolve, reject });
       this.dispatch();
@@ -92,10 +96,56 @@ export class WorkerPool {
     return this.waiting.length + this.slots.reduce((n, s) => n + s.inFlight.size, 0);
   }
 
+  /** Workers started so far. */
+  get started(): number {
+    return this.slots.length;
+  }
+
+  private adopt(worker: Worker): void {
+    const slot: Slot = { worker, inFlight: new Map() };
+    this.slots.push(slot);
+    worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
+    worker.on('error', (e) => this.onCrash(slot, e));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.onCrash(slot, new Error(`worker exited with code ${code}`));
+    });
+    worker.unref();
+    if (this.config) worker.postMessage({ type: 'configure', config: this.config } satisfies ToWorker);
+  }
+
+  /** Starts up to `n` more workers (never past `size`); a worker that fails to start is only reported when none runs. */
+  private async grow(n: number): Promise<void> {
+    const room = this.canGrow ? this.size - this.slots.length - this.starting.size : 0;
+    const started = Array.from({ length: Math.min(n, room) }, () => {
+      let failed: Error | undefined;
+      const p = startWorker(this.options.worker, this.options.init).then(
+        ({ worker }) => {
+          if (this.closed) void worker.terminate();
+          else this.adopt(worker);
+        },
+        (e: Error) => {
+          failed = e;
+          this.canGrow = false;
+        },
+      ).finally(() => {
+        this.starting.delete(p);
+        if (this.closed) return;
+        // No worker left and none starting: the queue would wait forever (and retry forever).
+        if (failed && this.slots.length === 0 && this.starting.size === 0) this.fail(failed);
+        else if (!failed) this.dispatch();
+      });
+      this.starting.add(p);
+      return p;
+    });
+    await Promise.all(started);
+  }
+
   private dispatch(): void {
     while (this.waiting.length > 0) {
       let best: Slot | undefined;
       for (const s of this.slots) if (s.inFlight.size < this.depth && (!best || s.inFlight.size < best.inFlight.size)) best = s;
+      // Busy: more workers start while the queue waits (one task each keeps one worker busy).
+      if (!best || best.inFlight.size > 0) void this.grow(this.waiting.length);
       if (!best) return;
       const job = this.waiting.shift()!;
       if (best.inFlight.size === 0) best.worker.ref();
@@ -122,39 +172,43 @@ export class WorkerPool {
     for (const id of [...slot.inFlight.keys()]) this.settle(slot, id)?.reject(err);
     const i = this.slots.indexOf(slot);
     if (i >= 0) this.slots.splice(i, 1);
-    if (this.slots.length === 0) {
-      this.closed = true;
-      for (const job of this.waiting.splice(0)) job.reject(err);
-    } else {
-      this.dispatch();
-    }
+    if (this.slots.length === 0 && this.starting.size === 0) this.fail(err);
+    else this.dispatch();
   }
 
+  /** No worker can run: every queued job and every later run() gets `err`. */
+  private fail(err: Error): void {
+    this.closed = true;
+    this.failure = err;
+    for (const job of this.waiting.splice(0)) job.reject(err);
+  }
+
+  /** Rejects queued and running work, asks workers to exit, terminates those still running after the grace period. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed && this.slots.length === 0) return;
     this.closed = true;
     const err = new DeimError('ERR_CLOSED', 'the detector was closed before this image was processed');
     for (const job of this.waiting.splice(0)) job.reject(err);
+    const grace = this.options.closeGraceMs ?? 2000;
     await Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<void>((resolve) => {
-            slot.worker.ref();
-            slot.worker.once('exit', () => resolve());
-            slot.worker.postMessage({ type: 'close' } satisfies ToWorker);
-            // A worker stuck in native code is not waited on forever.
-            setTimeout(() => void slot.worker.terminate(), 5000).unref();
-          }),
-      ),
+      this.slots.splice(0).map(async (slot) => {
+        for (const id of [...slot.inFlight.keys()]) this.settle(slot, id)?.reject(err);
+        const exited = new Promise<void>((resolve) => slot.worker.once('exit', () => resolve()));
+        slot.worker.postMessage({ type: 'close' } satisfies ToWorker);
+        if (await within(exited, grace)) return;
+        void slot.worker.terminate().catch(() => undefined);
+        // A worker whose native work outlives terminate() is unref'd and does not hold the process.
+        await within(exited, grace);
+        slot.worker.unref();
+      }),
     );
-    for (const slot of this.slots) for (const id of [...slot.inFlight.keys()]) this.settle(slot, id)?.reject(err);
   }
 }
 
-function startWorker(init: WorkerInit): Promise<{ worker: Worker; io?: ModelIO; description?: string }> {
+function startWorker(url: URL, init: WorkerInit): Promise<{ worker: Worker; io?: ModelIO; description?: string }> {
   return new Promise((resolve, reject) => {
     // execArgv: [] so flags of the parent (e.g. `node --input-type=module -e`) do not break workers.
-    const worker = new Worker(WORKER_URL, { workerData: init, execArgv: [] });
+    const worker = new Worker(url, { workerData: init, execArgv: [] });
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ready') {
         cleanup();

@@ -11,6 +11,7 @@
  * tensor the FP16 graph would store in FP16 through Cast(float16) -> Cast(float32), and
  * rounds the FP16 weights, so onnxruntime on the CPU shows the rounding and overflow.
  */
+import { DeimError } from '../errors.js';
 import { DType, intAttr, type NodeProto } from './onnx-io.js';
 import { floatValues, roundToFloat16, encodeValues, type GraphEditor } from './graph.js';
 
@@ -56,6 +57,11 @@ export const DEIMV2_KEEP_FP32: readonly KeepRule[] = [
       /\/GridSample(_\d+)?\/(coord|index|blend)\//.test(name(n)),
   },
   {
+    name: 'query-selection',
+    why: 'ReduceMax and TopK pick which encoder queries (and which final detections) survive: FP16 ties would change the choice',
+    test: (n) => n.opType === 'TopK' || n.opType === 'ReduceMax' || n.opType === 'ArgMax',
+  },
+  {
     name: 'box-decoding',
     why: 'reference points, inverse sigmoid, distribution integral, quality head, top-k and the final scaling to pixels',
     test: (n) =>
@@ -79,6 +85,13 @@ export function isFollowOp(opType: string): boolean {
 
 /** Ops that read a float tensor of any type without arithmetic on it (no cast needed). */
 const ANY_TYPE_OPS = new Set(['Shape', 'Size', 'Cast']);
+
+/**
+ * Ops whose output type is written in an attribute (a Constant's value, ConstantOfShape's value,
+ * EyeLike's dtype): relabelling their output float16 would contradict the attribute, so they stay
+ * float32 and their FP16 consumers read them through a Cast (which TensorRT folds).
+ */
+const ATTRIBUTE_TYPED_OPS = new Set(['Constant', 'ConstantOfShape', 'EyeLike', 'RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike']);
 
 /** Inputs that must stay float32 whatever the node's precision (Resize roi/scales). */
 function fixedFloat32Input(node: NodeProto, index: number): boolean {
@@ -108,8 +121,21 @@ export function planPrecision(ed: GraphEditor, keep: readonly KeepRule[], forceF
     const floatIns = (node.input ?? []).filter((t) => t && isFloat(t));
     const floatOuts = (node.output ?? []).filter((t) => t && isFloat(t));
     if (floatIns.length === 0 && floatOuts.length === 0) continue;
+    const unknown = (node.output ?? []).find((t) => t && ed.typeOf(t) === undefined);
+    if (unknown !== undefined) {
+      throw new DeimError('ERR_PREPARE', `cannot tell the element type of "${unknown}" (output of ${op} node "${name(node)}"): the graph has no value_info for it; ` +
+        'export with shape inference (onnx.shape_inference.infer_shapes) so each tensor carries its type');
+    }
     let p: Precision;
-    if (ANY_TYPE_OPS.has(op)) {
+    // Keep rules come before following: a selection op (ReduceMax, TopK) named by a rule stays FP32
+    // even though it does no arithmetic.
+    const rule = ANY_TYPE_OPS.has(op) || ATTRIBUTE_TYPED_OPS.has(op) || forceFp16 ? undefined : keep.find((r) => r.test(node, context));
+    if (ANY_TYPE_OPS.has(op) || ATTRIBUTE_TYPED_OPS.has(op)) {
+      p = 'fp32';
+    } else if (rule) {
+      let list = keptBy.get(rule.name);
+      if (!list) keptBy.set(rule.name, (list = []));
+      list.push(name(node));
       p = 'fp32';
     } else if (FOLLOW_OPS.has(op)) {
       // Precision of the activations (initialisers adapt); any FP32 activation wins.
@@ -118,13 +144,7 @@ export function planPrecision(ed: GraphEditor, keep: readonly KeepRule[], forceF
     } else if (forceFp16) {
       p = forceFp16.has(name(node)) ? 'fp16' : 'fp32';
     } else {
-      const rule = keep.find((r) => r.test(node, context));
-      if (rule) {
-        let list = keptBy.get(rule.name);
-        if (!list) keptBy.set(rule.name, (list = []));
-        list.push(name(node));
-      }
-      p = rule ? 'fp32' : 'fp16';
+      p = 'fp16';
     }
     precision.set(node, p);
     for (const o of floatOuts) tensorPrecision.set(o, op === 'Cast' ? 'fp32' : p);

@@ -217,21 +217,60 @@ export class GraphEditor {
           t = v?.dataType ?? undefined;
           break;
         }
+        case 'ConstantOfShape':
+          // The value attribute's type; float32 zero when it has none.
+          t = n.attribute?.find((a) => a.name === 'value')?.t?.dataType ?? DType.FLOAT;
+          break;
+        case 'EyeLike': case 'RandomNormalLike': case 'RandomUniformLike': case 'Bernoulli': {
+          const dtype = n.attribute?.find((a) => a.name === 'dtype')?.i;
+          t = dtype !== undefined && dtype !== null && Number(dtype) !== 0 ? Number(dtype) : firstIn;
+          break;
+        }
         case 'Where':
           t = this.types.get(n.input?.[1] ?? '');
           break;
+        case 'CastLike':
+          t = this.types.get(n.input?.[1] ?? '');
+          break;
+        case 'OneHot':
+          t = this.types.get(n.input?.[2] ?? '');
+          break;
         default:
-          t = firstIn;
+          // Only ops whose (first) output has their first input's type by definition; for any
+          // other op the type stays unknown rather than guessed (the FP16 plan refuses it).
+          t = SAME_TYPE_AS_FIRST_INPUT.has(n.opType ?? '') ? firstIn : undefined;
       }
-      if (t) {
-        this.types.set(outs[0]!, t);
-        // TopK's second output is the indices.
-        if (n.opType === 'TopK' && outs[1]) this.types.set(outs[1], DType.INT64);
-        else for (const o of outs.slice(1)) if (o && !this.types.has(o)) this.types.set(o, t);
+      if (t && !this.types.has(outs[0]!)) this.types.set(outs[0]!, t);
+      for (const [k, o] of outs.entries()) {
+        if (k === 0 || !o || this.types.has(o)) continue;
+        const second = SECOND_OUTPUT_TYPES[n.opType ?? ''];
+        if (k === 1 && second !== undefined) this.types.set(o, second);
+        else if (t && SAME_TYPE_OUTPUTS.has(n.opType ?? '')) this.types.set(o, t);
       }
     }
   }
 }
+
+/** Ops whose output 0 has the type of input 0 (elementwise math, layout, reductions, pooling...). */
+const SAME_TYPE_AS_FIRST_INPUT = new Set([
+  'Add', 'Sub', 'Mul', 'Div', 'Pow', 'Neg', 'Abs', 'Exp', 'Log', 'Sqrt', 'Reciprocal', 'Sigmoid', 'Tanh', 'Relu',
+  'LeakyRelu', 'Elu', 'Selu', 'Softplus', 'Softsign', 'HardSigmoid', 'HardSwish', 'Gelu', 'Erf', 'Sin', 'Cos', 'Tan',
+  'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Floor', 'Ceil', 'Round', 'Sign', 'Clip', 'Min', 'Max', 'Mean', 'Sum', 'Mod',
+  'PRelu', 'MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'BatchNormalization', 'InstanceNormalization', 'LayerNormalization',
+  'GroupNormalization', 'LpNormalization', 'MeanVarianceNormalization', 'Softmax', 'LogSoftmax', 'Hardmax', 'Reshape',
+  'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Expand', 'Tile', 'Concat', 'Split', 'Slice', 'Gather', 'GatherElements',
+  'GatherND', 'ScatterND', 'ScatterElements', 'Pad', 'Identity', 'Resize', 'Upsample', 'MaxPool', 'AveragePool',
+  'GlobalAveragePool', 'GlobalMaxPool', 'LpPool', 'ReduceMean', 'ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd',
+  'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare', 'CumSum', 'Einsum', 'DepthToSpace',
+  'SpaceToDepth', 'Range', 'Trilu', 'GridSample', 'Dropout', 'TopK', 'Compress', 'ReverseSequence', 'Unique', 'Det',
+  'Neg', 'BitShift', 'Not',
+]);
+
+/** The second output's type where it is fixed by the op (indices, masks, LayerNormalization's stash). */
+const SECOND_OUTPUT_TYPES: Record<string, number> = { TopK: DType.INT64, MaxPool: DType.INT64, Dropout: DType.BOOL, LayerNormalization: DType.FLOAT };
+
+/** Ops whose extra outputs have the type of output 0. */
+const SAME_TYPE_OUTPUTS = new Set(['Split', 'BatchNormalization']);
 
 /** Little-endian raw bytes of `values` in the given ONNX element type. */
 export function encodeValues(dataType: number, values: ArrayLike<number>): Uint8Array {

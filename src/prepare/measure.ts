@@ -4,6 +4,7 @@
  */
 import ort from 'onnxruntime-node';
 import sharp from 'sharp';
+import { compareDetections, type ValidationFigures } from '../postprocess/compare.js';
 
 /** Raw outputs of a DEIMv2 graph for one image. */
 export interface ModelOutputs {
@@ -131,4 +132,26 @@ export async function compareSessions(ref: ort.InferenceSession, test: ort.Infer
   const out: Comparison[] = [];
   for (const img of images) out.push(compareOutputs(await runImage(ref, img, size), await runImage(test, img, size), threshold));
   return out;
+}
+
+/** One image's outputs as detections (class index, score, box), best first. */
+export function outputDetections(o: ModelOutputs): Array<{ classId: number; score: number; box: [number, number, number, number] }> {
+  return [...o.scores.keys()]
+    .map((i) => ({ classId: Number(o.labels[i]), score: o.scores[i]!, box: [o.boxes[4 * i]!, o.boxes[4 * i + 1]!, o.boxes[4 * i + 2]!, o.boxes[4 * i + 3]!] as [number, number, number, number] }))
+    .sort((a, b) => b.score - a.score);
+}
+
+/**
+ * Runs every image through both sessions and judges the test graph by the rule post-build
+ * validation applies to engines (src/postprocess/compare.ts), so the CPU FP16 check and the
+ * engine check cannot drift apart.
+ */
+export async function validateSessions(ref: ort.InferenceSession, test: ort.InferenceSession, images: ImageInput[], size: number,
+  options: { threshold: number; precision: 'fp16' | 'fp32' }): Promise<ValidationFigures> {
+  const reference = [], candidate = [];
+  for (const img of images) {
+    reference.push(outputDetections(await runImage(ref, img, size)));
+    candidate.push(outputDetections(await runImage(test, img, size)));
+  }
+  return compareDetections(reference, candidate, options);
 }

@@ -5,7 +5,8 @@
  * 130): the JSONL keeps its whole lines and ffmpeg finishes the MP4, which a detached shell then
  * moves into place. The progress bar is cleared before the "stopping" line and never redrawn.
  */
-import cliProgress from 'cli-progress';
+import type cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { handOverEncoders } from './encoder.js';
 import { LineWriter, motLines } from '../track/io.js';
@@ -99,7 +100,8 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   const started = performance.now();
   const onStart = (info: VideoInfo) => {
     if (!showProgress || interrupts > 0) return;
-    bar = new cliProgress.SingleBar(
+    const progress = createRequire(import.meta.url)('cli-progress') as typeof cliProgress;
+    bar = new progress.SingleBar(
       {
         stream: process.stderr,
         format: info.frames ? 'video [{bar}] {value}/{total} frames | {fps} FPS | ETA {eta_formatted}' : 'video {value} frames | {fps} FPS | {dropped} dropped',
@@ -108,7 +110,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
         clearOnComplete: true,
         etaBuffer: 100,
       },
-      cliProgress.Presets.shades_classic,
+      progress.Presets.shades_classic,
     );
     bar.start(info.frames ?? 0, 0, { fps: '0.0', dropped: 0 });
   };

@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildEngine, checkEngine, createTensorRtBackend, planFrames, probeTensorRt, tensorrtAvailability, writeFrames } from '../../dist/backends/tensorrt/index.js';
+import { planFrames, probeTensorRt, tensorrtAvailability, writeFrames } from '../../dist/backends/tensorrt/index.js';
+import { buildEngine, checkEngine, createTensorRtBackend } from '../../dist/engine/index.js';
 import { decodeBuffer } from '../../dist/image/decode.js';
 import { imageToTensor, tensorSize } from '../../dist/image/tensor.js';
 

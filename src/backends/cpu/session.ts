@@ -35,6 +35,9 @@ export class CpuSession implements Backend {
         intraOpNumThreads: options.threads,
         interOpNumThreads: 1,
         executionProviders: ['cpu'],
+        // Idle intra-op threads sleep instead of spinning: spinning burns a core per thread between
+        // runs, which other sessions, decoders and processes need more.
+        extra: { session: { intra_op: { allow_spinning: '0' } } },
       });
     } catch (e) {
       throw new DeimError('ERR_MODEL_INVALID', `${modelPath}: onnxruntime cannot load this model: ${errorMessage(e).split('\n')[0]}`, { input: modelPath, cause: e });

@@ -4,7 +4,7 @@
  *  - acquire() lends a free slot as a TensorRtLease: the caller writes the input tensor straight
  *    into `lease.input` (imageToTensor into pinned memory), or RGB frames into `lease.frames` for the
  *    GPU preprocessing kernel, runs it, reads the outputs as views of the slot's pinned outputs, and
- *    release()s the slot once done with them. The Detector's TensorRT path works this way.
+ *    release()s the slot once done with them. The TensorRT runner (runner.ts) works this way.
  *  - run(TensorBatch), the Backend seam (validation, tests), copies in and out through a lease.
  * A slot in flight cannot be reused or freed: the lease is not handed out twice, and the addon
  * refuses a second infer on a busy slot and frees GPU memory only after the infers in flight.
@@ -12,39 +12,40 @@
 import { DeimError } from '../../errors.js';
 import type { Backend, ModelIO, RawDetections, TensorBatch } from '../types.js';
 import { probeTensorRt } from './availability.js';
-import { buildEngine, removeEngine } from './build.js';
-import { checkEngine } from './cache.js';
 import type { PlannedFrames } from './frames.js';
 import type { NativeEngine, NativeTensorInfo } from './native.js';
 
-export interface TensorRtBackendOptions {
-  /** The ONNX model (used to build the engine when `engine` is not given). */
-  modelPath: string;
-  variant?: string;
+/** Default frame staging per slot: a full batch of 1920x1080 RGB frames, at most 256 MiB. */
+export function defaultFrameBytes(maxBatch: number): number {
+  return Math.min(256 * 1024 * 1024, Math.max(1, maxBatch) * 1920 * 1080 * 3);
+}
+
+/** How an engine is opened: the execution choices, not which engine. */
+export interface EngineOpenOptions {
   /** CUDA device index; default 0. */
   device?: number;
-  /** A prebuilt engine file (`deimv2 build`); else one is built or reused from the cache. */
-  engine?: string;
-  precision?: 'fp16' | 'fp32';
-  /** Largest batch the engine must take; default 1. */
-  maxBatch?: number;
   /** Execution contexts in flight at once; default 2 (copies of one batch overlap compute of the next). */
   contexts?: number;
-  /** Engine cache folder; default engineCacheDir(). */
-  cacheDir?: string;
+  /** Largest batch one run takes (sizes the frame staging); default 1. */
+  maxBatch?: number;
   /**
-   * Per slot, bytes of pinned uint8 staging for GPU preprocessing (frames go up as 1 byte per value
-   * and the kernel makes the tensor). Default: room for a batch of 1080p frames, when the addon was
-   * built with the kernel; 0 turns GPU preprocessing off.
+   * Resize and normalise on the GPU (default true, when the addon has the kernel): frames go up as
+   * 1 byte per value. false = no frame staging: the tensor is made on the CPU.
    */
+  gpuPreprocess?: boolean;
+  /** Per slot, bytes of pinned uint8 frame staging; default room for a batch of 1080p frames. */
   frameBytes?: number;
   /** Replay inference from CUDA graphs (captured per slot when a batch size repeats); default true. */
   cudaGraphs?: boolean;
 }
 
-/** Default frame staging per slot: a full batch of 1920x1080 RGB frames, at most 256 MiB. */
-export function defaultFrameBytes(maxBatch: number): number {
-  return Math.min(256 * 1024 * 1024, Math.max(1, maxBatch) * 1920 * 1080 * 3);
+/** Opens `enginePath` as these options say; `description` starts the backend's description. */
+export function openEngineFile(enginePath: string, options: EngineOpenOptions, description: string): Promise<TensorRtBackend> {
+  const probe = probeTensorRt();
+  if (!probe.ok) return Promise.reject(new DeimError('ERR_BACKEND_UNAVAILABLE', probe.reason));
+  const frameBytes = options.gpuPreprocess === false ? 0 : (options.frameBytes ?? (probe.addon.buildInfo().cudaKernels ? defaultFrameBytes(options.maxBatch ?? 1) : 0));
+  return TensorRtBackend.open(enginePath, options.device ?? 0, options.contexts ?? 2, description,
+    { frameBytes, ...(options.cudaGraphs !== undefined ? { cudaGraphs: options.cudaGraphs } : {}) });
 }
 
 interface Roles { images: NativeTensorInfo; sizes: NativeTensorInfo; labels: NativeTensorInfo; boxes: NativeTensorInfo; scores: NativeTensorInfo }
@@ -155,6 +156,8 @@ export class TensorRtBackend implements Backend {
     extra: { frameBytes?: number; cudaGraphs?: boolean } = {}): Promise<TensorRtBackend> {
     const probe = probeTensorRt();
     if (!probe.ok) throw new DeimError('ERR_BACKEND_UNAVAILABLE', probe.reason);
+    const gpuPre = extra.frameBytes ? ', GPU preprocessing' : ', CPU preprocessing';
+    const graphs = extra.cudaGraphs === false ? ', no CUDA graphs' : '';
     let engine: NativeEngine;
     try {
       engine = await probe.addon.openEngine({ engine: enginePath, device, contexts, ...extra });
@@ -164,8 +167,7 @@ export class TensorRtBackend implements Backend {
         `cannot open TensorRT engine ${enginePath} with TensorRT ${probe.version}: ${(e as Error).message}`, { input: enginePath, cause: e });
     }
     try {
-      const gpuPre = extra.frameBytes ? ', GPU preprocessing' : '';
-      return new TensorRtBackend(engine, tensorRoles(engine.tensors, enginePath), `${description}, ${contexts} context(s), batch ${engine.profile.min}..${engine.profile.max}${gpuPre}`);
+      return new TensorRtBackend(engine, tensorRoles(engine.tensors, enginePath), `${description}, ${contexts} context(s), batch ${engine.profile.min}..${engine.profile.max}${gpuPre}${graphs}`);
     } catch (e) {
       await engine.close();
       throw e;
@@ -298,44 +300,5 @@ export class TensorRtBackend implements Backend {
   close(): Promise<void> {
     this.closing ??= this.engine.close();
     return this.closing;
-  }
-}
-
-/**
- * Opens the engine named by `options.engine`, or builds/reuses a validated one from the cache
- * (rebuilt when stale for this GPU/TensorRT, or corrupt).
- * @example const backend = await createTensorRtBackend({ modelPath: 'femto.onnx', maxBatch: 8 });
- */
-export async function createTensorRtBackend(options: TensorRtBackendOptions): Promise<TensorRtBackend> {
-  const probe = probeTensorRt();
-  if (!probe.ok) throw new DeimError('ERR_BACKEND_UNAVAILABLE', probe.reason);
-  const device = options.device ?? 0;
-  const contexts = options.contexts ?? 2;
-  const extra = {
-    frameBytes: options.frameBytes ?? (probe.addon.buildInfo().cudaKernels ? defaultFrameBytes(options.maxBatch ?? 1) : 0),
-    ...(options.cudaGraphs !== undefined ? { cudaGraphs: options.cudaGraphs } : {}),
-  };
-  if (options.engine !== undefined) {
-    // A user's engine may come without a sidecar (trtexec); when it has one, it must match the file.
-    const check = await checkEngine(options.engine, undefined, false);
-    if (check.status === 'missing') throw new DeimError('ERR_ENGINE_INVALID', `engine file not found: ${options.engine}`, { input: options.engine });
-    if (check.status === 'corrupt' && !/has no sidecar/.test(check.reason)) throw new DeimError('ERR_ENGINE_INVALID', check.reason, { input: options.engine });
-    return TensorRtBackend.open(options.engine, device, contexts, `TensorRT ${probe.version} engine ${options.engine} on device ${device}`, extra);
-  }
-  const build = (force: boolean) => buildEngine({
-    model: options.modelPath, device, maxBatch: options.maxBatch ?? 1, force,
-    ...(options.precision ? { precision: options.precision } : {}),
-    ...(options.cacheDir ? { out: options.cacheDir } : {}),
-  });
-  let built = await build(false);
-  const describe = () => `TensorRT ${probe.version} ${built.sidecar.precision} on ${built.sidecar.gpuName} (device ${device})`;
-  try {
-    return await TensorRtBackend.open(built.engine, device, contexts, describe(), extra);
-  } catch (e) {
-    // Passed the size/sha checks yet TensorRT refuses it (e.g. a driver update): rebuild once.
-    if (!(e instanceof DeimError) || e.code !== 'ERR_ENGINE_INVALID') throw e;
-    await removeEngine(built.engine);
-    built = await build(true);
-    return TensorRtBackend.open(built.engine, device, contexts, describe(), extra);
   }
 }

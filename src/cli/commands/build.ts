@@ -5,7 +5,7 @@
  *   deimv2 detect --backend tensorrt --engine engines/<name>.engine photo.jpg
  */
 import type { Command } from 'commander';
-import { buildEngine, type BuildEngineOptions } from '../../backends/tensorrt/build.js';
+import { buildEngine, type BuildEngineOptions } from '../../engine/build.js';
 import { DeimError } from '../../errors.js';
 import { checkRepositoryTarget, defaultModelName, writeTritonPlan } from '../../triton/index.js';
 

@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DeimError } from '../../errors.js';
+import { DeimError } from '../errors.js';
+import type { ValidationFigures } from '../postprocess/compare.js';
 
 /** Bump when the engine build changes in a way the other key parts do not capture. */
 export const ENGINE_FORMAT = 1;
@@ -30,20 +31,7 @@ export interface EngineKeyParts {
   readonly profile: BatchProfile;
 }
 
-export interface ValidationFigures {
-  readonly passed: boolean;
-  readonly images: number;
-  /** CPU detections (score >= threshold) the engine had to reproduce. */
-  readonly referenceBoxes: number;
-  readonly matched: number;
-  readonly missed: number;
-  readonly extra: number;
-  readonly maxScoreDelta: number;
-  readonly meanScoreDelta: number;
-  readonly minIoU: number;
-  readonly threshold: number;
-  readonly message: string;
-}
+export type { ValidationFigures } from '../postprocess/compare.js';
 
 export interface EngineSidecar extends EngineKeyParts {
   readonly format: number;

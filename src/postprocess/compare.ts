@@ -1,14 +1,26 @@
 /**
- * Engine validation: the engine must find what the CPU backend finds. Known TensorRT problems with
- * DEIMv2 (GridSample wrong on some 10.14+/11.x releases, FP16 accuracy loss in the decoder) show up
- * as missed or extra boxes, or large score deltas, on real images.
+ * The one agreement rule between a reference run and a candidate run of the same model: post-build
+ * validation of a TensorRT engine against the CPU, and the CPU test of the mixed-FP16 graph, both
+ * call compareDetections. Each reference detection must be found again (same class, IoU >= 0.5),
+ * scores and boxes within the precision's tolerance; boxes within THRESHOLD_MARGIN of the
+ * threshold may cross it either way.
  */
-import { readdir } from 'node:fs/promises';
-import path from 'node:path';
-import { DeimError } from '../../errors.js';
-import type { Detection } from '../../postprocess/types.js';
-import type { ValidationFigures } from './cache.js';
-import { PACKAGE_ROOT } from './native.js';
+import type { Detection } from './types.js';
+
+export interface ValidationFigures {
+  readonly passed: boolean;
+  readonly images: number;
+  /** CPU detections (score >= threshold) the engine had to reproduce. */
+  readonly referenceBoxes: number;
+  readonly matched: number;
+  readonly missed: number;
+  readonly extra: number;
+  readonly maxScoreDelta: number;
+  readonly meanScoreDelta: number;
+  readonly minIoU: number;
+  readonly threshold: number;
+  readonly message: string;
+}
 
 /** Tolerances per precision: FP16 legitimately moves scores and boxes a little. */
 export const VALIDATION_TOLERANCE = {
@@ -84,43 +96,3 @@ export function compareDetections(
   };
 }
 
-/** The package's example image plus the images (jpg, jpeg, png, webp) of `dir`. */
-export async function validationImages(dir?: string): Promise<string[]> {
-  const images = [path.join(PACKAGE_ROOT, 'examples', 'example.jpg')];
-  if (dir === undefined) return images;
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (e) {
-    throw new DeimError('ERR_INPUT_NOT_FOUND', `cannot read the validation image folder ${dir}: ${(e as Error).message}`, { input: dir, cause: e });
-  }
-  const found = names.filter((n) => /\.(jpe?g|png|webp)$/i.test(n)).sort().map((n) => path.join(dir, n));
-  if (found.length === 0) throw new DeimError('ERR_NO_IMAGES', `no images (jpg, png, webp) in the validation folder ${dir}`, { input: dir });
-  return images.concat(found);
-}
-
-/** Runs the engine and the CPU backend on `images` and compares (needs a GPU). */
-export async function validateEngine(options: {
-  engine: string; modelPath: string; device: number; precision: 'fp16' | 'fp32'; images: readonly string[]; threshold?: number;
-}): Promise<ValidationFigures> {
-  // Imported here, not at the top: detector.ts imports this backend, and the cycle must not run at load.
-  const { Detector } = await import('../../detector.js');
-  const threshold = options.threshold ?? 0.4;
-  const cpu = await Detector.create({ model: options.modelPath, backend: 'cpu', layout: 'single', threshold });
-  try {
-    const gpu = await Detector.create({ model: options.modelPath, backend: 'tensorrt', engine: options.engine, device: options.device, threshold });
-    try {
-      const reference: Detection[][] = [];
-      const candidate: Detection[][] = [];
-      for (const image of options.images) {
-        reference.push((await cpu.detect(image)).detections);
-        candidate.push((await gpu.detect(image)).detections);
-      }
-      return compareDetections(reference, candidate, { threshold, precision: options.precision });
-    } finally {
-      await gpu.close();
-    }
-  } finally {
-    await cpu.close();
-  }
-}

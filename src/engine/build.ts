@@ -6,16 +6,16 @@
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DeimError } from '../../errors.js';
-import { resolveModel } from '../../models/resolve.js';
-import { hasFastFp16, probeTensorRt } from './availability.js';
+import { DeimError } from '../errors.js';
+import { resolveModel, type ResolvedModel } from '../models/resolve.js';
+import { hasFastFp16, probeTensorRt } from '../backends/tensorrt/availability.js';
 import { checkEngine, enginePaths, sha256File, writeSidecar, type EngineKeyParts, type EngineSidecar } from './cache.js';
-import type { NativeBuildProgress } from './native.js';
+import type { NativeBuildProgress } from '../backends/tensorrt/native.js';
 import { validateEngine, validationImages } from './validate.js';
 
 export interface BuildEngineOptions {
-  /** Variant name or .onnx path (as Detector.create). */
-  model: string;
+  /** Variant name or .onnx path (as Detector.create), or a model resolveModel() already found. */
+  model: string | ResolvedModel;
   modelDir?: string;
   /** Default: fp16 on GPUs with fast FP16 (compute capability >= 7.0, 6.0, 6.2, 5.3), else fp32. */
   precision?: 'fp16' | 'fp32';
@@ -85,7 +85,7 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   }
   const precision = options.precision ?? (hasFastFp16(gpu.computeCapability) ? 'fp16' : 'fp32');
   const trtMajor = Number(probe.version.split('.')[0]);
-  const resolved = resolveModel(options.model, options.modelDir !== undefined ? { modelDir: options.modelDir } : {});
+  const resolved = typeof options.model === 'string' ? resolveModel(options.model, options.modelDir !== undefined ? { modelDir: options.modelDir } : {}) : options.model;
   const out = path.resolve(options.out ?? engineCacheDir());
   await mkdir(out, { recursive: true });
   const modelName = path.basename(resolved.path).replace(/\.onnx$/i, '');
@@ -95,7 +95,7 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   let onnx = resolved.path;
   let stronglyTyped = false;
   if (options.prepare !== false) {
-    const { prepareModel } = await import('../../prepare/index.js');
+    const { prepareModel } = await import('../prepare/index.js');
     const prepared = path.join(out, `${modelName}.${precision}.prepared.onnx`);
     log(`prepare: ${resolved.path} -> ${prepared} (${precision})`);
     await prepareModel(resolved.path, { out: prepared, precision });
@@ -145,7 +145,7 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   if (options.validate !== false) {
     const images = await validationImages(options.validateImages);
     log(`validate: ${images.length} image(s) against the CPU backend`);
-    const validation = await validateEngine({ engine: paths.engine, modelPath: resolved.path, device, precision, images });
+    const validation = await validateEngine({ engine: paths.engine, model: resolved, device, precision, images });
     sidecar = { ...sidecar, validation };
     await writeSidecar(paths.sidecar, sidecar);
     if (!validation.passed) {
