@@ -11,7 +11,7 @@ import { compareDetections, VALIDATION_TOLERANCE } from '../dist/engine/validate
 import { GraphEditor } from '../dist/prepare/graph.js';
 import { prepareLoaded, prepareModel } from '../dist/prepare/index.js';
 import { createSession, loadImageInputs, validateSessions } from '../dist/prepare/measure.js';
-import { DType, encodeModel, loadModel, onnx, type ModelProto } from '../dist/prepare/onnx-io.js';
+import { AttributeType, DType, encodeModel, loadModel, type ModelProto, type NodeProto } from '../dist/prepare/onnx-io.js';
 import { compareDetections as sharedRule } from '../dist/postprocess/compare.js';
 import { COCO_IMAGES as COCO_DIR, MODEL_DIR } from './helpers/paths.js';
 import { readdirSync } from 'node:fs';
@@ -67,19 +67,19 @@ describe('one agreement rule', () => {
 });
 
 /** X [2,4] -> Mul(Constant) -> Add(ConstantOfShape) -> Add(EyeLike) -> Y, intermediates without value_info. */
-function attributeTypedGraph(extra?: onnx.INodeProto): ModelProto {
+function attributeTypedGraph(extra?: NodeProto): ModelProto {
   const f32 = (name: string, dims: number[]) => ({ name, type: { tensorType: { elemType: DType.FLOAT, shape: { dim: dims.map((d) => ({ dimValue: d })) } } } });
   const tensor = (dataType: number, dims: number[], raw: ArrayBufferView) => ({ dataType, dims, rawData: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) });
-  const nodes: onnx.INodeProto[] = [
-    { opType: 'Constant', name: 'c', output: ['c'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: tensor(DType.FLOAT, [4], new Float32Array([1, 2, 3, 4])) }] },
+  const nodes: NodeProto[] = [
+    { opType: 'Constant', name: 'c', output: ['c'], attribute: [{ name: 'value', type: AttributeType.TENSOR, t: tensor(DType.FLOAT, [4], new Float32Array([1, 2, 3, 4])) }] },
     { opType: 'Mul', name: 'mul', input: ['x', 'c'], output: ['m'] },
-    { opType: 'ConstantOfShape', name: 'z', input: ['shape'], output: ['z'], attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t: tensor(DType.FLOAT, [1], new Float32Array([0.5])) }] },
+    { opType: 'ConstantOfShape', name: 'z', input: ['shape'], output: ['z'], attribute: [{ name: 'value', type: AttributeType.TENSOR, t: tensor(DType.FLOAT, [1], new Float32Array([0.5])) }] },
     { opType: 'Add', name: 'add', input: ['m', 'z'], output: ['a'] },
     { opType: 'EyeLike', name: 'eye', input: ['a'], output: ['e'] },
     { opType: 'Add', name: 'out', input: ['a', 'e'], output: [extra ? 'y0' : 'y'] },
   ];
   if (extra) nodes.push(extra);
-  return onnx.ModelProto.create({
+  return ({
     irVersion: 8,
     opsetImport: [{ domain: '', version: 17 }],
     graph: {

@@ -87,10 +87,21 @@ async function ensureDirectory(directory: string): Promise<void> {
   }
 }
 
+let encoder: Promise<typeof import('sharp')['default']> | undefined;
+
+/**
+ * The encoder (sharp), loaded once on first use: a run that writes no image does not pay for it.
+ * A run that will write images should call this before detection starts: loading a module reads
+ * files through libuv's thread pool, where it would queue behind every decode in flight (annotated
+ * images then waited, in memory, for the end of a folder).
+ */
+export function loadEncoder(): Promise<typeof import('sharp')['default']> {
+  return (encoder ??= import('sharp').then((m) => m.default));
+}
+
 async function encode(image: AnnotatableImage, format: OutputFormat): Promise<Buffer> {
   const { data, width, height, channels } = image;
-  // Loaded on first use: a run that writes no image does not pay for the encoder.
-  const { default: sharp } = await import('sharp');
+  const sharp = await loadEncoder();
   const pipeline = sharp(data, { raw: { width, height, channels } });
   switch (format) {
     case 'jpeg':

@@ -3,7 +3,7 @@ import { existsSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { drawDetections } from '../../annotate/draw.js';
-import { annotatedNameIn, isWritableImagePath, writeAnnotatedImage, WRITABLE_EXTENSIONS } from '../../annotate/write.js';
+import { annotatedNameIn, isWritableImagePath, loadEncoder, writeAnnotatedImage, WRITABLE_EXTENSIONS } from '../../annotate/write.js';
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
@@ -75,8 +75,8 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
     ],
   });
   const printLines = !options.quiet && !jsonToStdout;
-
-  const detector = await Detector.create(detectorOptions);
+  // The encoder loads while the model does, not behind the first decodes.
+  const [detector] = await Promise.all([Detector.create(detectorOptions), out !== undefined ? loadEncoder() : undefined]);
   if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})`);
   const start = performance.now();
   // Up to 50 images get a line each; more get a progress bar instead.
