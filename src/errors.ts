@@ -7,6 +7,7 @@ export type DeimErrorCode =
   | 'ERR_INPUT_EMPTY'
   | 'ERR_INPUT_UNREADABLE'
   | 'ERR_INPUT_TOO_LARGE'
+  | 'ERR_INPUT_NOT_ALLOWED'
   | 'ERR_NO_IMAGES'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_UNKNOWN_VARIANT'
@@ -26,7 +27,8 @@ export type DeimErrorCode =
   | 'ERR_EVAL_INPUT'
   | 'ERR_VIDEO'
   | 'ERR_FFMPEG_NOT_FOUND'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  | 'ERR_QUEUE';
 
 export class DeimError extends Error {
   readonly code: DeimErrorCode;

@@ -29,3 +29,5 @@ export { buildEngine, engineCacheDir, tensorrtAvailability, createTensorRtBacken
 export type { BuildEngineOptions, BuildEngineResult, EngineSidecar, ValidationFigures } from './backends/tensorrt/index.js';
 export * from './eval/index.js';
 export { prepareModel, DEIMV2_KEEP_FP32, type PrepareOptions, type PrepareResult, type KeepRule } from './prepare/index.js';
+export { DetectionQueue, DetectionWorker } from './queue/index.js';
+export type { DetectionQueueOptions, AddJob, QueueResult, DetectionWorkerOptions, DetectionJobOptions, JobResult, QueueStats, WorkerInfo, RedisTarget } from './queue/index.js';

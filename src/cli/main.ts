@@ -9,6 +9,9 @@ import { register as registerBuild } from './commands/build.js';
 import { register as registerEval } from './commands/eval.js';
 import { register as registerCompare } from './commands/compare.js';
 import { register as registerPrepare } from './commands/prepare.js';
+import { register as registerWorker } from './commands/worker.js';
+import { register as registerSubmit } from './commands/submit.js';
+import { register as registerQueue } from './commands/queue.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -23,6 +26,9 @@ export function createProgram(): Command {
   registerCompare(program);
   registerPrepare(program);
   registerBuild(program);
+  registerWorker(program);
+  registerSubmit(program);
+  registerQueue(program);
   return program;
 }
 
