@@ -65,6 +65,8 @@ export class DetectionQueue {
   private readonly keepSeconds: number;
   private readonly pollMs: number;
   private events: Promise<QueueEvents> | undefined;
+  /** BullMQ leaves connections it was given open: this one is closed here. */
+  private eventsRedis: Redis | undefined;
   private readonly waiters = new Map<string, Listener[]>();
   private readonly toCheck = new Set<string>();
   private checkScheduled = false;
@@ -243,6 +245,7 @@ export class DetectionQueue {
     const events = this.events;
     this.events = undefined;
     await Promise.all([events?.then((e) => e.close()).catch(() => {}), this.queue.close().catch(() => {})]);
+    this.eventsRedis?.disconnect();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
@@ -279,7 +282,9 @@ export class DetectionQueue {
   private subscribe(): Promise<QueueEvents> {
     this.events ??= (async () => {
       const last = await this.redis.xrevrange(`${this.prefix}:${this.name}:events`, '+', '-', 'COUNT', 1);
-      const events = new QueueEvents(this.name, { connection: createRedis(this.target, 'deimv2-producer-events'), prefix: this.prefix, lastEventId: last[0]?.[0] ?? '0-0' });
+      const connection = createRedis(this.target, 'deimv2-producer-events');
+      this.eventsRedis = connection;
+      const events = new QueueEvents(this.name, { connection, prefix: this.prefix, lastEventId: last[0]?.[0] ?? '0-0' });
       events.on('error', () => {});
       events.on('completed', ({ jobId, returnvalue }) => {
         const value = (typeof returnvalue === 'string' ? safeParse(returnvalue) : returnvalue) as JobResult | undefined;

@@ -107,13 +107,14 @@ export class DetectionWorker {
   private readonly batcher: Batcher;
   private readonly heartbeat: Heartbeat;
   private readonly redis: Redis;
+  private readonly workerRedis: Redis;
   private readonly counts: WorkerCounts = { completed: 0, failed: 0, retried: 0 };
   private readonly ownsDetector: boolean;
   private readonly policy: SourcePolicy;
   private readonly log: (line: string) => void;
   private closing: Promise<void> | undefined;
 
-  private constructor(init: { id: string; queue: string; detector: Detector; ownsDetector: boolean; concurrency: number; policy: SourcePolicy; worker: (processor: (job: Job) => Promise<JobResult>) => Worker; redis: Redis; heartbeat: Heartbeat; log: (line: string) => void }) {
+  private constructor(init: { id: string; queue: string; detector: Detector; ownsDetector: boolean; concurrency: number; policy: SourcePolicy; worker: (processor: (job: Job) => Promise<JobResult>) => Worker; redis: Redis; workerRedis: Redis; heartbeat: Heartbeat; log: (line: string) => void }) {
     this.id = init.id;
     this.queueName = init.queue;
     this.detector = init.detector;
@@ -121,6 +122,7 @@ export class DetectionWorker {
     this.concurrency = init.concurrency;
     this.policy = init.policy;
     this.redis = init.redis;
+    this.workerRedis = init.workerRedis;
     this.heartbeat = init.heartbeat;
     this.log = init.log;
     this.batcher = new Batcher(init.detector);
@@ -186,6 +188,8 @@ export class DetectionWorker {
       backend: detector.backendName,
       concurrency,
     });
+    // BullMQ leaves a connection it was given open (its blocking duplicate it closes itself).
+    const workerRedis = createRedis(target, `deimv2-worker-${id}`);
     const self = new DetectionWorker({
       id,
       queue,
@@ -194,11 +198,12 @@ export class DetectionWorker {
       concurrency,
       policy,
       redis,
+      workerRedis,
       heartbeat,
       log,
       worker: (processor) =>
         new Worker(queue, processor, {
-          connection: createRedis(target, `deimv2-worker-${id}`),
+          connection: workerRedis,
           prefix,
           name: id,
           concurrency,
@@ -232,6 +237,7 @@ export class DetectionWorker {
     await this.worker.close();
     await this.heartbeat.stop();
     if (this.ownsDetector) await this.detector.close();
+    await this.workerRedis.quit().catch(() => this.workerRedis.disconnect());
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 
