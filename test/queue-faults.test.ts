@@ -80,7 +80,7 @@ describe('queue under faults: 3 workers, 2,000 jobs, a SIGKILL and a Redis resta
       for (let i = 0; i < JOBS; i += 100) await Promise.all(jobs.slice(i, i + 100).map((j) => q.add({ image: j.image, id: j.id })));
       let count = 0;
       const faults: Array<Promise<void>> = [];
-      const deadline = setTimeout(() => void q.close(), 170_000);
+      const deadline = setTimeout(() => void q.close(), 220_000);
       for await (const r of q.results(jobs.map((j) => j.id))) {
         const list = results.get(r.id) ?? [];
         list.push(r);
@@ -148,5 +148,5 @@ describe('queue under faults: 3 workers, 2,000 jobs, a SIGKILL and a Redis resta
     // The survivors drain on SIGTERM and exit 0.
     for (const w of workers.slice(1)) w.proc.kill('SIGTERM');
     for (const w of workers.slice(1)) expect((await w.exited).code, w.stderr).toBe(0);
-  }, 240_000);
+  }, 280_000);
 });

@@ -47,6 +47,8 @@ export interface DetectionWorkerOptions {
   stalledInterval?: number;
   /** BullMQ: how many times a job may stall (its worker died) before it fails. Default 3. */
   maxStalledCount?: number;
+  /** With a batch size above 1 (TensorRT), how long jobs are gathered into a batch; default 2 ms. */
+  batchWaitMs?: number;
   /** BullMQ key prefix; default "bull". */
   prefix?: string;
   /** Log lines (start, failures, connection trouble). */
@@ -65,12 +67,16 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Collects the jobs that arrive in the same turn of the event loop into one detectBatch call per option set. */
+/**
+ * Collects the jobs that arrive together into one detectBatch call per option set: those of the
+ * same turn of the event loop, and with a batch size above 1 (TensorRT) those of the next
+ * `waitMs` too, until a batch is full.
+ */
 class Batcher {
   private groups = new Map<string, { options: DetectOptions; items: Pending[] }>();
-  private scheduled = false;
+  private scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
 
-  constructor(private readonly detector: Detector) {}
+  constructor(private readonly detector: Detector, private readonly waitMs: number) {}
 
   run(input: string | Buffer, options: DetectOptions): Promise<DetectorResult | DetectionFailure> {
     return new Promise((resolve, reject) => {
@@ -78,15 +84,21 @@ class Batcher {
       let group = this.groups.get(key);
       if (!group) this.groups.set(key, (group = { options, items: [] }));
       group.items.push({ input, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
+      const batch = this.detector.batchSize;
+      if (batch > 1 && group.items.length >= batch) {
+        this.flush();
+      } else if (this.scheduled === undefined) {
+        this.scheduled = batch > 1 && this.waitMs > 0 ? setTimeout(() => this.flush(), this.waitMs) : setImmediate(() => this.flush());
       }
     });
   }
 
   private flush(): void {
-    this.scheduled = false;
+    if (this.scheduled !== undefined) {
+      clearTimeout(this.scheduled as NodeJS.Timeout);
+      clearImmediate(this.scheduled as NodeJS.Immediate);
+      this.scheduled = undefined;
+    }
     const groups = [...this.groups.values()];
     this.groups.clear();
     for (const { options, items } of groups) {
@@ -114,7 +126,7 @@ export class DetectionWorker {
   private readonly log: (line: string) => void;
   private closing: Promise<void> | undefined;
 
-  private constructor(init: { id: string; queue: string; detector: Detector; ownsDetector: boolean; concurrency: number; policy: SourcePolicy; worker: (processor: (job: Job) => Promise<JobResult>) => Worker; redis: Redis; workerRedis: Redis; heartbeat: Heartbeat; log: (line: string) => void }) {
+  private constructor(init: { id: string; queue: string; detector: Detector; ownsDetector: boolean; concurrency: number; policy: SourcePolicy; worker: (processor: (job: Job) => Promise<JobResult>) => Worker; redis: Redis; workerRedis: Redis; heartbeat: Heartbeat; log: (line: string) => void; batchWaitMs: number }) {
     this.id = init.id;
     this.queueName = init.queue;
     this.detector = init.detector;
@@ -125,7 +137,7 @@ export class DetectionWorker {
     this.workerRedis = init.workerRedis;
     this.heartbeat = init.heartbeat;
     this.log = init.log;
-    this.batcher = new Batcher(init.detector);
+    this.batcher = new Batcher(init.detector, init.batchWaitMs);
     this.worker = init.worker((job) => this.process(job));
     let lastError = '';
     this.worker.on('error', (e) => {
@@ -201,6 +213,7 @@ export class DetectionWorker {
       workerRedis,
       heartbeat,
       log,
+      batchWaitMs: options.batchWaitMs ?? 2,
       worker: (processor) =>
         new Worker(queue, processor, {
           connection: workerRedis,
