@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DetectionQueue, DetectionWorker, type QueueResult } from '../dist/index.js';
 import { ATTO, CLI, COCO_IMAGES, MODEL_DIR, ROOT } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
-import { startRedis, type TestRedis } from './helpers/redis.js';
+import { makeTlsFiles, startRedis, type TestRedis } from './helpers/redis.js';
 
 const run = promisify(execFile);
 const IMAGES = readdirSync(COCO_IMAGES).filter((f) => f.endsWith('.jpg')).sort().slice(0, 4).map((f) => path.join(COCO_IMAGES, f));
@@ -237,10 +237,14 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
     writeFileSync(path.join(input, 'broken.jpg'), 'not an image at all');
     const viaQueue = path.join(dir, 'queue.json');
     const viaDetect = path.join(dir, 'detect.json');
-    const [s, d] = await Promise.all([
+    const viaBytes = path.join(dir, 'bytes.json');
+    const [s, d, b] = await Promise.all([
       deimv2(['submit', input, '--redis', redis.url, '--queue', 'detect', '--wait', '--json', viaQueue, '-q']),
       deimv2(['detect', input, '--model', 'atto', '--layout', 'single', '--threads', '1', '--json', viaDetect, '-q']),
+      deimv2(['submit', input, '--bytes', '--redis', redis.url, '--queue', 'detect', '--wait', '--json', viaBytes, '-q']),
     ]);
+    expect(b.code, b.stderr).toBe(1);
+    expect(JSON.parse(readFileSync(viaBytes, 'utf8'))).toEqual(JSON.parse(readFileSync(viaDetect, 'utf8')));
     expect(s.code, s.stderr).toBe(1);
     expect(d.code, d.stderr).toBe(1);
     expect(s.stderr).toMatch(/4 image\(s\), \d+ detection\(s\), 1 failed in [\d.]+ s through queue "detect"/);
@@ -274,6 +278,30 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
       await expect(wrong.ready(1500)).rejects.toMatchObject({ code: 'ERR_QUEUE', message: expect.stringMatching(/redis:\/\/:\*\*\*@127\.0\.0\.1.*WRONGPASS|invalid password/i) });
       await wrong.close();
       expect(() => new DetectionQueue({ redis: 'http://127.0.0.1:1', queue: 'x' })).toThrow(/redis:\/\/ or rediss:\/\//);
+    } finally {
+      await secured.stop();
+    }
+  });
+
+  it('works over TLS (rediss://) with a private CA', async () => {
+    const tlsDir = tempDir('deimv2-redis-tls-');
+    const files = makeTlsFiles(tlsDir);
+    const secured = await startRedis({ tls: files });
+    try {
+      const target = { url: secured.url, tls: { ca: readFileSync(files.ca) } };
+      expect(target.url).toMatch(/^rediss:\/\/localhost:\d+$/);
+      const w = await DetectionWorker.start({ redis: target, queue: 'tls', detector: worker.detector, allowDirs: [COCO_IMAGES] });
+      const p = new DetectionQueue({ redis: target, queue: 'tls' });
+      try {
+        const r = await p.result(await p.add({ image: IMAGES[1]! }), { timeoutMs: 30_000 });
+        expect(errorOf(r)).toBeUndefined();
+        // The CLI trusts a private CA through NODE_EXTRA_CA_CERTS.
+        const { stdout } = await run(process.execPath, [CLI, 'queue', 'stats', '--redis', secured.url, '--queue', 'tls'], { env: { ...process.env, NODE_EXTRA_CA_CERTS: files.ca } });
+        expect(stdout).toMatch(/1 completed, 0 failed/);
+      } finally {
+        await p.close();
+        await w.close();
+      }
     } finally {
       await secured.stop();
     }

@@ -2,8 +2,8 @@
  * A real redis-server for the queue tests: started on a free port with its own temporary data
  * folder and append-only persistence, restartable (same port, same data), stopped afterwards.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +12,7 @@ export const REDIS_SERVER = process.env.DEIMV2_REDIS_SERVER ?? 'redis-server';
 
 export interface TestRedis {
   port: number;
-  /** redis://127.0.0.1:port (with the password when there is one). */
+  /** redis://127.0.0.1:port, or rediss://localhost:port with TLS (with the password when there is one). */
   url: string;
   dir: string;
   /** Stops the server gracefully (SIGTERM: it writes its append-only file) and starts it again on the same port and data. */
@@ -31,11 +31,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startRedis(options: { password?: string; extraArgs?: string[] } = {}): Promise<TestRedis> {
+/** A private CA and a certificate for localhost/127.0.0.1 signed by it (openssl), for TLS tests. */
+export function makeTlsFiles(dir: string): { ca: string; cert: string; key: string } {
+  const f = (name: string) => path.join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '1', '-subj', '/CN=deimv2-test-ca');
+  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
+  writeFileSync(f('san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  openssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-days', '1', '-extfile', f('san.ext'));
+  return { ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key') };
+}
+
+export async function startRedis(options: { password?: string; extraArgs?: string[]; tls?: { ca: string; cert: string; key: string } } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'deimv2-redis-'));
+  const listen = options.tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', options.tls.cert, '--tls-key-file', options.tls.key, '--tls-ca-cert-file', options.tls.ca, '--tls-auth-clients', 'no']
+    : ['--port', String(port)];
   const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+    ...listen, '--bind', '127.0.0.1', '--dir', dir,
     '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--daemonize', 'no', '--loglevel', 'warning',
     ...(options.password ? ['--requirepass', options.password] : []),
     ...(options.extraArgs ?? []),
@@ -71,7 +85,7 @@ export async function startRedis(options: { password?: string; extraArgs?: strin
   const auth = options.password ? `:${encodeURIComponent(options.password)}@` : '';
   return {
     port,
-    url: `redis://${auth}127.0.0.1:${port}`,
+    url: options.tls ? `rediss://${auth}localhost:${port}` : `redis://${auth}127.0.0.1:${port}`,
     dir,
     async restart() {
       await stopChild();

@@ -14,7 +14,7 @@ export function register(program: Command): void {
   queue
     .command('stats')
     .description('waiting, active, completed and failed jobs, and jobs/s per worker')
-    .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db] or rediss:// for TLS')
+    .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db], or rediss:// for TLS (a private CA: NODE_EXTRA_CA_CERTS=ca.pem)')
     .option('--queue <name>', 'queue name', 'detect')
     .option('--json', 'print the figures as JSON')
     .action(async (options: QueueCliOptions) => {

@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .command('submit')
     .description('enqueue images for `deimv2 worker`s; with --wait, collect the results (the JSON `deimv2 detect --json` writes)')
     .argument('<inputs...>', 'image files, folders or glob patterns')
-    .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db] or rediss:// for TLS')
+    .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db], or rediss:// for TLS (a private CA: NODE_EXTRA_CA_CERTS=ca.pem)')
     .option('--queue <name>', 'queue name', 'detect')
     .option('--wait', 'wait for every result')
     .option('--json <file>', 'with --wait: the results ({model, backend, results}); without: the job ids ("-" for stdout)')

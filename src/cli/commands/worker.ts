@@ -23,7 +23,7 @@ export function register(program: Command): void {
       .command('worker')
       .description('consume detection jobs from a Redis queue (BullMQ) until SIGTERM; --threshold/--classes/--max-detections are defaults for jobs that set none'),
   )
-    .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db] or rediss:// for TLS')
+    .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db], or rediss:// for TLS (a private CA: NODE_EXTRA_CA_CERTS=ca.pem)')
     .option('--queue <name>', 'queue name', 'detect')
     .option('--concurrency <n>', 'jobs in flight (default: 2 x model runners x batch + 2)')
     .option('--allow-dir <dir...>', 'folders path jobs may read and annotated images may be written under (default: none)')
