@@ -14,7 +14,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DetectionQueue, DetectionWorker, type QueueResult } from '../dist/index.js';
+import { DetectionQueue, DetectionWorker, Detector, type QueueResult } from '../dist/index.js';
 import { ATTO, CLI, COCO_IMAGES, MODEL_DIR, ROOT } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
 import { makeTlsFiles, startRedis, type TestRedis } from './helpers/redis.js';
@@ -304,6 +304,29 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
       }
     } finally {
       await secured.stop();
+    }
+  });
+
+  it('hands jobs that arrive together to the detector as batches when its batch size is above 1', async () => {
+    const batched = await Detector.create({ ...DETECTOR, batch: 4 });
+    const sizes: number[] = [];
+    const original = batched.detectBatch.bind(batched);
+    batched.detectBatch = (inputs, options) => (sizes.push(inputs.length), original(inputs, options));
+    const w = await DetectionWorker.start({ redis: redis.url, queue: 'batched', detector: batched, allowDirs: [COCO_IMAGES], concurrency: 8, batchWaitMs: 20 });
+    const p = new DetectionQueue({ redis: redis.url, queue: 'batched' });
+    try {
+      const ids = await Promise.all(Array.from({ length: 16 }, (_, i) => p.add({ image: IMAGES[i % IMAGES.length]!, id: `batched-${i}` })));
+      const results = await Promise.all(ids.map((id) => p.result(id, { timeoutMs: 60_000 })));
+      const direct = await worker.detector.detect(IMAGES[0]!);
+      expect(results.every((r) => errorOf(r) === undefined)).toBe(true);
+      expect((results[0] as { detections: unknown }).detections).toEqual(direct.detections);
+      expect(sizes.reduce((a, b) => a + b, 0)).toBe(16);
+      expect(Math.max(...sizes)).toBeGreaterThan(1);
+      expect(w.concurrency).toBe(8);
+    } finally {
+      await p.close();
+      await w.close();
+      await batched.close();
     }
   });
 

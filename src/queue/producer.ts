@@ -181,9 +181,11 @@ export class DetectionQueue {
       this.everyResult.add(push);
       this.subscribe().catch((e) => ((failure = e), wake?.()));
     }
+    const wakeMe = () => wake?.();
     const done = () => {
       if (wanted) for (const id of wanted) this.unwatch(id, push);
       else this.everyResult.delete(push);
+      this.wakeAll.delete(wakeMe);
     };
     const self = this;
     const iterator: AsyncIterableIterator<QueueResult> = {
@@ -213,7 +215,7 @@ export class DetectionQueue {
         return iterator;
       },
     };
-    this.wakeAll.add(() => wake?.());
+    this.wakeAll.add(wakeMe);
     return iterator;
   }
 
