@@ -12,7 +12,7 @@
  * Targets: (2) >= 0.95 x (1); (3) >= 0.9 x (1).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +32,13 @@ const rounds = Number(values.rounds);
 const coco = path.resolve(values['coco-dir'] ?? path.join(root, '..', 'shared', 'coco', 'val2017'));
 const env = { ...process.env, DEIMV2_MODEL_DIR: process.env.DEIMV2_MODEL_DIR ?? path.join(root, '..', 'shared', 'models') };
 
+/** CPU seconds (user + system) a live process has used so far. */
+function cpuOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
+}
+
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const spread = (xs) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}`;
 
@@ -39,7 +46,7 @@ const spread = (xs) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(
 const work = mkdtempSync(path.join(os.tmpdir(), 'deimv2-bench-queue-'));
 const folder = path.join(work, 'images');
 const sources = readdirSync(coco).filter((f) => f.endsWith('.jpg')).sort();
-(await import('node:fs')).mkdirSync(folder);
+mkdirSync(folder);
 const files = [];
 for (let i = 0; i < N; i++) {
   const f = path.join(folder, `img-${String(i).padStart(5, '0')}.jpg`);
@@ -55,7 +62,7 @@ const port = await new Promise((resolve) => {
   });
 });
 const redisDir = path.join(work, 'redis');
-(await import('node:fs')).mkdirSync(redisDir);
+mkdirSync(redisDir);
 const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', '', '--loglevel', 'warning'], { stdio: 'ignore' });
 const url = `redis://127.0.0.1:${port}`;
 const probe = new Redis(url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
@@ -63,11 +70,13 @@ probe.on('error', () => {});
 await probe.ping();
 
 const children = [];
+const workersOf = {};
 function startWorker(queue, threads) {
   const args = [cli, 'worker', '--redis', url, '--queue', queue, '--model', values.model, '--layout', values.layout, '--allow-dir', folder, coco];
   if (threads) args.push('--threads', String(threads));
   const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.push(proc);
+  (workersOf[queue] ??= []).push(proc);
   return new Promise((resolve, reject) => {
     let log = '';
     proc.stderr.on('data', (d) => {
@@ -78,28 +87,37 @@ function startWorker(queue, threads) {
   });
 }
 
-async function detectRun() {
-  const { stderr } = await promisify(execFile)(process.execPath, [cli, 'detect', folder, '--model', values.model, '--layout', values.layout, '-q'], { env, maxBuffer: 1 << 26 });
+async function detectRun(target = folder, count = N) {
+  // /usr/bin/time gives the child's CPU seconds (these include loading the model).
+  const timed = existsSync('/usr/bin/time');
+  const argv = [process.execPath, cli, 'detect', target, '--model', values.model, '--layout', values.layout, '-q'];
+  const { stderr } = await promisify(execFile)(timed ? '/usr/bin/time' : argv[0], timed ? ['-f', 'cpu-seconds %U %S', ...argv] : argv.slice(1), { env, maxBuffer: 1 << 26 });
   const m = /end to end ([\d.]+) img\/s/.exec(stderr);
   if (!m) throw new Error(`no figure in: ${stderr}`);
-  return Number(m[1]);
+  const c = /cpu-seconds ([\d.]+) ([\d.]+)/.exec(stderr);
+  return { rate: Number(m[1]), cpuMs: c ? ((Number(c[1]) + Number(c[2])) * 1000) / count : NaN };
 }
 
 async function queueRun(queue, round) {
   const q = new DetectionQueue({ redis: url, queue });
   const raw = new Queue(queue, { connection: probe });
   try {
+    const pids = [redis.pid, ...workersOf[queue].map((p) => p.pid)];
+    const cpu0 = pids.map(cpuOf);
+    const self0 = process.cpuUsage();
     const t0 = performance.now();
     const ids = [];
     for (let i = 0; i < N; i += 100) ids.push(...(await Promise.all(files.slice(i, i + 100).map((f, k) => q.add({ image: f, id: `r${round}-${i + k}` })))));
     let failed = 0;
     for await (const r of q.results(ids)) if ('error' in r) failed++;
     const wall = (performance.now() - t0) / 1000;
+    const selfCpu = process.cpuUsage(self0);
+    const cpuMs = ((pids.map(cpuOf).reduce((a, c, i) => a + c - cpu0[i], 0) + (selfCpu.user + selfCpu.system) / 1e6) * 1000) / N;
     if (failed) throw new Error(`${failed} jobs failed`);
     const jobs = await Promise.all(ids.map((id) => raw.getJob(id)));
     const first = Math.min(...jobs.map((j) => j.processedOn));
     const last = Math.max(...jobs.map((j) => j.finishedOn));
-    return { rate: N / ((last - first) / 1000), wall: N / wall };
+    return { rate: N / ((last - first) / 1000), wall: N / wall, cpuMs };
   } finally {
     await q.close();
     await raw.close();
@@ -112,16 +130,23 @@ try {
   const half = Math.max(1, Math.floor(cores / 2));
   await Promise.all([startWorker('bench-two', half), startWorker('bench-two', half)]);
   console.log(`  ${one}`);
-  const figures = { detect: [], one: [], oneWall: [], two: [], twoWall: [] };
+  // detect's fixed CPU cost (start-up, model load, one image), subtracted from its per-image CPU.
+  const fixedMs = (await detectRun(files[0], 1)).cpuMs;
+  const figures = { detect: [], detectCpu: [], one: [], oneWall: [], oneCpu: [], two: [], twoWall: [], twoCpu: [] };
   for (let r = 0; r < rounds; r++) {
-    figures.detect.push(await detectRun());
+    const d = await detectRun();
+    d.cpuMs -= fixedMs / N;
+    figures.detect.push(d.rate);
+    figures.detectCpu.push(d.cpuMs);
     const a = await queueRun('bench-one', r);
     figures.one.push(a.rate);
     figures.oneWall.push(a.wall);
+    figures.oneCpu.push(a.cpuMs);
     const b = await queueRun('bench-two', r);
     figures.two.push(b.rate);
     figures.twoWall.push(b.wall);
-    console.log(`  round ${r + 1}: detect ${figures.detect[r].toFixed(1)} img/s | 1 worker ${a.rate.toFixed(1)} (submit-to-last-result ${a.wall.toFixed(1)}) | 2 workers ${b.rate.toFixed(1)} (${b.wall.toFixed(1)})`);
+    figures.twoCpu.push(b.cpuMs);
+    console.log(`  round ${r + 1}: detect ${d.rate.toFixed(1)} img/s | 1 worker ${a.rate.toFixed(1)} (submit-to-last-result ${a.wall.toFixed(1)}) | 2 workers ${b.rate.toFixed(1)} (${b.wall.toFixed(1)}) | CPU ms/image: detect ${d.cpuMs.toFixed(1)}, 1 worker ${a.cpuMs.toFixed(1)}, 2 workers ${b.cpuMs.toFixed(1)}`);
   }
   const d = median(figures.detect);
   const one1 = median(figures.one);
@@ -129,6 +154,7 @@ try {
   console.log(`deimv2 detect (${values.layout}, ${cores} threads): ${d.toFixed(1)} img/s (${spread(figures.detect)})`);
   console.log(`queue, 1 worker (${values.layout}, ${cores} threads): ${one1.toFixed(1)} img/s (${spread(figures.one)}) = ${(one1 / d).toFixed(3)} x detect (target >= 0.95); from submit to last result ${median(figures.oneWall).toFixed(1)} img/s`);
   console.log(`queue, 2 workers (${values.layout}, ${half} thread(s) each): ${two2.toFixed(1)} img/s (${spread(figures.two)}) = ${(two2 / d).toFixed(3)} x detect (target >= 0.9); from submit to last result ${median(figures.twoWall).toFixed(1)} img/s`);
+  console.log(`CPU per image (all processes involved: detect less its start-up and model load; queue: workers + redis-server + producer): detect ${median(figures.detectCpu).toFixed(1)} ms, 1 worker ${median(figures.oneCpu).toFixed(1)} ms, 2 workers ${median(figures.twoCpu).toFixed(1)} ms`);
   console.log(`load average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes on this machine share its cores)`);
 } finally {
   for (const c of children) c.kill('SIGTERM');

@@ -1,7 +1,7 @@
 /**
  * DetectionWorker: consumes detection jobs from a BullMQ queue with one Detector.
  *
- * - Enough jobs are in flight to keep the backend saturated (default: twice the detector's
+ * - Enough jobs are in flight to keep the backend saturated (default: four times the detector's
  *   runners x batch, plus two to hide Redis round trips); jobs that arrive together go to the
  *   detector as one detectBatch call, so TensorRT gets them as batches.
  * - Bad input (unreadable image, too large, not allowed, bad options) fails the job once with its
@@ -33,7 +33,7 @@ export interface DetectionWorkerOptions {
   detectorOptions?: DetectorOptions;
   /** Use this detector (the worker does not close it). */
   detector?: Detector;
-  /** Jobs in flight at once; default 2 x runners x batch + 2. */
+  /** Jobs in flight at once; default 4 x runners x batch + 2 (as many as `deimv2 detect` keeps in flight, and a few to hide Redis round trips). */
   concurrency?: number;
   /** Folders path jobs may read and annotated images may be written under (default none). */
   allowDirs?: readonly string[];
@@ -191,7 +191,7 @@ export class DetectionWorker {
       throw e;
     }
     const stats = detector.stats();
-    const concurrency = options.concurrency ?? 2 * stats.runners * detector.batchSize + 2;
+    const concurrency = options.concurrency ?? 4 * stats.runners * detector.batchSize + 2;
     const heartbeat = new Heartbeat(redis, workersKey(prefix, queue), {
       id,
       host: os.hostname(),

@@ -25,7 +25,7 @@ export function register(program: Command): void {
   )
     .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db], or rediss:// for TLS (a private CA: NODE_EXTRA_CA_CERTS=ca.pem)')
     .option('--queue <name>', 'queue name', 'detect')
-    .option('--concurrency <n>', 'jobs in flight (default: 2 x model runners x batch + 2)')
+    .option('--concurrency <n>', 'jobs in flight (default: 4 x model runners x batch + 2)')
     .option('--allow-dir <dir...>', 'folders path jobs may read and annotated images may be written under (default: none)')
     .option('--max-bytes <n>', 'largest image in bytes (job bytes, files, downloads)', String(DEFAULT_MAX_BYTES))
     .option('--url-timeout <ms>', 'URL download timeout in milliseconds', '15000')
