@@ -21,7 +21,7 @@ export function register(program: Command): void {
   addDetectorOptions(
     program
       .command('worker')
-      .description('consume detection jobs from a Redis queue (BullMQ) until SIGTERM; --threshold/--classes/--max-detections are defaults for jobs that set none'),
+      .description('consume detection jobs from a Redis queue (BullMQ) until SIGTERM (--threshold etc.: defaults for jobs that set none)'),
   )
     .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db], or rediss:// for TLS (a private CA: NODE_EXTRA_CA_CERTS=ca.pem)')
     .option('--queue <name>', 'queue name', 'detect')
