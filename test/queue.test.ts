@@ -330,6 +330,34 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
     }
   });
 
+  it('retries a backend failure with backoff, then completes with the one result', async () => {
+    const flaky = await Detector.create(DETECTOR);
+    let calls = 0;
+    const original = flaky.detectBatch.bind(flaky);
+    flaky.detectBatch = async (inputs, options) => {
+      if (++calls <= 2) throw Object.assign(new Error('simulated backend failure'), { code: 'ERR_BACKEND_FAILED' });
+      return original(inputs, options);
+    };
+    const w = await DetectionWorker.start({ redis: redis.url, queue: 'flaky-backend', detector: flaky, allowDirs: [COCO_IMAGES] });
+    const p = new DetectionQueue({ redis: redis.url, queue: 'flaky-backend', backoffMs: 50 });
+    const raw = new Queue('flaky-backend', { connection: new Redis(redis.url) });
+    try {
+      const id = await p.add({ image: IMAGES[0]! });
+      const r = await p.result(id, { timeoutMs: 30_000 });
+      expect(errorOf(r)).toBeUndefined();
+      expect((r as { detections: unknown }).detections).toEqual((await worker.detector.detect(IMAGES[0]!)).detections);
+      const job = (await raw.getJob(id))!;
+      expect(job.attemptsMade).toBe(3);
+      expect(w.stats()).toMatchObject({ completed: 1, failed: 0, retried: 2 });
+    } finally {
+      await raw.close();
+      await raw.disconnect();
+      await p.close();
+      await w.close();
+      await flaky.close();
+    }
+  });
+
   it('SIGTERM: the worker finishes the jobs in hand, takes no new ones, exits 0', async () => {
     const producer = new DetectionQueue({ redis: redis.url, queue: 'drain' });
     const proc = spawn(process.execPath, [CLI, 'worker', '--redis', redis.url, '--queue', 'drain', '--model', 'atto', '--layout', 'single', '--threads', '1', '--concurrency', '3', '--allow-dir', COCO_IMAGES], {
