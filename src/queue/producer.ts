@@ -10,8 +10,8 @@
  *
  * Delivery is at least once with results idempotent by job id: adding a job whose id is already in
  * the queue adds nothing and its one result is returned. Results arrive through BullMQ's event
- * stream, and the states of awaited jobs are re-read every few seconds, so a Redis restart or a
- * missed event delays a result but never loses it.
+ * stream; the states of awaited jobs are re-read when the stream is quiet and after a reconnection,
+ * so a Redis restart or a missed event delays a result but never loses it.
  */
 import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
@@ -33,7 +33,7 @@ export interface DetectionQueueOptions {
   backoffMs?: number;
   /** How long finished jobs (and so their results) are kept; default 7 days. */
   keepSeconds?: number;
-  /** How often the states of awaited jobs are re-read besides the event stream; default 5000 ms. */
+  /** The states of awaited jobs are re-read when no result event came for this long; default 5000 ms. */
   pollMs?: number;
   /** BullMQ key prefix; default "bull". */
   prefix?: string;
@@ -295,8 +295,23 @@ export class DetectionQueue {
       });
       events.on('failed', ({ jobId, failedReason }) => this.deliver(this.failure(jobId, failedReason)));
       await events.waitUntilReady();
-      this.pollTimer = setInterval(() => {
+      // Events carry the results; the states of awaited jobs are re-read only when the stream has
+      // been quiet for pollMs, and after the event connection comes back (so a large wait does
+      // not cost Redis a state read per job every few seconds).
+      let lastEventAt = Date.now();
+      events.on('completed', () => (lastEventAt = Date.now()));
+      events.on('failed', () => (lastEventAt = Date.now()));
+      const checkAll = () => {
         for (const id of this.waiters.keys()) this.scheduleCheck(id);
+      };
+      let lost = false;
+      connection.on('close', () => (lost = true));
+      connection.on('ready', () => {
+        if (lost) checkAll();
+        lost = false;
+      });
+      this.pollTimer = setInterval(() => {
+        if (Date.now() - lastEventAt >= this.pollMs) checkAll();
       }, this.pollMs);
       this.pollTimer.unref();
       return events;
