@@ -112,12 +112,15 @@ async function queueRun(queue, round) {
     for await (const r of q.results(ids)) if ('error' in r) failed++;
     const wall = (performance.now() - t0) / 1000;
     const selfCpu = process.cpuUsage(self0);
-    const cpuMs = ((pids.map(cpuOf).reduce((a, c, i) => a + c - cpu0[i], 0) + (selfCpu.user + selfCpu.system) / 1e6) * 1000) / N;
+    const deltas = pids.map((pid, i) => cpuOf(pid) - cpu0[i]);
+    const producerS = (selfCpu.user + selfCpu.system) / 1e6;
+    const cpuMs = ((deltas.reduce((a, c) => a + c, 0) + producerS) * 1000) / N;
+    const parts = { redis: (deltas[0] * 1000) / N, workers: (deltas.slice(1).reduce((a, c) => a + c, 0) * 1000) / N, producer: (producerS * 1000) / N };
     if (failed) throw new Error(`${failed} jobs failed`);
     const jobs = await Promise.all(ids.map((id) => raw.getJob(id)));
     const first = Math.min(...jobs.map((j) => j.processedOn));
     const last = Math.max(...jobs.map((j) => j.finishedOn));
-    return { rate: N / ((last - first) / 1000), wall: N / wall, cpuMs };
+    return { rate: N / ((last - first) / 1000), wall: N / wall, cpuMs, parts };
   } finally {
     await q.close();
     await raw.close();
@@ -132,7 +135,7 @@ try {
   console.log(`  ${one}`);
   // detect's fixed CPU cost (start-up, model load, one image), subtracted from its per-image CPU.
   const fixedMs = (await detectRun(files[0], 1)).cpuMs;
-  const figures = { detect: [], detectCpu: [], one: [], oneWall: [], oneCpu: [], two: [], twoWall: [], twoCpu: [] };
+  const figures = { detect: [], detectCpu: [], one: [], oneWall: [], oneCpu: [], two: [], twoWall: [], twoCpu: [], oneParts: [] };
   for (let r = 0; r < rounds; r++) {
     const d = await detectRun();
     d.cpuMs -= fixedMs / N;
@@ -142,6 +145,7 @@ try {
     figures.one.push(a.rate);
     figures.oneWall.push(a.wall);
     figures.oneCpu.push(a.cpuMs);
+    figures.oneParts.push(a.parts);
     const b = await queueRun('bench-two', r);
     figures.two.push(b.rate);
     figures.twoWall.push(b.wall);
@@ -155,6 +159,8 @@ try {
   console.log(`queue, 1 worker (${values.layout}, ${cores} threads): ${one1.toFixed(1)} img/s (${spread(figures.one)}) = ${(one1 / d).toFixed(3)} x detect (target >= 0.95); from submit to last result ${median(figures.oneWall).toFixed(1)} img/s`);
   console.log(`queue, 2 workers (${values.layout}, ${half} thread(s) each): ${two2.toFixed(1)} img/s (${spread(figures.two)}) = ${(two2 / d).toFixed(3)} x detect (target >= 0.9); from submit to last result ${median(figures.twoWall).toFixed(1)} img/s`);
   console.log(`CPU per image (all processes involved: detect less its start-up and model load; queue: workers + redis-server + producer): detect ${median(figures.detectCpu).toFixed(1)} ms, 1 worker ${median(figures.oneCpu).toFixed(1)} ms, 2 workers ${median(figures.twoCpu).toFixed(1)} ms`);
+  const part = (k) => median(figures.oneParts.map((p) => p[k])).toFixed(2);
+  console.log(`  1 worker's CPU per image: worker ${part('workers')} ms, redis-server ${part('redis')} ms, producer ${part('producer')} ms`);
   console.log(`load average after: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (other processes on this machine share its cores)`);
 } finally {
   for (const c of children) c.kill('SIGTERM');
