@@ -162,6 +162,19 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
     }
   });
 
+  it('keeps one result per id; retryFailed runs a failed job again', async () => {
+    const late = path.join(allowed, 'late.jpg');
+    const id = await q.add({ image: late });
+    expect(errorOf(await q.result(id, { timeoutMs: 30_000 }))).toMatchObject({ code: 'ERR_INPUT_NOT_FOUND' });
+    copyFileSync(IMAGES[0]!, late);
+    expect(await q.add({ image: late })).toBe(id);
+    expect(errorOf(await q.result(id, { timeoutMs: 30_000 }))).toMatchObject({ code: 'ERR_INPUT_NOT_FOUND' });
+    expect(await q.add({ image: late, retryFailed: true })).toBe(id);
+    const r = await q.result(id, { timeoutMs: 30_000 });
+    expect(errorOf(r)).toBeUndefined();
+    expect((r as { detections: unknown[] }).detections.length).toBeGreaterThan(0);
+  });
+
   it('refuses oversized bytes: at add() beyond the producer cap, in the worker beyond its --max-bytes', async () => {
     const small = new DetectionQueue({ redis: redis.url, queue: 'detect', maxBytes: 1000 });
     try {

@@ -47,6 +47,11 @@ export interface AddJob {
   id?: string;
   /** Name shown in results and messages for bytes (default "(N bytes)"). */
   name?: string;
+  /**
+   * When a job with this id already failed (say its file was missing, or not yet allowed), run it
+   * again instead of keeping the stored failure. Default false: one result per id.
+   */
+  retryFailed?: boolean;
 }
 
 export type QueueResult = (JobResult & { id: string }) | { id: string; file?: string; error: { code: string; message: string } };
@@ -136,6 +141,9 @@ export class DetectionQueue {
       removeOnFail: { age: this.keepSeconds },
     });
     this.names.set(id, data.name);
+    if (job.retryFailed === true && (await this.queue.getJobState(id)) === 'failed') {
+      await (await this.queue.getJob(id))?.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+    }
     return id;
   }
 

@@ -25,6 +25,7 @@ interface SubmitCliOptions {
   maxDetections?: string;
   annotateDir?: string;
   recursive?: boolean;
+  retryFailed?: boolean;
   timeout?: string;
   quiet?: boolean;
 }
@@ -47,6 +48,7 @@ export function register(program: Command): void {
     .option('--max-detections <n>', 'keep at most this many detections per image')
     .option('--annotate-dir <dir>', 'workers write annotated copies into this folder (on their machine, under their --allow-dir)')
     .option('-r, --recursive', 'search folders recursively')
+    .option('--retry-failed', 'run again the files whose jobs failed before (else their stored failure is the result)')
     .option('--timeout <s>', 'with --wait: give up after this many seconds')
     .option('-q, --quiet', 'no progress bar')
     .action(async (inputs: string[], options: SubmitCliOptions) => {
@@ -86,7 +88,7 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
       try {
         const perFile: DetectionJobOptions = annotateDir !== undefined ? { ...jobOptions, annotate: outputPathFor(file, annotateDir, true) } : jobOptions;
         const image = options.bytes ? await readImage(file) : file;
-        ids[i] = await q.add({ image, options: perFile, ...(options.bytes ? { name: file } : {}) });
+        ids[i] = await q.add({ image, options: perFile, ...(options.bytes ? { name: file } : {}), ...(options.retryFailed ? { retryFailed: true } : {}) });
       } catch (e) {
         // This file only (unreadable, too large): the rest go on.
         if (e instanceof DeimError && e.code === 'ERR_QUEUE') throw e;
