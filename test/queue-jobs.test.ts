@@ -20,6 +20,7 @@ describe('queue jobs', () => {
   it('checks stored job data: version, image kind, absolute paths, http(s) only', () => {
     expect(checkJobData({ v: 1, image: { path: '/a.jpg' }, name: 'a', options: {} })).toEqual({ v: 1, image: { path: '/a.jpg' }, name: 'a', options: {} });
     expect(checkJobData({ v: 1, image: { url: 'https://x.test/a.jpg' } }).name).toBe('https://x.test/a.jpg');
+    expect(checkJobData({ v: 1, image: { bytes: 'AA==' }, name: 'a\u001b[31mred\nfake line' }).name).toBe('a?[31mred?fake line');
     expect(() => checkJobData({ v: 2, image: { path: '/a.jpg' } })).toThrow(/version 2/);
     expect(() => checkJobData({ v: 1, image: { path: 'a.jpg' } })).toThrow(/must be absolute/);
     expect(() => checkJobData({ v: 1, image: {} })).toThrow(/\{path\}, \{url\} or \{bytes\}/);

@@ -85,7 +85,9 @@ export function checkJobData(data: unknown): JobData {
   else if (typeof image.bytes === 'string') checked = { bytes: image.bytes };
   else throw invalid('job image must be {path}, {url} or {bytes}');
   if (checked && 'path' in checked && (!path.isAbsolute(checked.path) || checked.path.includes('\0'))) throw invalid(`job image path must be absolute, got ${describe(checked.path)}`);
-  const name = typeof d.name === 'string' && d.name.length <= 4096 ? d.name : 'path' in checked ? checked.path : 'url' in checked ? checked.url : '(bytes)';
+  const given = typeof d.name === 'string' && d.name.length <= 4096 ? d.name : 'path' in checked ? checked.path : 'url' in checked ? checked.url : '(bytes)';
+  // Names end up in logs and messages: no control characters (terminal escapes, fake log lines).
+  const name = given.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
   return { v: JOB_VERSION, image: checked, name, options: checkJobOptions(d.options) };
 }
 

@@ -309,7 +309,8 @@ async function writeAtomically(image: NonNullable<DetectorResult['image']>, targ
 /** Bad input -> UnrecoverableError (fails once); anything else -> a plain Error (retried). */
 function jobError(e: unknown): Error {
   const code = e instanceof DeimError ? e.code : typeof (e as { code?: unknown })?.code === 'string' && /^ERR_[A-Z_]+$/.test((e as { code: string }).code) ? (e as { code: string }).code : 'ERR_QUEUE';
-  const reason = encodeFailure(code, errorMessage(e));
+  // Stored reasons reach logs and terminals: paths and URLs from a job lose their control characters.
+  const reason = encodeFailure(code, errorMessage(e).replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '?'));
   return PERMANENT_CODES.has(code) && !isTransient(e) ? new UnrecoverableError(reason) : new Error(reason);
 }
 
