@@ -139,7 +139,7 @@ describe('queue under faults: 3 workers, 2,000 jobs, a SIGKILL and a Redis resta
       const retried = done.filter((job) => job.attemptsMade > 1).length;
       expect(stalled).toBeGreaterThan(0);
       console.log(`queue faults: ${JOBS} jobs, ${results.size} with a result, ${[...results.values()].reduce((s, l) => s + l.length - 1, 0)} duplicates, ${missing.length} lost, ${counts.failed} failed (broken files), ` +
-        `${stalled} taken over after the SIGKILL (stalled), ${retried} retried after a transient error; worker killed at result ${killedAt}, Redis restarted at result ${restartedAt}`);
+        `${stalled} taken over by another worker after stall detection (the SIGKILL; locks lost across the restart), ${retried} retried after a transient error; worker killed at result ${killedAt}, Redis restarted at result ${restartedAt}`);
     } finally {
       await raw.close();
       await raw.disconnect();
