@@ -107,7 +107,7 @@ async function queueRun(queue, round) {
     const self0 = process.cpuUsage();
     const t0 = performance.now();
     const ids = [];
-    for (let i = 0; i < N; i += 100) ids.push(...(await Promise.all(files.slice(i, i + 100).map((f, k) => q.add({ image: f, id: `r${round}-${i + k}` })))));
+    for (let i = 0; i < N; i += 100) ids.push(...(await q.addMany(files.slice(i, i + 100).map((f, k) => ({ image: f, id: `r${round}-${i + k}` })))));
     let failed = 0;
     for await (const r of q.results(ids)) if ('error' in r) failed++;
     const wall = (performance.now() - t0) / 1000;

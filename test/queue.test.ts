@@ -116,6 +116,9 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
     const bytes = readFileSync(IMAGES[3]!);
     expect(await q.add({ image: bytes })).toBe(await q.add({ image: Buffer.from(bytes) }));
     expect(await q.add({ image: IMAGES[3]!, id: 'my-job-1' })).toBe('my-job-1');
+    expect(await q.addMany([{ image: IMAGES[2]!, options: { threshold: 0.3 } }, { image: IMAGES[3]!, id: 'my-job-2' }])).toEqual([a, 'my-job-2']);
+    await expect(q.addMany([{ image: IMAGES[3]!, id: 'my-job-3' }, { image: IMAGES[3]!, options: { threshold: -1 } }])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    expect(errorOf(await q.result('my-job-3'))).toMatchObject({ code: 'ERR_QUEUE', message: expect.stringMatching(/not in queue/) });
     const [ra, rb] = await Promise.all([q.result(a), q.result(b)]);
     expect(ra).toEqual(rb);
     const rc = await q.result(c);

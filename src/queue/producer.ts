@@ -102,7 +102,36 @@ export class DetectionQueue {
 
   /** Enqueues one image; returns its job id. Adding an id that is already queued adds nothing. */
   async add(job: AddJob): Promise<string> {
+    return (await this.addMany([job]))[0]!;
+  }
+
+  /**
+   * Enqueues many images in one round trip (BullMQ addBulk); returns their ids in order. Every job
+   * is checked before any is added: one bad job throws and adds nothing.
+   */
+  async addMany(jobs: readonly AddJob[]): Promise<string[]> {
     this.checkOpen();
+    if (!Array.isArray(jobs)) throw new DeimError('ERR_INVALID_ARGUMENT', 'addMany() takes an array of { image, options?, id? }');
+    const prepared = jobs.map((job) => this.prepare(job));
+    if (prepared.length === 0) return [];
+    await this.queue.addBulk(
+      prepared.map(({ id, data }) => ({
+        name: JOB_NAME,
+        data,
+        opts: { jobId: id, attempts: this.attempts, backoff: { type: 'exponential' as const, delay: this.backoffMs }, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } },
+      })),
+    );
+    for (const { id, data, retryFailed } of prepared) {
+      this.names.set(id, data.name);
+      if (retryFailed && (await this.queue.getJobState(id)) === 'failed') {
+        await (await this.queue.getJob(id))?.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      }
+    }
+    return prepared.map((p) => p.id);
+  }
+
+  /** Checks one job and turns it into its id and stored data. */
+  private prepare(job: AddJob): { id: string; data: JobData; retryFailed: boolean } {
     if (typeof job !== 'object' || job === null) throw new DeimError('ERR_INVALID_ARGUMENT', 'add() takes { image, options?, id? }');
     const options = checkJobOptions(job.options);
     let image: JobImage;
@@ -132,19 +161,7 @@ export class DetectionQueue {
     }
     if (job.name !== undefined && typeof job.name !== 'string') throw new DeimError('ERR_INVALID_ARGUMENT', 'name must be a string');
     const id = job.id !== undefined ? checkJobId(job.id) : defaultJobId(image, bytes, options);
-    const data: JobData = { v: JOB_VERSION, image, name: job.name ?? name, options };
-    await this.queue.add(JOB_NAME, data, {
-      jobId: id,
-      attempts: this.attempts,
-      backoff: { type: 'exponential', delay: this.backoffMs },
-      removeOnComplete: { age: this.keepSeconds },
-      removeOnFail: { age: this.keepSeconds },
-    });
-    this.names.set(id, data.name);
-    if (job.retryFailed === true && (await this.queue.getJobState(id)) === 'failed') {
-      await (await this.queue.getJob(id))?.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-    }
-    return id;
+    return { id, data: { v: JOB_VERSION, image, name: job.name ?? name, options }, retryFailed: job.retryFailed === true };
   }
 
   /** The result of a job once it finished: detections, or `error` for a failed job. */

@@ -3,14 +3,14 @@
  * enqueues images (as paths the workers read, or with --bytes as their contents) with a progress
  * bar; with --wait collects every result into the JSON document `deimv2 detect --json` writes.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { outputPathFor } from '../../annotate/write.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { checkMaxDetections, checkThreshold } from '../../postprocess/detections.js';
 import type { DetectionJobOptions } from '../../queue/jobs.js';
-import { DetectionQueue, type QueueResult } from '../../queue/producer.js';
+import { DetectionQueue, type AddJob, type QueueResult } from '../../queue/producer.js';
 import { expandInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
 
@@ -30,8 +30,9 @@ interface SubmitCliOptions {
   quiet?: boolean;
 }
 
-/** How many add() calls are in flight at once. */
-const ADD_WINDOW = 64;
+/** Jobs per addMany() call, and how many such calls are in flight at once. */
+const ADD_CHUNK = 100;
+const ADD_WINDOW = 4;
 
 export function register(program: Command): void {
   program
@@ -82,22 +83,41 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
     const ids: Array<string | undefined> = new Array(files.length);
     const entries: Array<QueueResult | undefined> = new Array(files.length);
     const progress = createProgress(files.length, { quiet: options.quiet === true, label: 'submit' });
-    let next = 0;
-    const addOne = async (i: number) => {
-      const file = files[i]!;
-      try {
-        const perFile: DetectionJobOptions = annotateDir !== undefined ? { ...jobOptions, annotate: outputPathFor(file, annotateDir, true) } : jobOptions;
-        const image = options.bytes ? await readImage(file) : file;
-        ids[i] = await q.add({ image, options: perFile, ...(options.bytes ? { name: file } : {}), ...(options.retryFailed ? { retryFailed: true } : {}) });
-      } catch (e) {
-        // This file only (unreadable, too large): the rest go on.
-        if (e instanceof DeimError && e.code === 'ERR_QUEUE') throw e;
-        entries[i] = { id: '', file, error: { code: e instanceof DeimError ? e.code : 'ERR_INPUT_UNREADABLE', message: errorMessage(e) } };
+    // Jobs go in chunks (one round trip each), several chunks in flight; a chunk with a bad job
+    // is added one by one so only that file fails.
+    const addChunk = async (indices: number[]) => {
+      const jobs: Array<{ i: number; job: AddJob }> = [];
+      for (const i of indices) {
+        const file = files[i]!;
+        try {
+          const perFile: DetectionJobOptions = annotateDir !== undefined ? { ...jobOptions, annotate: outputPathFor(file, annotateDir, true) } : jobOptions;
+          const image = options.bytes ? await readImage(file, q.maxBytes) : file;
+          jobs.push({ i, job: { image, options: perFile, ...(options.bytes ? { name: file } : {}), ...(options.retryFailed ? { retryFailed: true } : {}) } });
+        } catch (e) {
+          entries[i] = failureOf(file, e);
+        }
       }
-      progress.tick();
+      try {
+        const added = await q.addMany(jobs.map((j) => j.job));
+        jobs.forEach((j, k) => (ids[j.i] = added[k]));
+      } catch (e) {
+        if (e instanceof DeimError && e.code === 'ERR_QUEUE') throw e;
+        for (const j of jobs) {
+          try {
+            ids[j.i] = await q.add(j.job);
+          } catch (err) {
+            if (err instanceof DeimError && err.code === 'ERR_QUEUE') throw err;
+            entries[j.i] = failureOf(files[j.i]!, err);
+          }
+        }
+      }
+      progress.tick(indices.length);
     };
-    await Promise.all(Array.from({ length: Math.min(ADD_WINDOW, files.length) }, async () => {
-      while (next < files.length) await addOne(next++);
+    const chunks: number[][] = [];
+    for (let i = 0; i < files.length; i += ADD_CHUNK) chunks.push(Array.from({ length: Math.min(ADD_CHUNK, files.length - i) }, (_, k) => i + k));
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(ADD_WINDOW, chunks.length) }, async () => {
+      while (next < chunks.length) await addChunk(chunks[next++]!);
     }));
     progress.stop();
     const queued = ids.filter((id) => id !== undefined).length;
@@ -165,13 +185,22 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
   }
 }
 
-async function readImage(file: string): Promise<Buffer> {
+async function readImage(file: string, maxBytes: number): Promise<Buffer> {
+  let bytes: Buffer;
   try {
-    return await readFile(file);
+    if ((await stat(file)).size > maxBytes) throw new DeimError('ERR_INPUT_TOO_LARGE', `${file}: more than ${maxBytes} bytes`, { input: file });
+    bytes = await readFile(file);
   } catch (e) {
+    if (e instanceof DeimError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new DeimError(code === 'ENOENT' ? 'ERR_INPUT_NOT_FOUND' : 'ERR_INPUT_UNREADABLE', `${file}: ${code === 'ENOENT' ? 'no such file' : errorMessage(e)}`, { input: file });
   }
+  if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file}: empty file (0 bytes)`, { input: file });
+  return bytes;
+}
+
+function failureOf(file: string, e: unknown): QueueResult {
+  return { id: '', file, error: { code: e instanceof DeimError ? e.code : 'ERR_INPUT_UNREADABLE', message: errorMessage(e) } };
 }
 
 async function writeJson(target: string, doc: unknown): Promise<void> {
