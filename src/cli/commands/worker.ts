@@ -75,7 +75,11 @@ export async function workerCommand(options: WorkerCliOptions): Promise<number> 
     });
     const signal = await stopped;
     log(`deimv2 worker: ${signal}: finishing the jobs in hand, taking no new ones`);
-    onSignal = () => log('deimv2 worker: still draining (send SIGKILL to stop now; its jobs go to other workers)');
+    onSignal = (again) => {
+      // A second signal stops at once (say Redis is away and the drain cannot finish).
+      log(`deimv2 worker: ${again} again: stopping now; the jobs in hand go to other workers after stall detection`);
+      process.exit(1);
+    };
     await worker.close();
     const c = worker.stats();
     log(`deimv2 worker: stopped: ${c.completed} job(s) completed, ${c.failed} failed, ${c.retried} attempt(s) to retry`);
