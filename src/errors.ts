@@ -9,6 +9,7 @@ export type DeimErrorCode =
   | 'ERR_INPUT_TOO_LARGE'
   | 'ERR_INPUT_FORMAT'
   | 'ERR_INPUT_TIMEOUT'
+  | 'ERR_INPUT_NOT_ALLOWED'
   | 'ERR_NO_IMAGES'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_UNKNOWN_VARIANT'
@@ -30,7 +31,8 @@ export type DeimErrorCode =
   | 'ERR_VIDEO'
   | 'ERR_VIDEO_SOURCE'
   | 'ERR_FFMPEG_NOT_FOUND'
-  | 'ERR_ABORTED';
+  | 'ERR_ABORTED'
+  | 'ERR_QUEUE';
 
 export class DeimError extends Error {
   readonly code: DeimErrorCode;

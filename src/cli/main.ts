@@ -15,6 +15,9 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   prepare: () => import('./commands/prepare.js'),
   build: () => import('./commands/build.js'),
   track: () => import('./commands/track.js'),
+  worker: () => import('./commands/worker.js'),
+  submit: () => import('./commands/submit.js'),
+  queue: () => import('./commands/queue.js'),
 };
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

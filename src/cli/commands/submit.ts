@@ -1,0 +1,217 @@
+/**
+ * `deimv2 submit <files|dirs|globs...> --redis URL --queue detect [--json out.json] [--wait]`:
+ * enqueues images (as paths the workers read, or with --bytes as their contents) with a progress
+ * bar; with --wait collects every result into the JSON document `deimv2 detect --json` writes.
+ */
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { outputPathFor } from '../../annotate/write.js';
+import { DeimError, errorMessage } from '../../errors.js';
+import { checkMaxDetections, checkThreshold } from '../../postprocess/detections.js';
+import type { DetectionJobOptions } from '../../queue/jobs.js';
+import { DetectionQueue, type AddJob, type QueueResult } from '../../queue/producer.js';
+import { expandInputs } from '../inputs.js';
+import { createProgress } from '../progress.js';
+
+interface SubmitCliOptions {
+  redis: string;
+  queue: string;
+  json?: string;
+  wait?: boolean;
+  bytes?: boolean;
+  threshold?: string;
+  classes?: string;
+  maxDetections?: string;
+  annotateDir?: string;
+  recursive?: boolean;
+  retryFailed?: boolean;
+  timeout?: string;
+  quiet?: boolean;
+}
+
+/** Jobs per addMany() call, and how many such calls are in flight at once. */
+const ADD_CHUNK = 100;
+const ADD_WINDOW = 4;
+
+export function register(program: Command): void {
+  program
+    .command('submit')
+    .description('enqueue images for `deimv2 worker`s; with --wait, collect the results (the JSON `deimv2 detect --json` writes)')
+    .argument('<inputs...>', 'image files, folders or glob patterns')
+    .requiredOption('--redis <url>', 'redis://[:password@]host:6379[/db], or rediss:// for TLS (a private CA: NODE_EXTRA_CA_CERTS=ca.pem)')
+    .option('--queue <name>', 'queue name', 'detect')
+    .option('--wait', 'wait for every result')
+    .option('--json <file>', 'with --wait: the results ({model, backend, results}); without: the job ids ("-" for stdout)')
+    .option('--bytes', 'send the images\' contents (for workers on other machines) instead of their paths')
+    .option('-t, --threshold <score>', 'score threshold 0..1 (default: the worker\'s, 0.4)')
+    .option('-c, --classes <names>', 'keep only these classes, comma-separated (person,car)')
+    .option('--max-detections <n>', 'keep at most this many detections per image')
+    .option('--annotate-dir <dir>', 'workers write annotated copies into this folder (on their machine, under their --allow-dir)')
+    .option('-r, --recursive', 'search folders recursively')
+    .option('--retry-failed', 'run again the files whose jobs failed before (else their stored failure is the result)')
+    .option('--timeout <s>', 'with --wait: give up after this many seconds')
+    .option('-q, --quiet', 'no progress bar')
+    .action(async (inputs: string[], options: SubmitCliOptions) => {
+      process.exitCode = await submitCommand(inputs, options);
+    });
+}
+
+export function jobOptionsFrom(o: SubmitCliOptions): DetectionJobOptions {
+  const out: DetectionJobOptions = {};
+  if (o.threshold !== undefined) out.threshold = checkThreshold(o.threshold, '--threshold');
+  if (o.maxDetections !== undefined) out.maxDetections = checkMaxDetections(o.maxDetections);
+  if (o.classes !== undefined) out.classes = o.classes.split(',').map((s) => s.trim()).filter(Boolean);
+  return out;
+}
+
+export async function submitCommand(inputs: string[], options: SubmitCliOptions): Promise<number> {
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const jobOptions = jobOptionsFrom(options);
+  const timeout = options.timeout !== undefined ? Number(options.timeout) : undefined;
+  if (timeout !== undefined && !(timeout > 0)) throw new DeimError('ERR_INVALID_ARGUMENT', `--timeout must be a positive number of seconds, got "${options.timeout}"`);
+  const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
+  for (const p of problems) log(`deimv2: ${p.message}`);
+  if (files.length === 0) {
+    if (problems.length === 0) log('deimv2: no input images');
+    return 1;
+  }
+  const annotateDir = options.annotateDir !== undefined ? path.resolve(options.annotateDir) : undefined;
+  const q = new DetectionQueue({ redis: options.redis, queue: options.queue });
+  try {
+    await q.ready();
+    const ids: Array<string | undefined> = new Array(files.length);
+    const entries: Array<QueueResult | undefined> = new Array(files.length);
+    const progress = createProgress(files.length, { quiet: options.quiet === true, label: 'submit' });
+    // Jobs go in chunks (one round trip each), several chunks in flight; a chunk with a bad job
+    // is added one by one so only that file fails.
+    const addChunk = async (indices: number[]) => {
+      const jobs: Array<{ i: number; job: AddJob }> = [];
+      for (const i of indices) {
+        const file = files[i]!;
+        try {
+          const perFile: DetectionJobOptions = annotateDir !== undefined ? { ...jobOptions, annotate: outputPathFor(file, annotateDir, true) } : jobOptions;
+          const image = options.bytes ? await readImage(file, q.maxBytes) : file;
+          jobs.push({ i, job: { image, options: perFile, ...(options.bytes ? { name: file } : {}), ...(options.retryFailed ? { retryFailed: true } : {}) } });
+        } catch (e) {
+          entries[i] = failureOf(file, e);
+        }
+      }
+      try {
+        const added = await q.addMany(jobs.map((j) => j.job));
+        jobs.forEach((j, k) => (ids[j.i] = added[k]));
+      } catch (e) {
+        if (e instanceof DeimError && e.code === 'ERR_QUEUE') throw e;
+        for (const j of jobs) {
+          try {
+            ids[j.i] = await q.add(j.job);
+          } catch (err) {
+            if (err instanceof DeimError && err.code === 'ERR_QUEUE') throw err;
+            entries[j.i] = failureOf(files[j.i]!, err);
+          }
+        }
+      }
+      progress.tick(indices.length);
+    };
+    const chunks: number[][] = [];
+    for (let i = 0; i < files.length; i += ADD_CHUNK) chunks.push(Array.from({ length: Math.min(ADD_CHUNK, files.length - i) }, (_, k) => i + k));
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(ADD_WINDOW, chunks.length) }, async () => {
+      while (next < chunks.length) await addChunk(chunks[next++]!);
+    }));
+    progress.stop();
+    const queued = ids.filter((id) => id !== undefined).length;
+    if (!options.quiet) log(`deimv2: ${queued} job(s) queued on "${options.queue}"${queued < files.length ? `, ${files.length - queued} refused` : ''}`);
+
+    if (!options.wait) {
+      if (options.json !== undefined) {
+        const doc = { queue: options.queue, jobs: files.map((file, i) => (ids[i] !== undefined ? { file, id: ids[i] } : { file, error: entries[i] && 'error' in entries[i]! ? entries[i]!.error.message : 'not queued' })) };
+        await writeJson(options.json, doc);
+      }
+      return queued < files.length ? 1 : 0;
+    }
+
+    // Several files can share one job (same id): every one of them gets its result.
+    const filesOf = new Map<string, number[]>();
+    ids.forEach((id, i) => id !== undefined && (filesOf.get(id)?.push(i) ?? filesOf.set(id, [i])));
+    const waiting = createProgress(filesOf.size, { quiet: options.quiet === true, label: 'results' });
+    const start = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      if (timeout !== undefined) timer = setTimeout(() => resolve('timeout'), timeout * 1000);
+    });
+    const iterator = q.results(filesOf.keys());
+    try {
+      for (;;) {
+        const step = await Promise.race([iterator.next(), timedOut]);
+        if (step === 'timeout' || step.done) break;
+        for (const i of filesOf.get(step.value.id) ?? []) entries[i] = step.value;
+        waiting.tick();
+      }
+    } finally {
+      clearTimeout(timer);
+      await iterator.return?.();
+      waiting.stop();
+    }
+    const seconds = (performance.now() - start) / 1000;
+    let missing = 0;
+    const results = files.map((file, i) => {
+      const e = entries[i];
+      if (!e) {
+        missing++;
+        return { file, error: `no result within ${timeout} s (job ${ids[i]} is still queued or running)` };
+      }
+      if ('error' in e) return { file, error: e.error.message };
+      return { file, width: e.width, height: e.height, detections: e.detections };
+    });
+    const first = entries.find((e): e is Extract<QueueResult, { model: string }> => e !== undefined && !('error' in e));
+    if (options.json !== undefined) await writeJson(options.json, { model: first?.model ?? null, backend: first?.backend ?? null, results });
+    const failed = results.filter((r) => 'error' in r);
+    if (failed.length > 0) {
+      log(`deimv2: ${failed.length} of ${files.length} file(s) failed:`);
+      for (const f of failed.slice(0, 50)) log(`  ${f.error}`);
+      if (failed.length > 50) log(`  ... and ${failed.length - 50} more`);
+    }
+    const detections = results.reduce((s, r) => s + (r.detections?.length ?? 0), 0);
+    log(
+      `deimv2: ${files.length - failed.length} image(s), ${detections} detection(s)` +
+        (failed.length ? `, ${failed.length} failed` : '') +
+        (missing ? ` (${missing} without a result)` : '') +
+        ` in ${seconds.toFixed(2)} s through queue "${options.queue}"`,
+    );
+    return failed.length > 0 || problems.length > 0 ? 1 : 0;
+  } finally {
+    await q.close();
+  }
+}
+
+async function readImage(file: string, maxBytes: number): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    if ((await stat(file)).size > maxBytes) throw new DeimError('ERR_INPUT_TOO_LARGE', `${file}: more than ${maxBytes} bytes`, { input: file });
+    bytes = await readFile(file);
+  } catch (e) {
+    if (e instanceof DeimError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new DeimError(code === 'ENOENT' ? 'ERR_INPUT_NOT_FOUND' : 'ERR_INPUT_UNREADABLE', `${file}: ${code === 'ENOENT' ? 'no such file' : errorMessage(e)}`, { input: file });
+  }
+  if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file}: empty file (0 bytes)`, { input: file });
+  return bytes;
+}
+
+function failureOf(file: string, e: unknown): QueueResult {
+  return { id: '', file, error: { code: e instanceof DeimError ? e.code : 'ERR_INPUT_UNREADABLE', message: errorMessage(e) } };
+}
+
+async function writeJson(target: string, doc: unknown): Promise<void> {
+  const text = JSON.stringify(doc, null, 2) + '\n';
+  if (target === '-') {
+    process.stdout.write(text);
+    return;
+  }
+  try {
+    await writeFile(target, text);
+  } catch (e) {
+    throw new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${target}: ${errorMessage(e)}`, { input: target });
+  }
+}

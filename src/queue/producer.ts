@@ -1,0 +1,412 @@
+/**
+ * DetectionQueue: the producer side of queue mode.
+ *
+ * @example
+ * const q = new DetectionQueue({ redis: 'redis://host:6379', queue: 'detect' });
+ * const id = await q.add({ image: '/data/photos/a.jpg', options: { threshold: 0.5 } });
+ * const result = await q.result(id); // { id, file, width, height, detections } or { id, file, error }
+ * for await (const r of q.results([id1, id2])) console.log(r.id, 'error' in r ? r.error.code : r.detections.length);
+ * await q.close();
+ *
+ * Delivery is at least once with results idempotent by job id: adding a job whose id is already in
+ * the queue adds nothing and its one result is returned. Results arrive through BullMQ's event
+ * stream; the states of awaited jobs are re-read when the stream is quiet and after a reconnection,
+ * so a Redis restart or a missed event delays a result but never loses it.
+ */
+import path from 'node:path';
+import { Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { DeimError } from '../errors.js';
+import { checkRedisTarget, createRedis, waitForRedis, type RedisConnectionOptions, type RedisTarget } from './connection.js';
+import { checkJobId, checkJobOptions, checkUrl, decodeFailure, defaultJobId, DEFAULT_MAX_BYTES, JOB_NAME, JOB_VERSION, type DetectionJobOptions, type JobData, type JobImage, type JobResult } from './jobs.js';
+import { readWorkers, workersKey, type QueueStats } from './stats.js';
+import { checkQueueName } from './worker.js';
+
+export interface DetectionQueueOptions {
+  redis: RedisTarget;
+  queue: string;
+  /** Largest Buffer add() accepts; default 20 MB (workers have their own --max-bytes). */
+  maxBytes?: number;
+  /** Attempts per job for transient failures (bad input fails at once); default 5. */
+  attempts?: number;
+  /** First retry delay; doubles each attempt. Default 1000 ms. */
+  backoffMs?: number;
+  /** How long finished jobs (and so their results) are kept; default 7 days. */
+  keepSeconds?: number;
+  /** The states of awaited jobs are re-read when no result event came for this long; default 5000 ms. */
+  pollMs?: number;
+  /** BullMQ key prefix; default "bull". */
+  prefix?: string;
+}
+
+export interface AddJob {
+  /** A path the workers can read (under their --allow-dir), an http(s) URL, or encoded image bytes. */
+  image: string | Buffer | Uint8Array;
+  options?: DetectionJobOptions;
+  /** Job id; default a hash of the image (its bytes; for a path or URL, the path or URL) and the options. */
+  id?: string;
+  /** Name shown in results and messages for bytes (default "(N bytes)"). */
+  name?: string;
+  /**
+   * When a job with this id already failed (say its file was missing, or not yet allowed), run it
+   * again instead of keeping the stored failure. Default false: one result per id.
+   */
+  retryFailed?: boolean;
+}
+
+export type QueueResult = (JobResult & { id: string }) | { id: string; file?: string; error: { code: string; message: string } };
+
+type Listener = (r: QueueResult) => void;
+
+export class DetectionQueue {
+  readonly name: string;
+  readonly maxBytes: number;
+  private readonly target: RedisConnectionOptions;
+  private readonly prefix: string;
+  private readonly queue: Queue;
+  private readonly redis: Redis;
+  private readonly attempts: number;
+  private readonly backoffMs: number;
+  private readonly keepSeconds: number;
+  private readonly pollMs: number;
+  private events: Promise<QueueEvents> | undefined;
+  /** BullMQ leaves connections it was given open: this one is closed here. */
+  private eventsRedis: Redis | undefined;
+  private readonly waiters = new Map<string, Listener[]>();
+  private readonly toCheck = new Set<string>();
+  private checkScheduled = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly everyResult = new Set<Listener>();
+  /** Names of the jobs this producer added, for failures (whose events carry no data). */
+  private readonly names = new Map<string, string>();
+  private closed = false;
+
+  constructor(options: DetectionQueueOptions) {
+    this.target = checkRedisTarget(options?.redis);
+    this.name = checkQueueName(options.queue);
+    this.prefix = options.prefix ?? 'bull';
+    this.maxBytes = positive(options.maxBytes ?? DEFAULT_MAX_BYTES, 'maxBytes');
+    this.attempts = positive(options.attempts ?? 5, 'attempts');
+    this.backoffMs = positive(options.backoffMs ?? 1000, 'backoffMs');
+    this.keepSeconds = positive(options.keepSeconds ?? 7 * 24 * 3600, 'keepSeconds');
+    this.pollMs = positive(options.pollMs ?? 5000, 'pollMs');
+    this.redis = createRedis(this.target, 'deimv2-producer');
+    this.queue = new Queue(this.name, { connection: this.redis, prefix: this.prefix });
+    this.queue.on('error', () => {}); // connection trouble: ioredis reconnects and replays
+  }
+
+  /** Fails with ERR_QUEUE when Redis cannot be reached within timeoutMs. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    await waitForRedis(this.redis, this.target.url, timeoutMs);
+  }
+
+  /** Enqueues one image; returns its job id. Adding an id that is already queued adds nothing. */
+  async add(job: AddJob): Promise<string> {
+    return (await this.addMany([job]))[0]!;
+  }
+
+  /**
+   * Enqueues many images in one round trip (BullMQ addBulk); returns their ids in order. Every job
+   * is checked before any is added: one bad job throws and adds nothing.
+   */
+  async addMany(jobs: readonly AddJob[]): Promise<string[]> {
+    this.checkOpen();
+    if (!Array.isArray(jobs)) throw new DeimError('ERR_INVALID_ARGUMENT', 'addMany() takes an array of { image, options?, id? }');
+    const prepared = jobs.map((job) => this.prepare(job));
+    if (prepared.length === 0) return [];
+    await this.queue.addBulk(
+      prepared.map(({ id, data }) => ({
+        name: JOB_NAME,
+        data,
+        opts: { jobId: id, attempts: this.attempts, backoff: { type: 'exponential' as const, delay: this.backoffMs }, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } },
+      })),
+    );
+    for (const { id, data, retryFailed } of prepared) {
+      this.names.set(id, data.name);
+      if (retryFailed && (await this.queue.getJobState(id)) === 'failed') {
+        await (await this.queue.getJob(id))?.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      }
+    }
+    return prepared.map((p) => p.id);
+  }
+
+  /** Checks one job and turns it into its id and stored data. */
+  private prepare(job: AddJob): { id: string; data: JobData; retryFailed: boolean } {
+    if (typeof job !== 'object' || job === null) throw new DeimError('ERR_INVALID_ARGUMENT', 'add() takes { image, options?, id? }');
+    const options = checkJobOptions(job.options);
+    let image: JobImage;
+    let bytes: Uint8Array | undefined;
+    let name: string;
+    if (typeof job.image === 'string') {
+      if (/^https?:\/\//i.test(job.image)) {
+        image = { url: checkUrl(job.image) };
+        name = image.url;
+      } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(job.image)) {
+        throw new DeimError('ERR_INPUT_NOT_ALLOWED', `${job.image}: only paths and http(s) URLs can be queued`, { input: job.image });
+      } else {
+        if (job.image === '' || job.image.includes('\0')) throw new DeimError('ERR_INVALID_ARGUMENT', 'image path is empty or holds a NUL byte');
+        image = { path: path.resolve(job.image) };
+        name = image.path;
+      }
+    } else if (job.image instanceof Uint8Array) {
+      bytes = job.image;
+      if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${job.name ?? 'image bytes'}: empty (0 bytes)`);
+      if (bytes.length > this.maxBytes) {
+        throw new DeimError('ERR_INPUT_TOO_LARGE', `${job.name ?? 'image bytes'}: ${bytes.length} bytes is more than maxBytes ${this.maxBytes}`, { input: job.name ?? `(${bytes.length} bytes)` });
+      }
+      image = { bytes: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64') };
+      name = job.name ?? `(${bytes.length} bytes)`;
+    } else {
+      throw new DeimError('ERR_INVALID_ARGUMENT', 'image must be a path, an http(s) URL or a Buffer of encoded image bytes');
+    }
+    if (job.name !== undefined && typeof job.name !== 'string') throw new DeimError('ERR_INVALID_ARGUMENT', 'name must be a string');
+    const id = job.id !== undefined ? checkJobId(job.id) : defaultJobId(image, bytes, options);
+    return { id, data: { v: JOB_VERSION, image, name: job.name ?? name, options }, retryFailed: job.retryFailed === true };
+  }
+
+  /** The result of a job once it finished: detections, or `error` for a failed job. */
+  result(id: string, options: { timeoutMs?: number } = {}): Promise<QueueResult> {
+    this.checkOpen();
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const listener: Listener = (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      };
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          this.unwatch(id, listener);
+          reject(new DeimError('ERR_QUEUE', `job ${id}: no result within ${options.timeoutMs} ms`, { input: id }));
+        }, options.timeoutMs);
+      }
+      this.watch(id, listener).catch((e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+  }
+
+  /**
+   * Results as jobs finish. With ids: one result per id (also those finished before), in the order
+   * they finish, then the iteration ends. Without: every job that finishes from now on, until close().
+   */
+  results(ids?: Iterable<string>): AsyncIterableIterator<QueueResult> {
+    this.checkOpen();
+    const buffer: QueueResult[] = [];
+    let wake: (() => void) | undefined;
+    let failure: unknown;
+    const push: Listener = (r) => {
+      buffer.push(r);
+      wake?.();
+    };
+    const wanted = ids ? [...new Set(ids)] : undefined;
+    let remaining = wanted ? wanted.length : Infinity;
+    if (wanted) for (const id of wanted) this.watch(id, push).catch((e) => ((failure = e), wake?.()));
+    else {
+      this.everyResult.add(push);
+      this.subscribe().catch((e) => ((failure = e), wake?.()));
+    }
+    const wakeMe = () => wake?.();
+    const done = () => {
+      if (wanted) for (const id of wanted) this.unwatch(id, push);
+      else this.everyResult.delete(push);
+      this.wakeAll.delete(wakeMe);
+    };
+    const self = this;
+    const iterator: AsyncIterableIterator<QueueResult> = {
+      async next() {
+        for (;;) {
+          if (buffer.length > 0) {
+            remaining--;
+            return { value: buffer.shift()!, done: false };
+          }
+          if (failure) {
+            done();
+            throw failure;
+          }
+          if (remaining <= 0 || self.closed) {
+            done();
+            return { value: undefined, done: true };
+          }
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+        }
+      },
+      async return() {
+        done();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    this.wakeAll.add(wakeMe);
+    return iterator;
+  }
+
+  private readonly wakeAll = new Set<() => void>();
+
+  /** Job counts and per-worker throughput. */
+  async stats(): Promise<QueueStats> {
+    this.checkOpen();
+    const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
+    const { live, gone } = await readWorkers(this.redis, workersKey(this.prefix, this.name));
+    return {
+      queue: this.name,
+      waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
+      active: counts.active ?? 0,
+      delayed: counts.delayed ?? 0,
+      completed: counts.completed ?? 0,
+      failed: counts.failed ?? 0,
+      workers: live,
+      gone,
+      jobsPerSecond: live.reduce((s, w) => s + w.jobsPerSecond, 0),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pollTimer);
+    for (const w of this.wakeAll) w();
+    const events = this.events;
+    this.events = undefined;
+    await Promise.all([events?.then((e) => e.close()).catch(() => {}), this.queue.close().catch(() => {})]);
+    this.eventsRedis?.disconnect();
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new DeimError('ERR_CLOSED', 'the queue is closed');
+  }
+
+  private async watch(id: string, listener: Listener): Promise<void> {
+    const list = this.waiters.get(id);
+    if (list) list.push(listener);
+    else this.waiters.set(id, [listener]);
+    await this.subscribe();
+    this.scheduleCheck(id);
+  }
+
+  private unwatch(id: string, listener: Listener): void {
+    const list = this.waiters.get(id);
+    if (!list) return;
+    const i = list.indexOf(listener);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.waiters.delete(id);
+  }
+
+  private deliver(r: QueueResult): void {
+    const list = this.waiters.get(r.id);
+    if (list) {
+      this.waiters.delete(r.id);
+      for (const l of list) l(r);
+    }
+    for (const l of this.everyResult) l(r);
+  }
+
+  /** Subscribes to the event stream from its current end, then polls awaited jobs. */
+  private subscribe(): Promise<QueueEvents> {
+    this.events ??= (async () => {
+      const last = await this.redis.xrevrange(`${this.prefix}:${this.name}:events`, '+', '-', 'COUNT', 1);
+      const connection = createRedis(this.target, 'deimv2-producer-events');
+      this.eventsRedis = connection;
+      const events = new QueueEvents(this.name, { connection, prefix: this.prefix, lastEventId: last[0]?.[0] ?? '0-0' });
+      events.on('error', () => {});
+      events.on('completed', ({ jobId, returnvalue }) => {
+        const value = (typeof returnvalue === 'string' ? safeParse(returnvalue) : returnvalue) as JobResult | undefined;
+        if (value && typeof value === 'object') this.deliver({ id: jobId, ...value });
+        else this.scheduleCheck(jobId);
+      });
+      events.on('failed', ({ jobId, failedReason }) => this.deliver(this.failure(jobId, failedReason)));
+      await events.waitUntilReady();
+      // Events carry the results; the states of awaited jobs are re-read only when the stream has
+      // been quiet for pollMs, and after the event connection comes back (so a large wait does
+      // not cost Redis a state read per job every few seconds).
+      let lastEventAt = Date.now();
+      events.on('completed', () => (lastEventAt = Date.now()));
+      events.on('failed', () => (lastEventAt = Date.now()));
+      const checkAll = () => {
+        for (const id of this.waiters.keys()) this.scheduleCheck(id);
+      };
+      let lost = false;
+      connection.on('close', () => (lost = true));
+      connection.on('ready', () => {
+        if (lost) checkAll();
+        lost = false;
+      });
+      this.pollTimer = setInterval(() => {
+        if (Date.now() - lastEventAt >= this.pollMs) checkAll();
+      }, this.pollMs);
+      this.pollTimer.unref();
+      return events;
+    })();
+    return this.events;
+  }
+
+  private failure(id: string, reason: string | undefined): QueueResult {
+    const name = this.names.get(id);
+    return { id, ...(name !== undefined ? { file: name } : {}), error: decodeFailure(reason) };
+  }
+
+  private scheduleCheck(id: string): void {
+    this.toCheck.add(id);
+    if (this.checkScheduled) return;
+    this.checkScheduled = true;
+    setImmediate(() => {
+      this.checkScheduled = false;
+      const ids = [...this.toCheck].filter((i) => this.waiters.has(i));
+      this.toCheck.clear();
+      this.checkStates(ids).catch(() => {}); // Redis away: the next poll tries again
+    });
+  }
+
+  /**
+   * Reads the states of awaited jobs and delivers those that finished: two ZMSCOREs per 1,000 jobs
+   * on BullMQ's completed and failed sets (Redis >= 6.2), then the stored result or reason of the
+   * finished ones; a job that is in neither and has no hash was never added, or was removed.
+   */
+  private async checkStates(ids: string[]): Promise<void> {
+    const completedKey = this.queue.toKey('completed');
+    const failedKey = this.queue.toKey('failed');
+    for (let i = 0; i < ids.length && !this.closed; i += 1000) {
+      const chunk = ids.slice(i, i + 1000);
+      const [completed, failed] = await Promise.all([this.redis.zmscore(completedKey, ...chunk), this.redis.zmscore(failedKey, ...chunk)]);
+      const done = new Set(chunk.filter((_, k) => completed[k] !== null));
+      const finished = chunk.filter((_, k) => completed[k] !== null || failed[k] !== null);
+      const open = chunk.filter((_, k) => completed[k] === null && failed[k] === null);
+      const read = this.redis.pipeline();
+      for (const id of finished) read.hmget(this.queue.toKey(id), 'returnvalue', 'failedReason');
+      for (const id of open) read.exists(this.queue.toKey(id));
+      const replies = (await read.exec()) ?? [];
+      finished.forEach((id, k) => {
+        const [error, fields] = replies[k] ?? [];
+        if (error || !Array.isArray(fields)) return;
+        const [returnvalue, failedReason] = fields as Array<string | null>;
+        if (done.has(id)) {
+          const value = returnvalue ? safeParse(returnvalue) : undefined;
+          if (value && typeof value === 'object') this.deliver({ id, ...(value as JobResult) });
+        } else this.deliver(this.failure(id, failedReason ?? undefined));
+      });
+      open.forEach((id, k) => {
+        const [error, exists] = replies[finished.length + k] ?? [];
+        if (!error && exists === 0) {
+          this.deliver({ id, ...(this.names.has(id) ? { file: this.names.get(id)! } : {}), error: { code: 'ERR_QUEUE', message: `job ${id} is not in queue "${this.name}" (never added, or removed)` } });
+        }
+      });
+    }
+  }
+}
+
+function positive(v: number, name: string): number {
+  if (!Number.isInteger(v) || v < 1) throw new DeimError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${v}`, { input: String(v) });
+  return v;
+}
+
+function safeParse(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}

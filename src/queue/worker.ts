@@ -1,0 +1,322 @@
+/**
+ * DetectionWorker: consumes detection jobs from a BullMQ queue with one Detector.
+ *
+ * - Enough jobs are in flight to keep the backend saturated (default: four times the detector's
+ *   runners x batch, plus two to hide Redis round trips); jobs that arrive together go to the
+ *   detector as one detectBatch call, so TensorRT gets them as batches.
+ * - Bad input (unreadable image, too large, not allowed, bad options) fails the job once with its
+ *   error code (BullMQ UnrecoverableError); anything else (backend error, network, Redis) throws a
+ *   plain error and BullMQ retries it with the producer's exponential backoff.
+ * - close() drains: jobs in hand finish, no new ones are taken. A worker that dies has its jobs
+ *   picked up by others after BullMQ's stall detection; Redis restarts are survived by reconnecting.
+ */
+import { randomBytes } from 'node:crypto';
+import { rename, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { drawDetections } from '../annotate/draw.js';
+import { writeAnnotatedImage } from '../annotate/write.js';
+import { Detector, type DetectOptions, type DetectorOptions, type DetectorResult } from '../detector.js';
+import { DeimError, errorMessage } from '../errors.js';
+import type { DetectionFailure } from '../postprocess/types.js';
+import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis, type RedisTarget } from './connection.js';
+import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, type JobData, type JobResult } from './jobs.js';
+import { checkOutputPath, isTransient, openJobImage, resolveAllowDirs, type SourcePolicy } from './sources.js';
+import { Heartbeat, workersKey } from './stats.js';
+
+export interface DetectionWorkerOptions {
+  redis: RedisTarget;
+  queue: string;
+  /** Options of the worker's Detector (ignored when `detector` is given). */
+  detectorOptions?: DetectorOptions;
+  /** Use this detector (the worker does not close it). */
+  detector?: Detector;
+  /** Jobs in flight at once; default 4 x runners x batch + 2 (as many as `deimv2 detect` keeps in flight, and a few to hide Redis round trips). */
+  concurrency?: number;
+  /** Folders path jobs may read and annotated images may be written under (default none). */
+  allowDirs?: readonly string[];
+  /** Largest image in bytes (job bytes, files, downloads); default 20 MB. */
+  maxBytes?: number;
+  /** URL download timeout; default 15 s. */
+  urlTimeoutMs?: number;
+  /** BullMQ: how long a job's lock lasts without renewal (a dead worker's jobs wait this long). Default 30 s. */
+  lockDuration?: number;
+  /** BullMQ: how often stalled jobs are looked for. Default 30 s. */
+  stalledInterval?: number;
+  /** BullMQ: how many times a job may stall (its worker died) before it fails. Default 3. */
+  maxStalledCount?: number;
+  /** With a batch size above 1 (TensorRT), how long jobs are gathered into a batch; default 2 ms. */
+  batchWaitMs?: number;
+  /** BullMQ key prefix; default "bull". */
+  prefix?: string;
+  /** Log lines (start, failures, connection trouble). */
+  log?: (line: string) => void;
+}
+
+export interface WorkerCounts {
+  completed: number;
+  failed: number;
+  retried: number;
+}
+
+interface Pending {
+  input: string | Buffer;
+  resolve: (r: DetectorResult | DetectionFailure) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * Collects the jobs that arrive together into one detectBatch call per option set: those of the
+ * same turn of the event loop, and with a batch size above 1 (TensorRT) those of the next
+ * `waitMs` too, until a batch is full.
+ */
+class Batcher {
+  private groups = new Map<string, { options: DetectOptions; items: Pending[] }>();
+  private scheduled: NodeJS.Immediate | NodeJS.Timeout | undefined;
+
+  constructor(private readonly detector: Detector, private readonly waitMs: number) {}
+
+  run(input: string | Buffer, options: DetectOptions): Promise<DetectorResult | DetectionFailure> {
+    return new Promise((resolve, reject) => {
+      const key = JSON.stringify(options);
+      let group = this.groups.get(key);
+      if (!group) this.groups.set(key, (group = { options, items: [] }));
+      group.items.push({ input, resolve, reject });
+      const batch = this.detector.batchSize;
+      if (batch > 1 && group.items.length >= batch) {
+        this.flush();
+      } else if (this.scheduled === undefined) {
+        this.scheduled = batch > 1 && this.waitMs > 0 ? setTimeout(() => this.flush(), this.waitMs) : setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    if (this.scheduled !== undefined) {
+      clearTimeout(this.scheduled as NodeJS.Timeout);
+      clearImmediate(this.scheduled as NodeJS.Immediate);
+      this.scheduled = undefined;
+    }
+    const groups = [...this.groups.values()];
+    this.groups.clear();
+    for (const { options, items } of groups) {
+      this.detector.detectBatch(items.map((p) => p.input), options).then(
+        (results) => items.forEach((p, i) => p.resolve(results[i]!)),
+        (e) => items.forEach((p) => p.reject(e)),
+      );
+    }
+  }
+}
+
+export class DetectionWorker {
+  readonly id: string;
+  readonly queueName: string;
+  readonly concurrency: number;
+  readonly detector: Detector;
+  private readonly worker: Worker;
+  private readonly batcher: Batcher;
+  private readonly heartbeat: Heartbeat;
+  private readonly redis: Redis;
+  private readonly workerRedis: Redis;
+  private readonly counts: WorkerCounts = { completed: 0, failed: 0, retried: 0 };
+  private readonly ownsDetector: boolean;
+  private readonly policy: SourcePolicy;
+  private readonly log: (line: string) => void;
+  private closing: Promise<void> | undefined;
+
+  private constructor(init: { id: string; queue: string; detector: Detector; ownsDetector: boolean; concurrency: number; policy: SourcePolicy; worker: (processor: (job: Job) => Promise<JobResult>) => Worker; redis: Redis; workerRedis: Redis; heartbeat: Heartbeat; log: (line: string) => void; batchWaitMs: number }) {
+    this.id = init.id;
+    this.queueName = init.queue;
+    this.detector = init.detector;
+    this.ownsDetector = init.ownsDetector;
+    this.concurrency = init.concurrency;
+    this.policy = init.policy;
+    this.redis = init.redis;
+    this.workerRedis = init.workerRedis;
+    this.heartbeat = init.heartbeat;
+    this.log = init.log;
+    this.batcher = new Batcher(init.detector, init.batchWaitMs);
+    this.worker = init.worker((job) => this.process(job));
+    let lastError = '';
+    this.worker.on('error', (e) => {
+      // Connection trouble repeats while Redis is away: say it once.
+      if (e.message !== lastError) this.log(`deimv2 worker: ${errorMessage(e)}`);
+      lastError = e.message;
+    });
+    this.worker.on('ready', () => (lastError = ''));
+    this.worker.on('failed', (job, e) => {
+      if (!job) return;
+      const final = e instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+      if (final) {
+        this.counts.failed++;
+        this.heartbeat.record(false);
+      } else this.counts.retried++;
+      this.log(`deimv2 worker: job ${job.id} ${final ? 'failed' : `failed attempt ${job.attemptsMade}, will retry`}: ${e.message}`);
+    });
+    this.worker.on('completed', () => {
+      this.counts.completed++;
+      this.heartbeat.record(true);
+    });
+  }
+
+  static async start(options: DetectionWorkerOptions): Promise<DetectionWorker> {
+    const target = checkRedisTarget(options.redis);
+    const queue = checkQueueName(options.queue);
+    const prefix = options.prefix ?? 'bull';
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new DeimError('ERR_INVALID_ARGUMENT', `maxBytes must be a positive integer, got ${options.maxBytes}`);
+    const urlTimeoutMs = options.urlTimeoutMs ?? 15_000;
+    const policy: SourcePolicy = { allowDirs: await resolveAllowDirs(options.allowDirs ?? []), maxBytes, urlTimeoutMs };
+    for (const [name, v] of Object.entries({ concurrency: options.concurrency, lockDuration: options.lockDuration, stalledInterval: options.stalledInterval, maxStalledCount: options.maxStalledCount })) {
+      if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new DeimError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${v}`, { input: String(v) });
+    }
+    const log = options.log ?? (() => {});
+    const id = `${os.hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+    // Reach Redis before loading a model, so a wrong URL fails fast.
+    const redis = createRedis(target, `deimv2-worker-${id}`);
+    try {
+      await waitForRedis(redis, target.url);
+    } catch (e) {
+      redis.disconnect();
+      throw e;
+    }
+    let detector: Detector;
+    try {
+      detector = options.detector ?? (await Detector.create(options.detectorOptions ?? {}));
+    } catch (e) {
+      redis.disconnect();
+      throw e;
+    }
+    const stats = detector.stats();
+    const concurrency = options.concurrency ?? 4 * stats.runners * detector.batchSize + 2;
+    const heartbeat = new Heartbeat(redis, workersKey(prefix, queue), {
+      id,
+      host: os.hostname(),
+      pid: process.pid,
+      model: detector.spec.variant ?? path.basename(detector.modelPath),
+      backend: detector.backendName,
+      concurrency,
+    });
+    // BullMQ leaves a connection it was given open (its blocking duplicate it closes itself).
+    const workerRedis = createRedis(target, `deimv2-worker-${id}`);
+    const self = new DetectionWorker({
+      id,
+      queue,
+      detector,
+      ownsDetector: options.detector === undefined,
+      concurrency,
+      policy,
+      redis,
+      workerRedis,
+      heartbeat,
+      log,
+      batchWaitMs: options.batchWaitMs ?? 2,
+      worker: (processor) =>
+        new Worker(queue, processor, {
+          connection: workerRedis,
+          prefix,
+          name: id,
+          concurrency,
+          lockDuration: options.lockDuration ?? 30_000,
+          stalledInterval: options.stalledInterval ?? 30_000,
+          maxStalledCount: options.maxStalledCount ?? 3,
+          autorun: true,
+        }),
+    });
+    await self.worker.waitUntilReady();
+    heartbeat.start();
+    log(
+      `deimv2 worker ${id}: ${self.detector.spec.variant ?? path.basename(self.detector.modelPath)} on ${self.detector.backendName} (${self.detector.description}), ` +
+        `queue "${queue}" at ${redactRedisUrl(target.url)}, ${concurrency} jobs in flight, ` +
+        `${policy.allowDirs.length ? `paths under ${policy.allowDirs.join(', ')}` : 'no path jobs (no --allow-dir)'}, max ${maxBytes} bytes`,
+    );
+    return self;
+  }
+
+  /** Jobs finished by this worker (final failures only in `failed`; `retried` counts attempts that will run again). */
+  stats(): WorkerCounts {
+    return { ...this.counts };
+  }
+
+  /** Finishes the jobs in hand, takes no new ones, then frees the detector and Redis connections. */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
+    await this.worker.close();
+    await this.heartbeat.stop();
+    if (this.ownsDetector) await this.detector.close();
+    await this.workerRedis.quit().catch(() => this.workerRedis.disconnect());
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private async process(job: Job): Promise<JobResult> {
+    let data: JobData | undefined;
+    try {
+      data = checkJobData(job.data);
+      const opened = await openJobImage(data.image, data.name, this.policy);
+      const target = data.options.annotate !== undefined ? await checkOutputPath(data.options.annotate, opened.realPath, this.policy) : undefined;
+      const detectOptions: DetectOptions = {
+        ...(data.options.threshold !== undefined ? { threshold: data.options.threshold } : {}),
+        ...(data.options.classes !== undefined ? { classes: data.options.classes } : {}),
+        ...(data.options.maxDetections !== undefined ? { maxDetections: data.options.maxDetections } : {}),
+        ...(target !== undefined ? { returnImage: true } : {}),
+      };
+      const entry = await this.batcher.run(opened.input, detectOptions);
+      if ('error' in entry) {
+        // The detector names its input (the real path, or "(buffer of N bytes)"): name the job's image instead.
+        const shown = typeof opened.input === 'string' ? opened.input : `(buffer of ${opened.input.length} bytes)`;
+        throw new DeimError(entry.error.code as DeimError['code'], entry.error.message.split(shown).join(data.name), { input: data.name });
+      }
+      const result: JobResult = {
+        file: data.name,
+        width: entry.width,
+        height: entry.height,
+        detections: entry.detections,
+        model: this.detector.spec.variant ?? path.basename(this.detector.modelPath),
+        backend: this.detector.backendName,
+      };
+      if (target !== undefined && entry.image) {
+        drawDetections(entry.image, entry.detections);
+        await writeAtomically(entry.image, target);
+        result.annotated = target;
+      }
+      return result;
+    } catch (e) {
+      throw jobError(e);
+    }
+  }
+}
+
+/** Writes beside the target and renames over it: a reader never sees half a file, and a symlink at the target is replaced, not followed. */
+async function writeAtomically(image: NonNullable<DetectorResult['image']>, target: string): Promise<void> {
+  const ext = path.extname(target);
+  const temp = path.join(path.dirname(target), `.${path.basename(target, ext)}.${randomBytes(4).toString('hex')}.partial${ext}`);
+  try {
+    await writeAnnotatedImage(image, temp);
+    await rename(temp, target);
+  } catch (e) {
+    await rm(temp, { force: true }).catch(() => {});
+    if (e instanceof DeimError) throw e;
+    throw new DeimError('ERR_OUTPUT_WRITE', `cannot write ${target}: ${errorMessage(e)}`, { input: target });
+  }
+}
+
+/** Bad input -> UnrecoverableError (fails once); anything else -> a plain Error (retried). */
+function jobError(e: unknown): Error {
+  const code = e instanceof DeimError ? e.code : typeof (e as { code?: unknown })?.code === 'string' && /^ERR_[A-Z_]+$/.test((e as { code: string }).code) ? (e as { code: string }).code : 'ERR_QUEUE';
+  // Stored reasons reach logs and terminals: paths and URLs from a job lose their control characters.
+  const reason = encodeFailure(code, errorMessage(e).replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '?'));
+  return PERMANENT_CODES.has(code) && !isTransient(e) ? new UnrecoverableError(reason) : new Error(reason);
+}
+
+export function checkQueueName(queue: unknown): string {
+  if (typeof queue !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(queue)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `queue name must be 1-100 letters, digits, '_', '.' or '-', got ${JSON.stringify(queue)}`, { input: String(queue) });
+  }
+  return queue;
+}
