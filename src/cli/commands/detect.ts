@@ -8,13 +8,12 @@ import { Detector, type DetectorOptions, type DetectorResult } from '../../detec
 import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
-import { isImageSequence, isVideoInput, runVideoDetect, summaryLine } from '../../video/index.js';
-import { checkLocalSource } from '../../video/source.js';
-import { TrackSession } from '../../track/session.js';
+import { checkLocalSource, isImageSequence, isVideoInput } from '../../video/source.js';
+import { trackOptionsFromCli } from '../../track/options.js';
 import { detectorInputs, expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
-import { addTrackOptions, trackOptionsFromCli } from './track.js';
+import { addTrackOptions } from '../track-options.js';
 
 interface DetectCliOptions extends DetectorCliOptions {
   out?: string;
@@ -251,6 +250,8 @@ async function detectVideoCommand(input: string, options: DetectCliOptions, dete
     throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${options.out}: the annotated copy of a video is an H.264 MP4; give a file name ending in .mp4`, { input: options.out });
   }
   if (options.mot !== undefined && !options.track) throw new DeimError('ERR_INVALID_ARGUMENT', '--mot needs --track');
+  // The video and tracking code loads only for a video.
+  const [{ runVideoDetect, summaryLine }, { TrackSession }] = await Promise.all([import('../../video/run.js'), import('../../track/session.js')]);
   if (options.track) new TrackSession(trackOptionsFromCli(options as unknown as Record<string, unknown>)); // bad --line/--zone fail before the model loads
   planOutputs({
     inputs: [input, ...detectorInputs(detectorOptions)],

@@ -7,21 +7,11 @@ import type { Command } from 'commander';
 import { DeimError } from '../../errors.js';
 import { planOutputs } from '../../output/plan.js';
 import { LineWriter, motLines, readDetectionsJsonl, trackJson } from '../../track/io.js';
-import { TRACK_OPTION_TABLE, trackOptionsFromCli } from '../../track/options.js';
+import { trackOptionsFromCli } from '../../track/options.js';
+import { addTrackOptions } from '../track-options.js';
 import { formatTrackSummary, TrackSession, type TrackSessionOptions } from '../../track/session.js';
 
-const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
-
-/** Registers the tracking flags on a command (`only` limits them to some API keys). */
-export function addTrackOptions(cmd: Command, except: ReadonlyArray<string> = []): Command {
-  for (const row of TRACK_OPTION_TABLE) {
-    if (except.includes(row.key)) continue;
-    if (row.repeatable) cmd.option(row.flag, row.description, collect);
-    else cmd.option(row.flag, row.description);
-  }
-  return cmd;
-}
-
+export { addTrackOptions } from '../track-options.js';
 export { trackOptionsFromCli };
 
 interface TrackCliOptions extends Record<string, unknown> {
