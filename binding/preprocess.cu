@@ -32,6 +32,15 @@ __global__ void FillBorder(const float* __restrict__ lut, int32_t planeWidth, in
 
 }  // namespace
 
+cudaError_t PreprocessKernelStatus() {
+  cudaFuncAttributes attributes{};
+  cudaError_t status = cudaFuncGetAttributes(&attributes, HorizontalPass);
+  if (status == cudaSuccess) status = cudaFuncGetAttributes(&attributes, VerticalPass);
+  if (status == cudaSuccess) status = cudaFuncGetAttributes(&attributes, FillBorder);
+  if (status != cudaSuccess) static_cast<void>(cudaGetLastError());  // not sticky: leave no stale error behind
+  return status;
+}
+
 cudaError_t EnqueuePreprocess(const PreprocessPlan& plan, const uint8_t* src, uint8_t* scratch, float* out,
                               cudaStream_t stream) {
   if (!kernel::PlanFits(plan)) return cudaErrorInvalidValue;

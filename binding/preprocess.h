@@ -17,4 +17,8 @@ namespace deimv2 {
 cudaError_t EnqueuePreprocess(const PreprocessPlan& plan, const uint8_t* src, uint8_t* scratch, float* out,
                               cudaStream_t stream);
 
+// Whether the kernels have an image the current device can run (cubin for its architecture, or PTX
+// the driver can JIT): cudaSuccess, else cudaErrorNoKernelImageForDevice / cudaErrorInvalidDeviceFunction.
+cudaError_t PreprocessKernelStatus();
+
 }  // namespace deimv2
