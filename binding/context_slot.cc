@@ -143,6 +143,17 @@ void ContextSlot::SetShapes(int32_t batch) {
 }
 
 void ContextSlot::Issue(int32_t batch, const FramePlan* frames) {
+  try {
+    IssueWork(batch, frames);
+  } catch (...) {
+    // A failed issue may have queued part of the run: let it finish (errors dropped) so the slot
+    // goes back quiescent and its pinned buffers are the caller's again.
+    if (stream_ != nullptr) runtime_.DrainStream(stream_);
+    throw;
+  }
+}
+
+void ContextSlot::IssueWork(int32_t batch, const FramePlan* frames) {
   // The current device is per thread, and libuv hands each job to any pool thread.
   runtime_.SetDevice(device_);
   SetShapes(batch);

@@ -76,6 +76,7 @@ class ContextSlot {
 
  private:
   void Release() noexcept;
+  void IssueWork(int32_t batch, const FramePlan* frames);
   void SetShapes(int32_t batch);
   void EnqueueFrames(int32_t batch, const FramePlan& plan);
   // The enqueue, or the graph of it for this batch size (captured on the second run of a size).
