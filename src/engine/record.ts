@@ -40,6 +40,8 @@ export interface RecordEngineOptions {
   /** Also record the package's example image (the image engine validation runs); default true. */
   includeValidationImage?: boolean;
   onProgress?: (event: NativeBuildProgress) => void;
+  /** Also keep the recording here: DEIMV2_SIM_RECORDING=<file> makes every simulated build (the engine cache's too) replay it. */
+  recordingOut?: string;
 }
 
 export interface RecordEngineResult {
@@ -153,7 +155,7 @@ export async function recordEngine(options: RecordEngineOptions): Promise<Record
     }
     const dir = await mkdtemp(path.join(os.tmpdir(), 'deimv2-record-'));
     try {
-      const recording = path.join(dir, 'recording.bin');
+      const recording = options.recordingOut ?? path.join(dir, 'recording.bin');
       await writeFile(recording, encodeRecording(index.map((i) => tensors[i]!), records.map((r) => index.map((i) => r[i]!))));
       const built = await probe.addon.buildEngine(
         { onnx: resolved.path, engine: options.out, precision: 'fp32', minBatch: 1, optBatch: maxBatch, maxBatch, device: options.device ?? 0, recording },

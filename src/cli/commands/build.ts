@@ -27,6 +27,7 @@ interface BuildCliOptions {
   quiet?: boolean;
   record?: string;
   resize?: string;
+  saveRecording?: string;
 }
 
 function intOption(value: string | undefined, flag: string): number | undefined {
@@ -54,6 +55,7 @@ export function register(program: Command): void {
     .option('--force', 'rebuild even when a valid engine exists')
     .option('--record <dir>', 'simulated GPU runtime only (DEIMV2_GPU_RUNTIME=simulated): record the images of <dir> on the CPU backend into the engine file --out')
     .option('--resize <stretch|letterbox>', 'with --record: how the detector that uses the engine resizes', 'stretch')
+    .option('--save-recording <file>', 'with --record: also keep the recording (DEIMV2_SIM_RECORDING=<file> replays it in every simulated build)')
     .option('--json', 'print the result as JSON')
     .option('-q, --quiet', 'no progress lines')
     .action(async (cli: BuildCliOptions) => {
@@ -67,6 +69,7 @@ export function register(program: Command): void {
         const recorded = await recordEngine({
           model: cli.model, inputs: cli.record, out: cli.out, resize: cli.resize, maxBatch: intOption(cli.maxBatch, '--max-batch')!, device: intOption(cli.device, '--device')!,
           ...(cli.modelDir !== undefined ? { modelDir: cli.modelDir } : {}),
+          ...(cli.saveRecording !== undefined ? { recordingOut: cli.saveRecording } : {}),
           ...(log ? { onProgress: (e: { event: string; phase: string }) => { if (e.event !== 'step') log(`  ${e.event} ${e.phase}`); } } : {}),
         });
         process.stdout.write(cli.json ? JSON.stringify(recorded, null, 2) + '\n' : `recorded ${recorded.recorded} image(s) into ${recorded.engine} (${recorded.bytes} bytes, simulated runtime)\n`);
