@@ -56,6 +56,13 @@ describe('deimv2 detect --backend tensorrt on the simulated runtime equals --bac
 });
 
 describe('the simulated runtime is explicit and strict', () => {
+  it('falls back to CPU preprocessing when the kernel has no image for the GPU, with the same results', async () => {
+    const out = path.join(tmp, 'nokernel.json');
+    const r = await runCli(['detect', images, '--backend', 'tensorrt', '--engine', engines.stretch!, '--batch', '8', '--json', out, '-q'], { DEIMV2_SIM_NO_KERNEL: '1' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(detectionsOf(readJson(out))).toEqual(cpu.stretch);
+  });
+
   it('deimv2 info says tensorrt (simulated)', async () => {
     const r = await runCli(['info']);
     expect(r.code, r.stderr).toBe(0);
