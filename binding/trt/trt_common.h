@@ -10,18 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "cuda/cuda_check.h"
 #include "native_error.h"
 
 namespace deimv2 {
 namespace trt {
-
-// "cudaMalloc(&ptr, bytes) failed: cudaErrorMemoryAllocation (2): out of memory"
-inline void CheckCuda(cudaError_t status, const char* call) {
-  if (status == cudaSuccess) return;
-  throw NativeError(std::string(call) + " failed: " + cudaGetErrorName(status) + " (" +
-                        std::to_string(static_cast<int>(status)) + "): " + cudaGetErrorString(status),
-                    "ERR_CUDA");
-}
 
 // Keeps TensorRT's own error text so a failed call can say why; prints nothing (a library must not).
 class Logger : public nvinfer1::ILogger {
@@ -111,4 +104,3 @@ class ErrorRecorder : public nvinfer1::IErrorRecorder {
 }  // namespace trt
 }  // namespace deimv2
 
-#define DEIMV2_CUDA(call) ::deimv2::trt::CheckCuda((call), #call)
