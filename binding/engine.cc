@@ -152,13 +152,19 @@ class CloseWorker : public CodedWorker {
 
 void ReleaseEngine(std::shared_ptr<LoadedEngine> loaded) noexcept {
   if (!loaded) return;
-  auto* held = new std::shared_ptr<LoadedEngine>(std::move(loaded));
-  rt::DeferRelease([held] {
-    std::string message;
-    const char* code = nullptr;
-    GuardCall([held] { (*held)->runtime.SetDevice((*held)->device); }, &message, &code);
+  std::shared_ptr<LoadedEngine>* held = nullptr;
+  try {
+    held = new std::shared_ptr<LoadedEngine>(std::move(loaded));
+    rt::DeferRelease([held] {
+      std::string message;
+      const char* code = nullptr;
+      GuardCall([held] { (*held)->runtime.SetDevice((*held)->device); }, &message, &code);
+      delete held;
+    });
+  } catch (...) {
+    // No memory even for the hand-over: free here rather than leak or terminate.
     delete held;
-  });
+  }
 }
 
 std::shared_ptr<LoadedEngine> LoadEngine(rt::GpuRuntime& runtime, OpenOptions options) {

@@ -28,7 +28,11 @@ Napi::ArrayBuffer PinnedBuffer::ToArrayBuffer(Napi::Env env, const std::shared_p
       [](napi_env, void*, void* hint) {
         // Runs on the JS thread during GC: hand the last reference to the teardown thread.
         auto* held = static_cast<std::shared_ptr<PinnedBuffer>*>(hint);
-        rt::DeferRelease([held] { delete held; });
+        try {
+          rt::DeferRelease([held] { delete held; });
+        } catch (...) {
+          delete held;  // nothing may escape a finalizer
+        }
       },
       keepAlive, &value);
   if (status != napi_ok) {
