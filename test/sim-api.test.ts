@@ -159,6 +159,32 @@ describe('the addon directly on the simulated runtime', () => {
     expect(scores.length).toBe(0);  // detached at close
   });
 
+  it('outputs read before the infer settles are poison (slow streams: 20 ms per operation)', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { pathToFileURL } = await import('node:url');
+    const { runNode } = await import('./helpers/sim.js');
+    const script = path.join(tmp, 'poison.mjs');
+    writeFileSync(script, `
+      const { loadAddon } = await import(${JSON.stringify(pathToFileURL(path.resolve(import.meta.dirname, '..', 'dist', 'backends', 'tensorrt', 'native.js')).href)});
+      const addon = loadAddon().addon;
+      await addon.buildEngine({ onnx: process.argv[2], engine: process.argv[3], precision: 'fp32' });
+      const e = await addon.openEngine({ engine: process.argv[3], contexts: 1, cudaGraphs: false });
+      const scores = new Float32Array(e.buffers(0).scores);
+      let settled = false, sawPoison = false;
+      const p = e.infer(0, 1).then(() => { settled = true; });
+      const until = Date.now() + 2000;
+      while (!sawPoison && Date.now() < until) sawPoison = Number.isNaN(scores[0]);
+      await p;
+      console.log(JSON.stringify({ sawPoison, settledBeforePoison: settled, after: scores[0] }));
+      await e.close();
+    `);
+    const r = await runNode(script, [path.join(process.env.DEIMV2_MODEL_DIR!, 'deimv2_hgnetv2_atto_coco.onnx'), path.join(tmp, 'poison.engine')], { DEIMV2_SIM_DELAY_US: '20000' });
+    expect(r.code, r.stderr).toBe(0);
+    const seen = JSON.parse(r.stdout) as { sawPoison: boolean; after: number };
+    expect(seen.sawPoison).toBe(true);
+    expect(Number.isNaN(seen.after)).toBe(false);
+  });
+
   it('build reports its phases and a progress callback returning false cancels it', async () => {
     const phases: string[] = [];
     const out = path.join(tmp, 'plain.engine');
