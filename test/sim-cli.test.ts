@@ -7,7 +7,7 @@
  * GPU preprocessing and CUDA graphs are switched with DEIMV2_GPU_PREPROCESS / DEIMV2_CUDA_GRAPHS
  * (src/backends/tensorrt/native.ts) until the --gpu-preprocess / --cuda-graphs options exist.
  */
-import { readFileSync, rmSync, truncateSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cocoSubset, detectionsOf, runCli, tempDir } from './helpers/sim.js';
@@ -83,7 +83,10 @@ describe('the simulated runtime is explicit and strict', () => {
   });
 
   it('an input the engine has not recorded fails with an error that says so (letterbox images on a stretch engine)', async () => {
-    const r = await runCli(['detect', images, '--backend', 'tensorrt', '--engine', engines.stretch!, '--resize', 'letterbox', '--json', path.join(tmp, 'bad.json')]);
+    // One image: with a folder, the CLI may report the ERR_CLOSED of the other chunks instead (it
+    // closes the detector when the first chunk fails), which is the CLI's business, not the runtime's.
+    const one = path.join(images, readdirSync(images).sort()[0]!);
+    const r = await runCli(['detect', one, '--backend', 'tensorrt', '--engine', engines.stretch!, '--resize', 'letterbox', '--json', path.join(tmp, 'bad.json')]);
     expect(r.code).not.toBe(0);
     expect(r.signal).toBeNull();
     expect(r.stderr).toMatch(/has an input this engine has not recorded \(13 recorded; input hash [0-9a-f]{16}\)/);

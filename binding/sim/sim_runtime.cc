@@ -537,8 +537,14 @@ class SimRuntime : public rt::GpuRuntime {
   }
   void FaultHit(const char* call, const char* code) { faults_.Hit(call, code); }
   Stats Snapshot() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
+    Stats out;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      out = stats_;
+    }
+    std::lock_guard<std::mutex> lock(violationsMutex_);
+    out.violations = violations_;
+    return out;
   }
   void MarkJsThread() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -558,9 +564,11 @@ class SimRuntime : public rt::GpuRuntime {
     --after;
     return p >= after->first && p + bytes <= after->first + after->second.size;
   }
+  // Callable with or without mutex_ held (teardown paths hold other locks): its own mutex.
   void Violation(const std::string& what) noexcept {
     try {
-      if (stats_.violations.size() < 100) stats_.violations.push_back(what);
+      std::lock_guard<std::mutex> lock(violationsMutex_);
+      if (violations_.size() < 100) violations_.push_back(what);
     } catch (...) {
     }
   }
@@ -579,6 +587,8 @@ class SimRuntime : public rt::GpuRuntime {
   std::map<uint8_t*, Allocation> device_;
   std::map<uint8_t*, Allocation> pinned_;
   Stats stats_;
+  std::mutex violationsMutex_;
+  std::vector<std::string> violations_;
   std::thread::id jsThread_;
   bool haveJsThread_ = false;
   static thread_local SimGraph* capturing_;
