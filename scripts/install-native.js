@@ -87,7 +87,8 @@ function cmakeJs(args, extraEnv = {}) {
 function install() {
   if (process.env.DEIMV2_SKIP_NATIVE) return say('DEIMV2_SKIP_NATIVE is set: not building the native addon (the CPU backend works)');
   const headers = findTensorRtHeaders();
-  const probe = probeAddon();
+  // DEIMV2_NATIVE_REBUILD=1: ignore an existing build (tests of this script).
+  const probe = process.env.DEIMV2_NATIVE_REBUILD ? {} : probeAddon();
   if (probe.info && probe.seam && (probe.info.tensorrt || !headers)) {
     return say(probe.info.tensorrt ? `native addon ready (TensorRT ${probe.info.tensorrtHeaders})` : 'native addon ready (simulated GPU runtime only: TensorRT was not found)');
   }

@@ -5,7 +5,7 @@
  * plans checked against a CPU run of the kernel's arithmetic, and inferFrames' argument checks).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -258,6 +258,19 @@ describe('FindTensorRT on fake install trees', () => {
 });
 
 describe('install step', () => {
+  it('without a C++ toolchain: says why and how, never fails; deimv2 info says the addon is missing and how to build it', () => {
+    const bin = path.join(tmp, 'node-only-bin');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install-native.js')], { encoding: 'utf8', env: { ...process.env, PATH: bin, DEIMV2_NATIVE_REBUILD: '1' } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^deimv2: not building the native addon: cmake is not installed\. The CPU backend works; .*install cmake and a C\+\+17 compiler .*then run npm run build:native\./);
+    const info = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'info'], { encoding: 'utf8', env: { ...process.env, DEIMV2_NATIVE_ADDON: path.join(tmp, 'missing.node') } });
+    expect(info.status).toBe(0);
+    expect(info.stdout).toMatch(/tensorrt\s+unavailable\s+TensorRT unavailable: the native addon could not be loaded \(.*\); run npm run build:native/);
+    expect(info.stdout).toMatch(/cpu\s+available/);
+  });
+
   it('never fails, and says what it did', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install-native.js')], { encoding: 'utf8', env: { ...process.env, TENSORRT_ROOT: path.join(tmp, 'nowhere') } });
     expect(r.status).toBe(0);
