@@ -74,51 +74,6 @@ class OpenWorker : public CodedWorker {
   std::shared_ptr<LoadedEngine> loaded_;
 };
 
-class InferWorker : public CodedWorker {
- public:
-  InferWorker(Napi::Env env, Engine* owner, std::shared_ptr<LoadedEngine> loaded, size_t slot, int32_t batch,
-              std::unique_ptr<FramePlan> frames, bool readInput)
-      : CodedWorker(env, "deimv2.infer"),
-        owner_(owner),
-        loaded_(std::move(loaded)),
-        slot_(slot),
-        batch_(batch),
-        frames_(std::move(frames)),
-        readInput_(readInput) {}
-  void Work() override {
-    ContextSlot& slot = *loaded_->slots[slot_];
-    if (readInput_) {
-      slot.IssueReadInput(batch_);
-    } else {
-      slot.Issue(batch_, frames_.get());
-    }
-    slot.Wait();
-  }
-  void OnOK() override {
-    Finish();
-    deferred_.Resolve(Env().Undefined());
-  }
-  void OnError(const Napi::Error& error) override {
-    Finish();
-    CodedWorker::OnError(error);
-  }
-
- private:
-  void Finish() {
-    // Drop this worker's reference first: the close that Settle may start must hold the last one,
-    // so the engine is freed on the close worker's thread, never here on the JS thread.
-    loaded_.reset();
-    owner_->Settle(slot_);
-    owner_->Unref();
-  }
-  Engine* owner_;
-  std::shared_ptr<LoadedEngine> loaded_;
-  size_t slot_;
-  int32_t batch_;
-  std::unique_ptr<FramePlan> frames_;  // a validated copy, owned by the worker until it settles
-  bool readInput_;
-};
-
 // Frees contexts, device memory, pinned memory and the engine off the JS thread, on its device.
 class CloseWorker : public CodedWorker {
  public:
@@ -149,6 +104,14 @@ class CloseWorker : public CodedWorker {
 };
 
 }  // namespace
+
+// A slot job's outcome, from its runner thread to the JS thread.
+struct Completion {
+  size_t slot = 0;
+  bool ok = false;
+  std::string message;
+  const char* code = "ERR_NATIVE";
+};
 
 void ReleaseEngine(std::shared_ptr<LoadedEngine> loaded) noexcept {
   if (!loaded) return;
@@ -212,6 +175,7 @@ std::shared_ptr<LoadedEngine> LoadEngine(rt::GpuRuntime& runtime, OpenOptions op
     loaded->slots.push_back(
         std::make_unique<ContextSlot>(runtime, *loaded->engine, loaded->io, options.device, loaded->maxBatch, options));
   }
+  for (int32_t i = 0; i < options.contexts; ++i) loaded->runners.push_back(std::make_unique<SlotRunner>());
   return loaded;
 }
 
@@ -252,7 +216,16 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
 Engine::~Engine() {
   // Collected without close() (no infer can be in flight: each holds a reference to this object).
   // The frees go to the teardown thread, on the engine's device, never the JS thread.
+  ReleaseNotifier();
   if (loaded_) ReleaseEngine(std::move(loaded_));
+}
+
+bool Engine::NotifierUsable() const { return notifierLive_ && notifierAlive_ && *notifierAlive_; }
+
+void Engine::ReleaseNotifier() {
+  const bool usable = NotifierUsable();
+  notifierLive_ = false;
+  if (usable) notifier_.Release();
 }
 
 void Engine::Attach(std::shared_ptr<LoadedEngine> loaded) {
@@ -275,6 +248,20 @@ void Engine::Attach(std::shared_ptr<LoadedEngine> loaded) {
     ReleaseEngine(std::move(loaded_));
     throw;
   }
+  slotPromises_.resize(loaded_->slots.size());
+  // Unref'd while idle: an open engine alone does not keep the process alive.
+  // The finalizer clears the shared flag, so an engine collected after environment teardown (which
+  // finalizes thread-safe functions itself) never touches a freed one.
+  notifierAlive_ = std::make_shared<bool>(true);
+  auto* alive = new std::shared_ptr<bool>(notifierAlive_);
+  notifier_ = Notifier::New(env, "deimv2.infer", 0, 1, this,
+                            [](Napi::Env, std::shared_ptr<bool>* flag, Engine*) {
+                              **flag = false;
+                              delete flag;
+                            },
+                            alive);
+  notifier_.Unref(env);
+  notifierLive_ = true;
   closing_ = false;
 }
 
@@ -427,27 +414,61 @@ Napi::Value Engine::QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::u
     throw ErrorWithCode(env, "slot " + std::to_string(slot) + " is in flight: await its infer() before reusing its buffers",
                         "ERR_SLOT_BUSY");
   }
-  InferWorker* worker = nullptr;
   try {
-    worker = new InferWorker(env, this, loaded_, slot, batch, std::move(frames), readInput);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    // Counted only once queued: a worker that never runs must leave neither a busy slot nor a
-    // close() waiting for it.
-    ++inFlight_;
-    Ref();  // the JS object stays alive while its work is in flight (released in Finish)
+    slotPromises_[slot] = std::make_unique<Napi::Promise::Deferred>(Napi::Promise::Deferred::New(env));
+    Napi::Promise promise = slotPromises_[slot]->Promise();
+    // The job holds the engine's state by plain pointer: close() waits until every job has been
+    // delivered back here, so the state outlives them (and no job can drop its last reference).
+    LoadedEngine* loaded = loaded_.get();
+    std::shared_ptr<FramePlan> plan(std::move(frames));
+    Notifier notifier = notifier_;
+    loaded_->runners[slot]->Post([loaded, slot, batch, plan, readInput, notifier]() mutable {
+      auto* done = new Completion();
+      done->slot = slot;
+      done->ok = GuardCall(
+          [&] {
+            ContextSlot& context = *loaded->slots[slot];
+            if (readInput) {
+              context.IssueReadInput(batch);
+            } else {
+              context.Issue(batch, plan.get());
+            }
+            context.Wait();
+          },
+          &done->message, &done->code);
+      plan.reset();
+      if (notifier.NonBlockingCall(done) != napi_ok) delete done;  // the environment is going away
+    });
+    // Counted only once queued: a job that never runs must leave neither a busy slot nor a close()
+    // waiting for it.
+    if (inFlight_++ == 0 && NotifierUsable()) notifier_.Ref(env);
+    Ref();  // the JS object stays alive while its work is in flight (released in Settle)
     return promise;
   } catch (...) {
-    delete worker;
+    slotPromises_[slot].reset();
     loaded_->slots[slot]->busy.store(false);
     throw;
   }
 }
 
-void Engine::Settle(size_t slot) {
+void Engine::Deliver(Napi::Env env, Napi::Function, Engine* engine, Completion* done) {
+  std::unique_ptr<Completion> completion(done);
+  if (env == nullptr || engine == nullptr || completion == nullptr) return;  // environment teardown
+  std::unique_ptr<Napi::Promise::Deferred> deferred = std::move(engine->slotPromises_[completion->slot]);
+  engine->Settle(env, completion->slot);
+  if (!deferred) return;
+  if (completion->ok) {
+    deferred->Resolve(env.Undefined());
+  } else {
+    deferred->Reject(ErrorWithCode(env, completion->message, completion->code).Value());
+  }
+}
+
+void Engine::Settle(Napi::Env env, size_t slot) {
   if (loaded_) loaded_->slots[slot]->busy.store(false);
-  --inFlight_;
-  if (closing_ && inFlight_ == 0 && loaded_) StartClose(Env());
+  if (--inFlight_ == 0 && NotifierUsable()) notifier_.Unref(env);
+  if (closing_ && inFlight_ == 0 && loaded_) StartClose(env);
+  Unref();
 }
 
 // close() -> Promise<void>; idempotent: every call returns the first call's promise, which settles
@@ -471,6 +492,7 @@ Napi::Value Engine::Close(const Napi::CallbackInfo& info) {
 
 void Engine::StartClose(Napi::Env env) {
   DetachBuffers();
+  ReleaseNotifier();  // no job is in flight: nothing will call it again
   auto* worker = new CloseWorker(env, std::move(loaded_), std::move(closeWaiters_));
   closeWaiters_.clear();
   worker->Queue();

@@ -13,9 +13,9 @@
 //   await engine.close()          // waits for infers in flight, then frees GPU and pinned memory off
 //                                 // the JS thread; every call returns the same promise
 //
-// Threads: each infer() occupies one libuv pool thread while its slot's work runs (issue, then wait
-// on the slot's event). With libuv's default of 4 threads, keep contexts <= 2 per process (the
-// default) or raise UV_THREADPOOL_SIZE before Node starts, so file I/O keeps a thread.
+// Threads: each slot has its own thread (slot_runner.h) that issues the slot's work and waits for its
+// event; the outcome comes back to the JS thread through a thread-safe function. So infers in flight
+// hold no libuv pool thread (file I/O keeps all of them); open and close use one briefly.
 #pragma once
 
 #include <memory>
@@ -26,8 +26,11 @@
 #include "napi_config.h"
 #include "options.h"
 #include "runtime/gpu_runtime.h"
+#include "slot_runner.h"
 
 namespace deimv2 {
+
+struct Completion;
 
 // The native state, shared by the JS object and every worker that uses it, so a worker in flight
 // keeps it alive even if the JS object is collected. Member order is destruction order reversed:
@@ -39,6 +42,8 @@ struct LoadedEngine {
   std::unique_ptr<rt::Engine> engine;
   std::vector<IoTensor> io;
   std::vector<std::unique_ptr<ContextSlot>> slots;
+  // One thread per slot; declared after the slots, so joined before any slot is destroyed.
+  std::vector<std::unique_ptr<SlotRunner>> runners;
   int32_t device = 0;
   int32_t minBatch = 1;
   int32_t optBatch = 1;
@@ -67,8 +72,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
   explicit Engine(const Napi::CallbackInfo& info);
   ~Engine() override;
 
-  // Called by InferWorker on the JS thread when an infer() settles.
-  void Settle(size_t slot);
+  // On the JS thread, when a slot's job has finished: settles its promise.
+  static void Deliver(Napi::Env env, Napi::Function unused, Engine* engine, Completion* done);
+  using Notifier = Napi::TypedThreadSafeFunction<Engine, Completion, &Engine::Deliver>;
 
  private:
   Napi::Value Tensors(const Napi::CallbackInfo& info);
@@ -90,6 +96,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
   void CheckOpen(Napi::Env env) const;
   size_t CheckSlot(const Napi::Value& value) const;
   void StartClose(Napi::Env env);
+  void Settle(Napi::Env env, size_t slot);
+  void ReleaseNotifier();
+  bool NotifierUsable() const;
   // Marks the slot busy (or throws ERR_SLOT_BUSY) and queues its run; `frames` for inferFrames().
   // `readInput` queues the image-input download instead of a run. A failure to queue leaves the slot free.
   Napi::Value QueueInfer(Napi::Env env, size_t slot, int32_t batch, std::unique_ptr<FramePlan> frames,
@@ -99,6 +108,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
   // One object of external ArrayBuffers per slot, made once: V8 allows one ArrayBuffer per memory block.
   std::vector<Napi::ObjectReference> slotBuffers_;
   std::vector<Napi::Reference<Napi::ArrayBuffer>> frameBuffers_;  // empty references without staging
+  // The promise of each slot's job in flight (one at a time per slot).
+  std::vector<std::unique_ptr<Napi::Promise::Deferred>> slotPromises_;
+  Notifier notifier_;
+  bool notifierLive_ = false;                 // created and not released by us
+  std::shared_ptr<bool> notifierAlive_;       // cleared by its finalizer
   size_t inFlight_ = 0;
   bool closing_ = false;
   std::vector<Napi::Promise::Deferred> closeWaiters_;

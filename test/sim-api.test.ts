@@ -185,6 +185,34 @@ describe('the addon directly on the simulated runtime', () => {
     expect(Number.isNaN(seen.after)).toBe(false);
   });
 
+  it('infers in flight hold no libuv pool thread: file I/O goes on with UV_THREADPOOL_SIZE=1', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { pathToFileURL } = await import('node:url');
+    const { runNode } = await import('./helpers/sim.js');
+    const script = path.join(tmp, 'pool.mjs');
+    writeFileSync(script, `
+      import { readFile } from 'node:fs/promises';
+      const { loadAddon } = await import(${JSON.stringify(pathToFileURL(path.resolve(import.meta.dirname, '..', 'dist', 'backends', 'tensorrt', 'native.js')).href)});
+      const addon = loadAddon().addon;
+      await addon.buildEngine({ onnx: process.argv[2], engine: process.argv[3], precision: 'fp32' });
+      const e = await addon.openEngine({ engine: process.argv[3], contexts: 4 });
+      const start = Date.now();
+      let inferDone = 0;
+      const infers = [0, 1, 2, 3].map((slot) => e.infer(slot, 1).then(() => { inferDone = Date.now() - start; }));
+      await readFile(process.argv[2]);
+      const ioDone = Date.now() - start;
+      await Promise.all(infers);
+      console.log(JSON.stringify({ ioDone, inferDone }));
+      await e.close();
+    `);
+    const r = await runNode(script, [path.join(process.env.DEIMV2_MODEL_DIR!, 'deimv2_hgnetv2_atto_coco.onnx'), path.join(tmp, 'pool.engine')],
+      { DEIMV2_SIM_DELAY_US: '100000', UV_THREADPOOL_SIZE: '1' });
+    expect(r.code, r.stderr).toBe(0);
+    const t = JSON.parse(r.stdout) as { ioDone: number; inferDone: number };
+    // Each infer takes >= ~5 stream operations of up to 100 ms; the file read must not wait for them.
+    expect(t.ioDone).toBeLessThan(t.inferDone);
+  });
+
   it('build reports its phases and a progress callback returning false cancels it', async () => {
     const phases: string[] = [];
     const out = path.join(tmp, 'plain.engine');
