@@ -2,6 +2,7 @@
 #include "build_info.h"
 #include "napi_config.h"
 #include "options.h"
+#include "sim/sim_stats.h"
 #include "tensorrt_api.h"
 
 namespace {
@@ -12,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                                "buildInfo"));
   exports.Set("checkFramePlan", Napi::Function::New(env, deimv2::CheckFramePlan, "checkFramePlan"));
   deimv2::RegisterTensorRt(env, exports);
+  deimv2::sim::MarkJsThread();  // the simulator records frees on this thread as violations
   return exports;
 }
 

@@ -1,11 +1,9 @@
-// One execution context of the pool with everything it needs to run without sharing: its CUDA stream
-// (created once), a blocking-sync event, device buffers and pinned host buffers for every I/O tensor
-// sized for the profile's largest batch. A slot is either free or in flight (`busy`); while in flight
-// its buffers belong to the GPU and the engine refuses to reuse or free them.
+// One execution context of the pool with everything it needs to run without sharing: its stream
+// (created once), an event, device buffers and pinned host buffers for every I/O tensor sized for the
+// profile's largest batch. A slot is either free or in flight (`busy`); while in flight its buffers
+// belong to the GPU and the engine refuses to reuse or free them. Runtime-agnostic: every GPU call
+// goes through rt::GpuRuntime (binding/runtime/gpu_runtime.h).
 #pragma once
-
-#include <NvInferRuntime.h>
-#include <cuda_runtime_api.h>
 
 #include <atomic>
 #include <memory>
@@ -13,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "logger.h"
 #include "options.h"
 #include "pinned_buffer.h"
+#include "runtime/gpu_runtime.h"
 
 namespace deimv2 {
 
@@ -23,17 +21,17 @@ namespace deimv2 {
 struct IoTensor {
   std::string name;
   bool isInput = false;
-  nvinfer1::DataType type = nvinfer1::DataType::kFLOAT;
+  rt::DType type = rt::DType::kFloat;
   const char* typeName = "float32";  // the TypedArray element type the JS side views it with
   size_t elementSize = 4;
-  nvinfer1::Dims shape{};    // as the engine reports it: -1 on the dynamic batch axis
+  rt::Shape shape{};         // as the engine reports it: -1 on the dynamic batch axis
   bool batched = false;      // axis 0 is the (dynamic) batch axis
   int64_t itemElements = 0;  // elements per batch item (the product of axes 1..), or of the whole tensor
 };
 
 // Reads the engine's I/O tensors; throws NativeError(ERR_ENGINE_UNSUPPORTED) for what the pool cannot
 // hold: a dynamic axis other than the batch, or a type with no TypedArray (INT4, FP4...).
-std::vector<IoTensor> DescribeIo(const nvinfer1::ICudaEngine& engine);
+std::vector<IoTensor> DescribeIo(rt::Engine& engine);
 
 // The input the preprocessing kernel writes: the float32 [N,3,S,S] tensor with a fixed square side
 // S. Returns its index in `io`, or -1 when the engine has none (inferFrames() is then refused).
@@ -48,25 +46,25 @@ struct GraphStatus {
 
 class ContextSlot {
  public:
-  // Allocates everything on `device`; throws NativeError naming the failing call.
-  // `options.frameBytes` > 0 adds the uint8 frame staging (pinned + device) for inferFrames();
-  // `options.cudaGraphs` lets Run() replay enqueueV3 from a CUDA graph once a batch size repeats.
-  ContextSlot(nvinfer1::ICudaEngine& engine, const std::vector<IoTensor>& io, int32_t device, int32_t maxBatch,
-              const OpenOptions& options, const TrtLogger& logger);
+  // Allocates everything on `device`; throws NativeError naming the failing call (and frees what it
+  // had allocated). `options.frameBytes` > 0 adds the uint8 frame staging (pinned + device) for
+  // inferFrames(); `options.cudaGraphs` lets Run() replay the enqueue from a graph once a batch size repeats.
+  ContextSlot(rt::GpuRuntime& runtime, rt::Engine& engine, const std::vector<IoTensor>& io, int32_t device,
+              int32_t maxBatch, const OpenOptions& options);
   ~ContextSlot();
   ContextSlot(const ContextSlot&) = delete;
   ContextSlot& operator=(const ContextSlot&) = delete;
 
-  // Runs `batch` items on a worker thread: inputs are read from the pinned buffers, outputs written to
-  // theirs; returns once they are there. The caller checked the batch against the profile. With
-  // `frames` (checked by ParseFramePlan against this slot), the image input is not copied from its
-  // float buffer: the frames' bytes go up from the frame staging (1 byte per value) and the
-  // preprocessing kernel writes the image tensor on the device.
-  void Run(int32_t batch, const FramePlan* frames = nullptr);
-
+  // Issues `batch` items on the slot's stream (the caller's worker thread): inputs from the pinned
+  // buffers, outputs back into theirs, then the slot's event. Wait() blocks until they are there.
+  // With `frames` (checked by ParseFramePlan against this slot), the image input is made on the
+  // device by the preprocessing kernel from the frame staging (1 byte per value).
+  void Issue(int32_t batch, const FramePlan* frames = nullptr);
   // Copies the first `batch` items of the device image input back into its pinned buffer, so the
   // GPU preprocessing kernel's output can be compared with the CPU path (engine.readInput()).
-  void DownloadImageInput(int32_t batch);
+  void IssueReadInput(int32_t batch);
+  // Blocks until the issued work is done; throws its first error.
+  void Wait();
 
   const std::shared_ptr<PinnedBuffer>& HostBuffer(size_t tensor) const { return host_[tensor]; }
   // The pinned uint8 frame staging, or nullptr when the slot was opened with frameBytes 0.
@@ -78,23 +76,23 @@ class ContextSlot {
 
  private:
   void Release() noexcept;
+  void IssueWork(int32_t batch, const FramePlan* frames);
   void SetShapes(int32_t batch);
   void EnqueueFrames(int32_t batch, const FramePlan& plan);
-  // enqueueV3, or the CUDA graph of it for this batch size (captured on the second run of a size).
+  // The enqueue, or the graph of it for this batch size (captured on the second run of a size).
   void EnqueueInference(int32_t batch);
   bool CaptureGraph(int32_t batch);
   void DropGraph() noexcept;
   void GiveUpGraphs(const std::string& why);
+  void GrowDevice(void** buffer, size_t* have, size_t need);
 
+  rt::GpuRuntime& runtime_;
   const std::vector<IoTensor>& io_;  // owned by the engine, which outlives its slots
-  const TrtLogger& logger_;
   int32_t device_;
   int32_t shapeBatch_ = -1;  // the batch the context's input shapes are set for
-  // Destroyed before the engine (LoadedEngine declares the slots after the engine): TensorRT requires
-  // every IExecutionContext to go before its ICudaEngine.
-  std::unique_ptr<nvinfer1::IExecutionContext> context_;
-  cudaStream_t stream_ = nullptr;
-  cudaEvent_t done_ = nullptr;
+  std::unique_ptr<rt::Context> context_;
+  rt::Stream stream_ = nullptr;
+  rt::Event done_ = nullptr;
   std::vector<void*> deviceBuffers_;
   std::vector<std::shared_ptr<PinnedBuffer>> host_;
 
@@ -110,13 +108,13 @@ class ContextSlot {
   void* deviceScratch_ = nullptr;
   size_t deviceScratchBytes_ = 0;
 
-  // CUDA graph of enqueueV3 for the context's current input shapes. Only one: TensorRT bakes the
-  // shapes into the captured work, so a graph is dropped whenever setInputShape changes them.
-  bool graphsEnabled_ = false;   // worker-thread state: cleared for good when a capture fails
+  // A graph of the enqueue for the context's current input shapes. Only one: the shapes are baked
+  // into the captured work, so a graph is dropped whenever setInputShape changes them.
+  bool graphsEnabled_ = false;    // worker-thread state: cleared for good when a capture fails
   bool graphsRequested_ = false;  // the open option, fixed
-  int32_t warmBatch_ = -1;  // a plain enqueueV3 has run at this batch since the shapes were set
+  int32_t warmBatch_ = -1;        // a plain enqueue has run at this batch since the shapes were set
   int32_t graphBatch_ = -1;
-  cudaGraphExec_t graphExec_ = nullptr;
+  rt::Graph graph_ = nullptr;
   mutable std::mutex graphMutex_;  // guards graphFailure_ and the status copy read by JS
   std::string graphFailure_;
   std::atomic<int32_t> graphBatchSeen_{-1};

@@ -8,4 +8,9 @@
 #ifndef NAPI_CPP_EXCEPTIONS
 #define NAPI_CPP_EXCEPTIONS
 #endif
+// Any C++ exception that still reaches node-addon-api's callback wrappers becomes a JS exception
+// instead of terminating the process (our entry points convert NativeError with its code first).
+#ifndef NODE_ADDON_API_CPP_EXCEPTIONS_ALL
+#define NODE_ADDON_API_CPP_EXCEPTIONS_ALL
+#endif
 #include <napi.h>

@@ -110,6 +110,7 @@ BuildOptions ParseBuildOptions(const Napi::Value& value) {
   out.onnxPath = ExpectString(options, "onnx", false);
   out.enginePath = ExpectString(options, "engine", false);
   out.timingCachePath = ExpectString(options, "timingCache", true);
+  out.recordingPath = ExpectString(options, "recording", true);
 
   Napi::Value precision = options.Get("precision");
   if (!precision.IsString()) ThrowTypeError(precision, "'fp16' or 'fp32'", "precision");

@@ -18,6 +18,7 @@ struct BuildOptions {
   std::string onnxPath;         // required: the ONNX graph to parse
   std::string enginePath;       // required: where the serialized engine is written (atomically)
   std::string timingCachePath;  // "" = no timing cache; else read if present and written back after the build
+  std::string recordingPath;    // simulated runtime only: recorded inputs/outputs (src/engine/record.ts)
   bool fp16 = false;            // precision "fp16" | "fp32"
   bool stronglyTyped = false;   // take every precision from the graph's types (TensorRT 11 always does)
   int32_t minBatch = 1;         // optimisation profile of the batch axis: 1 <= min <= opt <= max

@@ -1,6 +1,7 @@
-// Registers the TensorRT functions of the addon: buildEngine, openEngine, cudaDevices, tensorrtVersion.
-// Two implementations, chosen by CMakeLists.txt: tensorrt_api.cc (with TensorRT) and unavailable.cc
-// (without: same functions, same argument checks, then "TensorRT unavailable: <reason>").
+// Registers the addon's GPU functions, the same in every build: buildEngine, openEngine, cudaDevices,
+// tensorrtVersion, useRuntime, runtime, simulator, TensorRtEngine. What they run on is the active
+// runtime (binding/runtime/gpu_runtime.h): TensorRT + CUDA where the addon was built with them (else
+// "TensorRT unavailable: <reason>"), or the simulated runtime after useRuntime('simulated').
 #pragma once
 
 #include "napi_config.h"

@@ -5,7 +5,7 @@
  * plans checked against a CPU run of the kernel's arithmetic, and inferFrames' argument checks).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync, truncateSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync, symlinkSync, truncateSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -29,6 +29,8 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 // addon, one is built into the temporary folder, never into the tree: a build/ left there would
 // change what `deimv2 info` and every later run say.
 function loadOrBuildAddon(): NativeAddon {
+  // npm run test:asan points this at its sanitizer build.
+  if (process.env.DEIMV2_NATIVE_ADDON) return createRequire(import.meta.url)(process.env.DEIMV2_NATIVE_ADDON) as NativeAddon;
   const release = path.join(root, 'build', 'Release');
   if (existsSync(release) && readdirSync(release).some((f) => f.endsWith('.node'))) {
     return createRequire(import.meta.url)('node-gyp-build')(root) as NativeAddon;
@@ -47,7 +49,7 @@ describe('native addon arguments', () => {
     const info = addon.buildInfo();
     expect(info.napiVersion).toBe(8);
     expect(typeof info.tensorrt).toBe('boolean');
-    if (!info.tensorrt) expect(info.reason).toMatch(/NvInfer\.h not found|older than 10\.6|not found/);
+    if (!info.tensorrt) expect(info.reason).toMatch(/NvInfer\.h not found|older than 10\.6|not found|configured with DEIMV2_WITHOUT_TENSORRT=ON/);
   });
 
   const good = { onnx: 'model.onnx', engine: path.join(tmp, 'x.engine'), precision: 'fp16' as const };
@@ -253,21 +255,34 @@ describe('FindTensorRT on fake install trees', () => {
     const r = spawnSync('cmake', ['-S', root, '-B', path.join(tmp, 'configure-build'), `-DTENSORRT_ROOT=${dir}`, '-DCMAKE_JS_INC=/nonexistent'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     if (hasCuda) expect(r.stdout).toMatch(/deimv2: building with TensorRT 10\.13\.3/);
-    else expect(r.stdout).toMatch(/deimv2: building WITHOUT TensorRT: TensorRT 10\.13\.3 found but not the CUDA toolkit/);
+    else expect(r.stdout).toMatch(/deimv2: building WITHOUT TensorRT \(the simulated runtime is still built\): TensorRT 10\.13\.3 found but not the CUDA toolkit/);
   }, 120_000);
 
   it('configures the addon WITHOUT TensorRT when none is found, recording the reason', () => {
     const r = spawnSync('cmake', ['-S', root, '-B', path.join(tmp, 'configure-none'), `-DTENSORRT_ROOT=${path.join(tmp, 'empty')}`, '-DDEIMV2_WITHOUT_TENSORRT=ON'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/building WITHOUT TensorRT: the addon was configured with DEIMV2_WITHOUT_TENSORRT=ON/);
+    expect(r.stdout).toMatch(/building WITHOUT TensorRT \(the simulated runtime is still built\): the addon was configured with DEIMV2_WITHOUT_TENSORRT=ON/);
   });
 });
 
 describe('install step', () => {
+  it('without a C++ toolchain: says why and how, never fails; deimv2 info says the addon is missing and how to build it', () => {
+    const bin = path.join(tmp, 'node-only-bin');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install-native.js')], { encoding: 'utf8', env: { ...process.env, PATH: bin, DEIMV2_NATIVE_REBUILD: '1' } });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^deimv2: not building the native addon: cmake is not installed\. The CPU backend works; .*install cmake and a C\+\+17 compiler .*then run npm run build:native\./);
+    const info = spawnSync(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'info'], { encoding: 'utf8', env: { ...process.env, DEIMV2_NATIVE_ADDON: path.join(tmp, 'missing.node') } });
+    expect(info.status).toBe(0);
+    expect(info.stdout).toMatch(/tensorrt\s+unavailable\s+TensorRT unavailable: the native addon could not be loaded \(.*\); run npm run build:native/);
+    expect(info.stdout).toMatch(/cpu\s+available/);
+  });
+
   it('never fails, and says what it did', () => {
     const r = spawnSync(process.execPath, [path.join(root, 'scripts', 'install-native.js')], { encoding: 'utf8', env: { ...process.env, TENSORRT_ROOT: path.join(tmp, 'nowhere') } });
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/^deimv2: (TensorRT not found|TensorRT addon ready|TensorRT headers in)/);
+    expect(r.stdout).toMatch(/^deimv2: (native addon ready|building the native addon|TensorRT headers in|not building the native addon)/);
   });
 });
 

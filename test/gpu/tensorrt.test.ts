@@ -13,7 +13,8 @@ import { imageToTensor, tensorSize } from '../../dist/image/tensor.js';
 
 const availability = tensorrtAvailability();
 const requested = process.env.DEIMV2_GPU_TESTS === '1';
-const skipReason = !requested ? 'set DEIMV2_GPU_TESTS=1 (npm run test:gpu)' : !availability.available ? availability.detail : '';
+const skipReason = !requested ? 'set DEIMV2_GPU_TESTS=1 (npm run test:gpu)' : !availability.available ? availability.detail
+  : process.env.DEIMV2_GPU_RUNTIME === 'simulated' ? 'DEIMV2_GPU_RUNTIME=simulated: these tests are for real TensorRT (test/sim-*.test.ts cover the simulated runtime)' : '';
 if (skipReason) console.warn(`GPU tests skipped: ${skipReason}`);
 
 const shared = path.resolve(import.meta.dirname, '..', '..', '..', 'shared');

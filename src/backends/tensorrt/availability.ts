@@ -6,7 +6,7 @@ import type { BackendAvailability } from '../types.js';
 import { loadAddon, type NativeAddon, type NativeCudaDevice } from './native.js';
 
 export type TensorRtProbe =
-  | { readonly ok: true; readonly addon: NativeAddon; readonly devices: readonly NativeCudaDevice[]; readonly version: string }
+  | { readonly ok: true; readonly addon: NativeAddon; readonly devices: readonly NativeCudaDevice[]; readonly version: string; readonly simulated: boolean }
   | { readonly ok: false; readonly reason: string };
 
 let probed: TensorRtProbe | undefined;
@@ -26,13 +26,15 @@ function probe(): TensorRtProbe {
     return {
       ok: false,
       reason: missing
-        ? 'TensorRT unavailable: no native addon (install found no TensorRT); set TENSORRT_ROOT, run npm run build:native'
+        ? 'TensorRT unavailable: no native addon is built for this machine (npm install builds it when a C++17 compiler, cmake and ' +
+          'cmake-js are present; with TensorRT >= 10.6 and CUDA found, set TENSORRT_ROOT, it includes TensorRT); run npm run build:native'
         : `TensorRT unavailable: the native addon could not be loaded (${load.error}); run npm run build:native`,
     };
   }
   const addon = load.addon;
   const info = addon.buildInfo();
-  if (!info.tensorrt) {
+  const simulated = addon.runtime() === 'simulated';
+  if (!info.tensorrt && !simulated) {
     return {
       ok: false,
       reason: `TensorRT unavailable: the native addon was built without TensorRT (${info.reason}; set TENSORRT_ROOT and run npm run build:native)`,
@@ -49,8 +51,16 @@ function probe(): TensorRtProbe {
   if (listed.devices.length === 0) {
     return { ok: false, reason: `TensorRT unavailable: no CUDA device${listed.error ? ` (${listed.error})` : ''}` };
   }
-  return { ok: true, addon, devices: listed.devices, version };
+  return { ok: true, addon, devices: listed.devices, version, simulated };
 }
+
+/** "tensorrt", or "tensorrt (simulated)" when DEIMV2_GPU_RUNTIME=simulated runs the simulated GPU runtime. */
+export function tensorrtBackendLabel(): string {
+  const p = probeTensorRt();
+  return p.ok && p.simulated ? SIMULATED_LABEL : 'tensorrt';
+}
+
+export const SIMULATED_LABEL = 'tensorrt (simulated)';
 
 /**
  * @example tensorrtAvailability() // { name: 'tensorrt', available: false, detail: 'TensorRT unavailable: no CUDA device (...)' }
@@ -59,6 +69,7 @@ export function tensorrtAvailability(): BackendAvailability {
   const p = probeTensorRt();
   if (!p.ok) return { name: 'tensorrt', available: false, detail: p.reason };
   const gpus = p.devices.map((d) => `${d.index}: ${d.name} (sm ${d.computeCapability})`).join(', ');
+  if (p.simulated) return { name: 'tensorrt', available: true, detail: `${SIMULATED_LABEL}: the simulated GPU runtime (DEIMV2_GPU_RUNTIME=simulated), not a GPU, on ${gpus}` };
   return { name: 'tensorrt', available: true, detail: `TensorRT ${p.version} on ${gpus}` };
 }
 

@@ -12,7 +12,10 @@ export interface NativeBuildInfo {
   /** TensorRT version of the headers it was compiled against ('' without TensorRT). */
   readonly tensorrtHeaders: string;
   readonly cudaToolkit: string;
+  /** The active runtime has the preprocessing kernel (the CUDA build's, or the simulator's host build of it). */
   readonly cudaKernels: boolean;
+  /** The active runtime: 'simulated' after DEIMV2_GPU_RUNTIME=simulated. */
+  readonly runtime: NativeRuntimeName;
   /** Why it was built without TensorRT ('' when with). */
   readonly reason: string;
   readonly napiVersion: number;
@@ -32,6 +35,8 @@ export interface NativeBuildOptions {
   workspaceMiB?: number;
   device?: number;
   timingCache?: string;
+  /** Simulated runtime only: a recording of inputs and outputs (src/engine/record.ts) the engine replays. */
+  recording?: string;
 }
 
 export interface NativeBuildProgress {
@@ -47,6 +52,8 @@ export interface NativeBuildResult {
   readonly bytes: number;
   readonly buildMs: number;
   readonly tensorrtVersion: string;
+  /** The runtime that built it. */
+  readonly runtime: NativeRuntimeName;
   readonly warnings: readonly string[];
 }
 
@@ -79,6 +86,8 @@ export interface NativeEngine {
   readInput(slot: number, batch: number): Promise<void>;
   /** Per slot: graphs asked for and working, the batch size of the captured graph (-1 none), why capture was given up. */
   readonly cudaGraphs: ReadonlyArray<{ readonly enabled: boolean; readonly batch: number; readonly failure: string }>;
+  /** Whether slots have frame staging for the kernel; `reason` says why not when frameBytes > 0 was asked for (no kernel image for the GPU). */
+  readonly gpuPreprocessing: { readonly enabled: boolean; readonly reason: string };
   isBusy(slot: number): boolean;
   /** Every call returns the same promise, settled once the GPU memory is freed. */
   close(): Promise<void>;
@@ -104,14 +113,39 @@ export interface NativeCudaDevice {
   readonly multiprocessors: number;
 }
 
+/** The GPU runtime the addon's calls go to (binding/runtime/gpu_runtime.h). */
+export type NativeRuntimeName = 'tensorrt' | 'simulated';
+
+/** The simulated runtime's bookkeeping (binding/sim/sim_stats.h): what it holds now and contract violations seen. */
+export interface NativeSimulatorStats {
+  readonly deviceBytes: number;
+  readonly deviceAllocations: number;
+  readonly pinnedBytes: number;
+  readonly pinnedAllocations: number;
+  readonly streams: number;
+  readonly events: number;
+  readonly graphs: number;
+  readonly contexts: number;
+  readonly engines: number;
+  readonly kernelLaunches: number;
+  readonly graphLaunches: number;
+  readonly enqueues: number;
+  readonly violations: readonly string[];
+}
+
 export interface NativeAddon {
   buildInfo(): NativeBuildInfo;
-  buildEngine(options: NativeBuildOptions, onProgress?: (event: NativeBuildProgress) => void): Promise<NativeBuildResult>;
+  /** A progress callback returning false cancels the build (ERR_CANCELLED). */
+  buildEngine(options: NativeBuildOptions, onProgress?: (event: NativeBuildProgress) => boolean | void): Promise<NativeBuildResult>;
   openEngine(options: NativeOpenOptions): Promise<NativeEngine>;
   /** inferFrames()' argument checks, in every build (the one without TensorRT too). */
   checkFramePlan(plan: Int32Array, tables: Int32Array, lut: Float32Array, batch: number, frameBytes: number, planeSide: number): { frameBytesUsed: number };
   cudaDevices(): { devices: NativeCudaDevice[]; error: string };
   tensorrtVersion(): string;
+  /** Chooses the runtime of every later call in this process; returns the one in use. */
+  useRuntime(name: NativeRuntimeName): NativeRuntimeName;
+  runtime(): NativeRuntimeName;
+  simulator(): NativeSimulatorStats;
 }
 
 export type AddonLoad = { readonly addon: NativeAddon; readonly error?: undefined } | { readonly addon?: undefined; readonly error: string };
@@ -122,7 +156,8 @@ export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 let cached: AddonLoad | undefined;
 
 /**
- * Loads the addon once. `DEIMV2_NATIVE_ADDON` names a .node file to load instead (tests, custom builds).
+ * Loads the addon once. `DEIMV2_NATIVE_ADDON` names a .node file to load instead (tests, custom builds);
+ * `DEIMV2_GPU_RUNTIME=simulated` switches it to the simulated GPU runtime (CI; see binding/sim/).
  * @example const { addon, error } = loadAddon(); if (addon) console.log(addon.buildInfo());
  */
 export function loadAddon(): AddonLoad {
@@ -131,7 +166,18 @@ export function loadAddon(): AddonLoad {
   try {
     const override = process.env.DEIMV2_NATIVE_ADDON;
     const addon = (override ? require(override) : require('node-gyp-build')(PACKAGE_ROOT)) as NativeAddon;
-    cached = { addon };
+    const runtime = process.env.DEIMV2_GPU_RUNTIME;
+    if (runtime !== undefined && runtime !== '' && runtime !== 'tensorrt' && runtime !== 'simulated') {
+      cached = { error: `DEIMV2_GPU_RUNTIME must be "tensorrt" or "simulated", got "${runtime}"` };
+      return cached;
+    }
+    // The simulated runtime is never chosen silently: only this variable selects it.
+    if (typeof addon.useRuntime === 'function') addon.useRuntime(runtime === 'simulated' ? 'simulated' : 'tensorrt');
+    else if (runtime === 'simulated') {
+      cached = { error: 'DEIMV2_GPU_RUNTIME=simulated but the loaded addon predates the simulated runtime; run npm run build:native' };
+      return cached;
+    }
+    cached = { addon: withOpenOverrides(addon) };
   } catch (e) {
     // node-gyp-build says "No native build was found for ..."; a dlopen failure names the missing library
     // (e.g. libnvinfer.so.10 when TensorRT is not on LD_LIBRARY_PATH).
@@ -139,6 +185,24 @@ export function loadAddon(): AddonLoad {
     cached = { error: message };
   }
   return cached;
+}
+
+/**
+ * DEIMV2_GPU_PREPROCESS=off (frameBytes 0: preprocessing on the CPU) and DEIMV2_CUDA_GRAPHS=off
+ * (cudaGraphs false) for every openEngine(): how tests turn these off through the CLI and the API.
+ * Interim: the --gpu-preprocess / --cuda-graphs options (DetectorOptions) replace them.
+ */
+function withOpenOverrides(addon: NativeAddon): NativeAddon {
+  const off = (name: string) => process.env[name] === 'off' || process.env[name] === '0';
+  if (!off('DEIMV2_GPU_PREPROCESS') && !off('DEIMV2_CUDA_GRAPHS')) return addon;
+  const open = addon.openEngine.bind(addon);
+  return Object.assign(Object.create(addon) as NativeAddon, {
+    openEngine: (options: NativeOpenOptions) => open({
+      ...options,
+      ...(off('DEIMV2_GPU_PREPROCESS') ? { frameBytes: 0 } : {}),
+      ...(off('DEIMV2_CUDA_GRAPHS') ? { cudaGraphs: false } : {}),
+    }),
+  });
 }
 
 /** Forgets the loaded addon (tests switch DEIMV2_NATIVE_ADDON). */

@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { buildEngine, type BuildEngineOptions } from '../../engine/build.js';
+import { recordEngine } from '../../engine/record.js';
 import { DeimError } from '../../errors.js';
 import { checkRepositoryTarget, defaultModelName, writeTritonPlan } from '../../triton/index.js';
 
@@ -28,6 +29,9 @@ interface BuildCliOptions {
   tritonRepo?: string;
   tritonName?: string;
   instances?: string;
+  record?: string;
+  resize?: string;
+  saveRecording?: string;
 }
 
 function intOption(value: string | undefined, flag: string): number | undefined {
@@ -53,6 +57,9 @@ export function register(program: Command): void {
     .option('--no-validate', 'skip validation against the CPU backend')
     .option('--no-prepare', 'build from the original ONNX instead of the engine-ready graph of `deimv2 prepare`')
     .option('--force', 'rebuild even when a valid engine exists')
+    .option('--record <dir>', 'simulated GPU runtime only (DEIMV2_GPU_RUNTIME=simulated): record the images of <dir> on the CPU backend into the engine file --out')
+    .option('--resize <stretch|letterbox>', 'with --record: how the detector that uses the engine resizes', 'stretch')
+    .option('--save-recording <file>', 'with --record: also keep the recording (DEIMV2_SIM_RECORDING=<file> replays it in every simulated build)')
     .option('--json', 'print the result as JSON')
     .option('-q, --quiet', 'no progress lines')
     .option('--triton-repo <dir>', 'also write a Triton model repository: DIR/NAME/1/model.plan + config.pbtxt')
@@ -63,6 +70,19 @@ export function register(program: Command): void {
         throw new DeimError('ERR_INVALID_ARGUMENT', `Expected fp16 or fp32 for --precision but received "${cli.precision}"`, { input: cli.precision });
       }
       const log = cli.quiet || cli.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+      if (cli.record !== undefined) {
+        if (cli.out === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--record needs --out <engine file>');
+        if (cli.resize !== 'stretch' && cli.resize !== 'letterbox') throw new DeimError('ERR_INVALID_ARGUMENT', `Expected stretch or letterbox for --resize but received "${cli.resize}"`, { input: String(cli.resize) });
+        const recorded = await recordEngine({
+          model: cli.model, inputs: cli.record, out: cli.out, resize: cli.resize, maxBatch: intOption(cli.maxBatch, '--max-batch')!, device: intOption(cli.device, '--device')!,
+          ...(cli.modelDir !== undefined ? { modelDir: cli.modelDir } : {}),
+          ...(cli.saveRecording !== undefined ? { recordingOut: cli.saveRecording } : {}),
+          ...(log ? { onProgress: (e: { event: string; phase: string }) => { if (e.event !== 'step') log(`  ${e.event} ${e.phase}`); } } : {}),
+        });
+        process.stdout.write(cli.json ? JSON.stringify(recorded, null, 2) + '\n' : `recorded ${recorded.recorded} image(s) into ${recorded.engine} (${recorded.bytes} bytes, simulated runtime)\n`);
+        process.exitCode = 0;
+        return;
+      }
       const options: BuildEngineOptions = {
         model: cli.model,
         device: intOption(cli.device, '--device')!,

@@ -1,0 +1,53 @@
+# deimv2_enable_cuda(): enables CUDA for the preprocessing kernel when a usable nvcc exists, with
+# architectures derived from the nvcc version (never a fixed list that an older nvcc rejects and that
+# would fail the configure of the whole addon):
+#   - real images for every architecture this nvcc supports from sm_75 (Turing) up, and
+#   - PTX (a virtual architecture) for the newest one, which the driver JIT-compiles for GPUs newer
+#     than this nvcc knows (sm_100/103/110/12x and later).
+# compute_120 only from nvcc 12.8, sm_100 from 12.8, sm_103/sm_110/sm_121 from 12.9/13.0; sm_75 is the
+# oldest CUDA 13 supports. CMAKE_CUDA_ARCHITECTURES given by the user wins. Sets DEIMV2_WITH_CUDA_KERNELS.
+function(deimv2_cuda_architectures version out)
+  set(archs 75 80 86 89 90)
+  if(version VERSION_GREATER_EQUAL 12.8)
+    list(APPEND archs 100 120)
+  endif()
+  if(version VERSION_GREATER_EQUAL 12.9)
+    list(APPEND archs 103 121)
+  endif()
+  if(version VERSION_GREATER_EQUAL 13.0)
+    list(APPEND archs 110)
+  endif()
+  list(SORT archs COMPARE NATURAL)
+  list(GET archs -1 newest)
+  set(list "")
+  foreach(a IN LISTS archs)
+    list(APPEND list "${a}-real")
+  endforeach()
+  list(APPEND list "${newest}-virtual")
+  set(${out} "${list}" PARENT_SCOPE)
+endfunction()
+
+macro(deimv2_enable_cuda)
+  include(CheckLanguage)
+  check_language(CUDA)
+  set(DEIMV2_WITH_CUDA_KERNELS 0)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      execute_process(COMMAND "${CMAKE_CUDA_COMPILER}" --version OUTPUT_VARIABLE _nvcc_version_text ERROR_QUIET)
+      string(REGEX MATCH "release ([0-9]+\\.[0-9]+)" _nvcc_match "${_nvcc_version_text}")
+      if(CMAKE_MATCH_1 AND CMAKE_MATCH_1 VERSION_GREATER_EQUAL 11.8)
+        deimv2_cuda_architectures("${CMAKE_MATCH_1}" _deimv2_archs)
+        set(CMAKE_CUDA_ARCHITECTURES "${_deimv2_archs}")
+        message(STATUS "deimv2: nvcc ${CMAKE_MATCH_1}: CUDA architectures ${CMAKE_CUDA_ARCHITECTURES}")
+      else()
+        message(STATUS "deimv2: nvcc at ${CMAKE_CUDA_COMPILER} is older than 11.8 or unreadable; no GPU preprocessing kernel")
+        set(CMAKE_CUDA_COMPILER "")
+      endif()
+    endif()
+    if(CMAKE_CUDA_COMPILER)
+      enable_language(CUDA)
+      set(CMAKE_CUDA_STANDARD 17)
+      set(DEIMV2_WITH_CUDA_KERNELS 1)
+    endif()
+  endif()
+endmacro()
