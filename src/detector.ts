@@ -43,6 +43,8 @@ export class Detector {
   /** The variant's configuration, when the model is one of the eight. */
   readonly variant: VariantConfig | undefined;
   readonly backendName: BackendName;
+  /** The backend as results and logs name it: "cpu", "tensorrt" or "tensorrt (simulated)". */
+  readonly backendLabel: string;
   /** Why this backend was chosen ("requested", or what auto saw). */
   readonly backendReason: string;
   readonly layout: CpuLayout | 'gpu';
@@ -66,6 +68,7 @@ export class Detector {
     this.modelPath = runner.spec.path;
     this.variant = runner.spec.variant ? VARIANTS[runner.spec.variant] : undefined;
     this.backendName = runner.backend;
+    this.backendLabel = runner.label ?? runner.backend;
     this.backendReason = init.reason;
     this.layout = init.layout;
     this.description = runner.description;
@@ -106,7 +109,12 @@ export class Detector {
     if (!Array.isArray(inputs)) throw new DeimError('ERR_INVALID_ARGUMENT', 'detectBatch takes an array of images');
     const post = postFor(this.post, this.classes, options);
     const chunks: Array<Promise<Array<DetectorResult | DetectionFailure>>> = [];
-    for (let i = 0; i < inputs.length; i += this.batchSize) chunks.push(this.runChunk(inputs.slice(i, i + this.batchSize), post));
+    for (let i = 0; i < inputs.length; i += this.batchSize) {
+      const chunk = inputs.slice(i, i + this.batchSize);
+      // A chunk whose run fails (a backend error, a closed detector) fails its own images only:
+      // the other chunks go on, and the caller sees each image's failure in its place.
+      chunks.push(this.runChunk(chunk, post).catch((e: unknown) => chunk.map((input) => failureOf(input, e))));
+    }
     return (await Promise.all(chunks)).flat();
   }
 
@@ -149,6 +157,12 @@ export class Detector {
     for (const r of results) 'error' in r ? this.counters.failed++ : this.counters.images++;
     return results;
   }
+}
+
+function failureOf(input: ImageInput, e: unknown): DetectionFailure {
+  const code = e instanceof DeimError ? e.code : 'ERR_BACKEND_FAILED';
+  const message = e instanceof Error ? e.message : String(e);
+  return { ...(typeof input === 'string' ? { file: input } : {}), error: { code, message } };
 }
 
 function toSource(input: ImageInput): TaskSource {

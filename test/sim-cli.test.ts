@@ -4,8 +4,7 @@
  * same order, equal boxes and scores) for stretch and letterbox, batch 1 and 8, GPU preprocessing
  * on and off, CUDA graphs on and off. A preprocessing difference on the TensorRT path would be an
  * input the engine has not recorded, which fails loudly.
- * GPU preprocessing and CUDA graphs are switched with DEIMV2_GPU_PREPROCESS / DEIMV2_CUDA_GRAPHS
- * (src/backends/tensorrt/native.ts) until the --gpu-preprocess / --cuda-graphs options exist.
+ * GPU preprocessing and CUDA graphs are switched with the CLI options --gpu-preprocess / --cuda-graphs.
  */
 import { copyFileSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -40,10 +39,13 @@ describe('deimv2 detect --backend tensorrt on the simulated runtime equals --bac
         for (const graphs of ['on', 'off']) {
           it(`${resize}, batch ${batch}, GPU preprocessing ${pre}, CUDA graphs ${graphs}`, async () => {
             const out = path.join(tmp, `trt.${resize}.${batch}.${pre}.${graphs}.json`);
-            const r = await runCli(['detect', images, '--backend', 'tensorrt', '--engine', engines[resize]!, '--resize', resize, '--batch', String(batch), '--json', out],
-              { DEIMV2_GPU_PREPROCESS: pre, DEIMV2_CUDA_GRAPHS: graphs });
+            const r = await runCli(['detect', images, '--backend', 'tensorrt', '--engine', engines[resize]!, '--resize', resize, '--batch', String(batch),
+              '--gpu-preprocess', pre, '--cuda-graphs', graphs, '--json', out]);
             expect(r.code, r.stderr).toBe(0);
-            expect(r.stderr).toMatch(/on tensorrt \(TensorRT simulated engine/);
+            expect(r.stderr).toMatch(/on tensorrt \(simulated\) \(TensorRT simulated engine/);
+            expect(r.stderr).toContain(pre === 'on' ? ', GPU preprocessing' : ', CPU preprocessing');
+            expect(r.stderr.includes(', no CUDA graphs')).toBe(graphs === 'off');
+            expect(readJson(out).backend).toBe('tensorrt (simulated)');
             const got = detectionsOf(readJson(out));
             expect(got).toHaveLength(12);
             expect(got).toEqual(cpu[resize]);

@@ -5,7 +5,7 @@
  * working (a later create or detect succeeds). Each fault runs in its own process (the counters are
  * per process), driving the public API: Detector and the addon's functions.
  */
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,7 +38,11 @@ for (let round = 0; round < 3; round++) {
   let detector;
   await attempt('create', async () => { detector = await Detector.create({ model: 'atto', backend: 'tensorrt', engine, batch: 2 }); });
   if (!detector) continue;
-  for (let i = 0; i < 3; i++) await attempt('detect', () => detector.detectBatch(files));
+  // detectBatch gives a failed chunk's images their failure in place (the other chunk goes on).
+  for (let i = 0; i < 3; i++) await attempt('detect', async () => {
+    const failed = (await detector.detectBatch(files)).find((r) => 'error' in r);
+    if (failed) throw Object.assign(new Error(failed.error.message), { code: failed.error.code });
+  });
   await detector.close();
 }
 if (!graphsFirst) await graphRun();
@@ -108,6 +112,20 @@ describe('DEIMV2_GPU_FAULT: an injected failure is a JS error naming the call, a
     expect(failures(o)).toEqual([]);
     expect(o.graphs).toMatchObject({ enabled: false, batch: -1 });
     expect(o.graphs!.failure).toMatch(/cudaStreamBeginCapture failed: simulated graph-capture failed: fault injected/);
+  });
+
+  it('a folder run goes on past a failed model call: those images fail with the error, the others are written', async () => {
+    const out = path.join(tmp, 'kernel-fault.json');
+    const r = await runCli(['detect', images, '--backend', 'tensorrt', '--engine', engine, '--batch', '2', '--json', out], { DEIMV2_GPU_FAULT: 'kernel:1' });
+    expect(r.signal).toBeNull();
+    expect(r.code, r.stderr).toBe(1);
+    const doc = JSON.parse(readFileSync(out, 'utf8')) as { results: Array<{ file: string; error?: string; detections?: unknown[] }> };
+    expect(doc.results.map((e) => e.file)).toEqual(files);
+    const failed = doc.results.filter((e) => e.error !== undefined);
+    expect(failed).toHaveLength(2);
+    for (const e of failed) expect(e.error).toMatch(/simulated kernel failed: fault injected by DEIMV2_GPU_FAULT=kernel:1/);
+    expect(doc.results.filter((e) => Array.isArray(e.detections))).toHaveLength(2);
+    expect(r.stderr).toMatch(/2 of 4 file\(s\) failed/);
   });
 
   it('the CLI reports an injected fault as an error, never a crash', async () => {

@@ -21,6 +21,8 @@ export interface RunnerOutput {
 
 export interface Runner {
   readonly backend: BackendName;
+  /** The backend as results and logs name it, when it says more than `backend` ("tensorrt (simulated)"). */
+  readonly label?: string;
   /** Provider, threads, device, precision: for logs. */
   readonly description: string;
   readonly spec: ModelSpec;

@@ -139,6 +139,6 @@ export async function detectImages(
     perImage,
     failures,
     seconds: (performance.now() - start) / 1000,
-    description: `${model} on ${detector.backendName}, ${detector.resize}`,
+    description: `${model} on ${detector.backendLabel}, ${detector.resize}`,
   };
 }

@@ -197,7 +197,7 @@ export class DetectionWorker {
       host: os.hostname(),
       pid: process.pid,
       model: detector.spec.variant ?? path.basename(detector.modelPath),
-      backend: detector.backendName,
+      backend: detector.backendLabel,
       concurrency,
     });
     // BullMQ leaves a connection it was given open (its blocking duplicate it closes itself).
@@ -229,7 +229,7 @@ export class DetectionWorker {
     await self.worker.waitUntilReady();
     heartbeat.start();
     log(
-      `deimv2 worker ${id}: ${self.detector.spec.variant ?? path.basename(self.detector.modelPath)} on ${self.detector.backendName} (${self.detector.description}), ` +
+      `deimv2 worker ${id}: ${self.detector.spec.variant ?? path.basename(self.detector.modelPath)} on ${self.detector.backendLabel} (${self.detector.description}), ` +
         `queue "${queue}" at ${redactRedisUrl(target.url)}, ${concurrency} jobs in flight, ` +
         `${policy.allowDirs.length ? `paths under ${policy.allowDirs.join(', ')}` : 'no path jobs (no --allow-dir)'}, max ${maxBytes} bytes`,
     );
@@ -278,7 +278,7 @@ export class DetectionWorker {
         height: entry.height,
         detections: entry.detections,
         model: this.detector.spec.variant ?? path.basename(this.detector.modelPath),
-        backend: this.detector.backendName,
+        backend: this.detector.backendLabel,
       };
       if (target !== undefined && entry.image) {
         drawDetections(entry.image, entry.detections);

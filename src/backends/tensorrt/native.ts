@@ -177,7 +177,7 @@ export function loadAddon(): AddonLoad {
       cached = { error: 'DEIMV2_GPU_RUNTIME=simulated but the loaded addon predates the simulated runtime; run npm run build:native' };
       return cached;
     }
-    cached = { addon: withOpenOverrides(addon) };
+    cached = { addon };
   } catch (e) {
     // node-gyp-build says "No native build was found for ..."; a dlopen failure names the missing library
     // (e.g. libnvinfer.so.10 when TensorRT is not on LD_LIBRARY_PATH).
@@ -185,24 +185,6 @@ export function loadAddon(): AddonLoad {
     cached = { error: message };
   }
   return cached;
-}
-
-/**
- * DEIMV2_GPU_PREPROCESS=off (frameBytes 0: preprocessing on the CPU) and DEIMV2_CUDA_GRAPHS=off
- * (cudaGraphs false) for every openEngine(): how tests turn these off through the CLI and the API.
- * Interim: the --gpu-preprocess / --cuda-graphs options (DetectorOptions) replace them.
- */
-function withOpenOverrides(addon: NativeAddon): NativeAddon {
-  const off = (name: string) => process.env[name] === 'off' || process.env[name] === '0';
-  if (!off('DEIMV2_GPU_PREPROCESS') && !off('DEIMV2_CUDA_GRAPHS')) return addon;
-  const open = addon.openEngine.bind(addon);
-  return Object.assign(Object.create(addon) as NativeAddon, {
-    openEngine: (options: NativeOpenOptions) => open({
-      ...options,
-      ...(off('DEIMV2_GPU_PREPROCESS') ? { frameBytes: 0 } : {}),
-      ...(off('DEIMV2_CUDA_GRAPHS') ? { cudaGraphs: false } : {}),
-    }),
-  });
 }
 
 /** Forgets the loaded addon (tests switch DEIMV2_NATIVE_ADDON). */

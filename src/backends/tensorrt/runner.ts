@@ -4,6 +4,7 @@
  * CPU when GPU preprocessing is off) and postprocesses from the slot's pinned outputs.
  * The engine itself is found, built or validated above this (src/engine/).
  */
+import { tensorrtBackendLabel } from './availability.js';
 import os from 'node:os';
 import type { RgbImage } from '../../image/types.js';
 import { postprocessOptions, toDetections } from '../../postprocess/detections.js';
@@ -26,6 +27,7 @@ export async function tensorRtRunner(backend: TensorRtBackend, setup: RunnerSetu
     const options = { inputSize: spec.inputSize, resize: setup.resize, normalization: spec.normalization, gpuPreprocess: setup.gpuPreprocess !== false };
     return {
       backend: 'tensorrt',
+      label: tensorrtBackendLabel(),
       description: backend.description,
       spec,
       parallelism: 1,

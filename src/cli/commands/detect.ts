@@ -76,7 +76,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const printLines = !options.quiet && !jsonToStdout;
   // The encoder loads while the model does, not behind the first decodes.
   const [detector] = await Promise.all([Detector.create(detectorOptions), out !== undefined ? loadEncoder() : undefined]);
-  if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})`);
+  if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendLabel} (${detector.description}; ${detector.backendReason})`);
   const start = performance.now();
   // Up to 50 images get a line each; more get a progress bar instead.
   const perImageLines = printLines && runnable.length <= 50;
@@ -90,7 +90,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const jsonText = (stopped: boolean) => {
     const doc = {
       model: detector.spec.variant ?? detector.modelPath,
-      backend: detector.backendName,
+      backend: detector.backendLabel,
       ...(stopped ? { stopped: true } : {}),
       results: files.flatMap((file, i) => {
         const e = entries[i];
@@ -263,7 +263,7 @@ async function detectVideoCommand(input: string, options: DetectCliOptions, dete
   });
   const detector = await Detector.create(detectorOptions);
   try {
-    if (!options.quiet) process.stderr.write(printable(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendName} (${detector.description}; ${detector.backendReason})`) + '\n');
+    if (!options.quiet) process.stderr.write(printable(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendLabel} (${detector.description}; ${detector.backendReason})`) + '\n');
     const summary = await runVideoDetect(detector, input, {
       ...(options.out !== undefined ? { out: options.out } : {}),
       ...(options.json !== undefined ? { json: options.json } : {}),
