@@ -8,6 +8,7 @@ import { chooseBackend } from './backends/registry.js';
 import type { BackendName } from './backends/types.js';
 import { checkDetectorOptions, postFor, type CpuLayout, type DetectOptions, type DetectorOptions } from './detector-options.js';
 import { DeimError } from './errors.js';
+import { failureOf, toSource } from './detector-inputs.js';
 import { describeInput, type ImageInput } from './image/input.js';
 import type { ResizeMode, RgbImage } from './image/types.js';
 import type { ClassInfo } from './models/classes.js';
@@ -15,7 +16,7 @@ import { modelSpec, type ModelSpec } from './models/model-spec.js';
 import { resolveModel } from './models/resolve.js';
 import { VARIANTS, type VariantConfig } from './models/variants.js';
 import { MemoryBudget } from './pool/budget.js';
-import type { PostOptions, TaskSource } from './pool/messages.js';
+import type { PostOptions } from './pool/messages.js';
 import type { DetectionFailure, DetectionResult } from './postprocess/types.js';
 import { openRunner } from './runners.js';
 import { detectVideo, type VideoDetection, type VideoOptions } from './video/pipeline.js';
@@ -157,19 +158,6 @@ export class Detector {
     for (const r of results) 'error' in r ? this.counters.failed++ : this.counters.images++;
     return results;
   }
-}
-
-function failureOf(input: ImageInput, e: unknown): DetectionFailure {
-  const code = e instanceof DeimError ? e.code : 'ERR_BACKEND_FAILED';
-  const message = e instanceof Error ? e.message : String(e);
-  return { ...(typeof input === 'string' ? { file: input } : {}), error: { code, message } };
-}
-
-function toSource(input: ImageInput): TaskSource {
-  if (typeof input === 'string') return { kind: 'path', path: input };
-  if (input instanceof Uint8Array) return { kind: 'bytes', bytes: input, name: describeInput(input) };
-  if (typeof input === 'object' && input !== null && 'data' in input) return { kind: 'raw', image: input, name: describeInput(input) };
-  throw new DeimError('ERR_INVALID_ARGUMENT', `image input must be a file path, a Buffer of encoded bytes, or {data, width, height, channels}; got ${input === null ? 'null' : typeof input}`);
 }
 
 function pick<T extends object, K extends keyof T>(o: T, ...keys: K[]): Partial<Pick<T, K>> {

@@ -26,8 +26,7 @@ function probe(): TensorRtProbe {
     return {
       ok: false,
       reason: missing
-        ? 'TensorRT unavailable: no native addon is built for this machine (npm install builds it when a C++17 compiler, cmake and ' +
-          'cmake-js are present; with TensorRT >= 10.6 and CUDA found, set TENSORRT_ROOT, it includes TensorRT); run npm run build:native'
+        ? 'TensorRT unavailable: no native addon (npm install builds it where cmake and a C++17 compiler exist); run npm run build:native'
         : `TensorRT unavailable: the native addon could not be loaded (${load.error}); run npm run build:native`,
     };
   }
@@ -37,7 +36,7 @@ function probe(): TensorRtProbe {
   if (!info.tensorrt && !simulated) {
     return {
       ok: false,
-      reason: `TensorRT unavailable: the native addon was built without TensorRT (${info.reason}; set TENSORRT_ROOT and run npm run build:native)`,
+      reason: `TensorRT unavailable: addon built without TensorRT (${info.reason}); set TENSORRT_ROOT, run npm run build:native`,
     };
   }
   let listed: { devices: NativeCudaDevice[]; error: string };
