@@ -3,6 +3,6 @@ export { tritonConfig, configText, checkModelName, DEFAULT_QUEUE_DELAY_US } from
 export type { TritonTensor, TritonModelConfig, TritonTensorConfig, TritonConfigOptions, TritonDataType, TritonPlatform } from './config.js';
 export { writeTritonPlan, type TritonPlanOptions, type PlanBuildInfo, type EngineIo } from './plan.js';
 export { writeTritonOnnx, onnxTensors, DEFAULT_ONNX_MAX_BATCH, type TritonOnnxOptions } from './onnx.js';
-export { checkRepositoryTarget, type RepositoryResult, type RepositoryPaths } from './repository.js';
+export { checkRepositoryTarget, type RepositoryResult, type RepositoryPaths, type RepositoryTarget } from './repository.js';
 export { defaultModelName } from './names.js';
 export { tritonReleasesFor, TRITON_TRTLLM_TENSORRT } from './tensorrt-releases.js';

@@ -89,7 +89,7 @@ export async function writeTritonPlan(options: TritonPlanOptions): Promise<Repos
     cudaGraphs: options.cudaGraphs ?? true,
   }, options.engine);
   const info: PlanBuildInfo = { ...build, tensorrtVersion };
-  return writeRepository({
+  const written = await writeRepository({
     repo: options.repo,
     name,
     config,
@@ -98,7 +98,12 @@ export async function writeTritonPlan(options: TritonPlanOptions): Promise<Repos
     source: { file: options.engine, ...(build?.engineSha256 ? { sha256: build.engineSha256 } : {}) },
     inputs: [options.engine, ...(build?.sourceModel ? [build.sourceModel] : [])],
   });
+  return isSimulated(tensorrtVersion) ? { ...written, warnings: [...written.warnings, SIMULATED_NOTE] } : written;
 }
+
+/** The simulated GPU runtime (DEIMV2_GPU_RUNTIME=simulated) reports "simulated" where TensorRT reports its version. */
+const isSimulated = (tensorrtVersion: string) => !/^\d/.test(tensorrtVersion);
+const SIMULATED_NOTE = 'the plan is an engine of the simulated GPU runtime (DEIMV2_GPU_RUNTIME=simulated), for tests: no Triton loads it; build on a machine with TensorRT to serve';
 
 /** The fields of `<engine>.json` used here, or undefined when there is no sidecar. */
 async function readSidecarInfo(engine: string): Promise<PlanBuildInfo | undefined> {
@@ -148,6 +153,7 @@ function planReadme(name: string, model: string, build: PlanBuildInfo, io: Engin
     `Built with TensorRT ${build.tensorrtVersion}${build.precision ? `, ${build.precision}` : ''}, batch ${io.profile.min}..${io.profile.max} (opt ${io.profile.opt}), on ${gpu},`,
     `from ${build.sourceModel ?? (model !== engine ? model : 'an unrecorded ONNX model')} by deimv2 (engine ${path.basename(engine)}).`,
     '',
+    ...(isSimulated(build.tensorrtVersion) ? [`NOT SERVABLE: ${SIMULATED_NOTE}.`, ''] : []),
     `TensorRT version: ${trt}. The plan loads only in a Triton whose TensorRT is ${trt} (the version that built`,
     `it), and it is specific to the GPU it was built on, ${gpu}: rebuild it for another GPU model.`,
     releases.length > 0

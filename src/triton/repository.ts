@@ -49,7 +49,7 @@ export interface RepositoryResult extends RepositoryPaths {
   readonly warnings: readonly string[];
 }
 
-/** Checks a target before any long work (an engine build): name rules, repository not a file. */
+/** Checks a target before any long work (an engine build): name rules, repository not a file, no other platform's model in the folder. */
 export async function checkRepositoryTarget(target: RepositoryTarget, fileName: 'model.plan' | 'model.onnx' = 'model.plan'): Promise<RepositoryPaths> {
   checkModelName(target.name);
   if (target.instances !== undefined && !(Number.isInteger(target.instances) && target.instances >= 1 && target.instances <= 1024)) {
@@ -65,7 +65,19 @@ export async function checkRepositoryTarget(target: RepositoryTarget, fileName: 
     const s = await stat(dir).catch(() => undefined);
     if (s && !s.isDirectory()) throw new DeimError('ERR_INVALID_ARGUMENT', `the ${what} ${dir} is a file, not a folder`, { input: dir });
   }
+  await checkPlatform(paths.config, fileName === 'model.plan' ? 'tensorrt_plan' : 'onnxruntime_onnx');
   return paths;
+}
+
+/** A model folder whose config names another platform is refused rather than mixed. */
+async function checkPlatform(config: string, wanted: string): Promise<void> {
+  const existing = await readFile(config, 'utf8').catch(() => undefined);
+  const platform = existing === undefined ? undefined : /^\s*platform\s*:\s*"([^"]*)"/m.exec(existing)?.[1];
+  if (existing !== undefined && platform !== wanted) {
+    throw new DeimError('ERR_OUTPUT_WRITE',
+      `${config} already holds a ${platform ? `"${platform}"` : 'different'} model, not "${wanted}": ` +
+        'give another name (--triton-name) or repository folder instead of mixing two model forms in one folder', { input: config });
+  }
 }
 
 /**
@@ -81,13 +93,6 @@ export async function writeRepository(input: WriteRepositoryInput): Promise<Repo
         throw new DeimError('ERR_INVALID_ARGUMENT', `${target} is an input (${file}): writing the Triton repository there would replace it; choose another repository folder or name`, { input: target });
       }
     }
-  }
-  const existing = await readFile(paths.config, 'utf8').catch(() => undefined);
-  const platform = existing === undefined ? undefined : /^\s*platform\s*:\s*"([^"]*)"/m.exec(existing)?.[1];
-  if (existing !== undefined && platform !== input.config.platform) {
-    throw new DeimError('ERR_OUTPUT_WRITE',
-      `${paths.config} already holds a ${platform ? `"${platform}"` : 'different'} model, not "${input.config.platform}": ` +
-        'give another name (--triton-name) or repository folder instead of mixing two model forms in one folder', { input: paths.config });
   }
   const warnings: string[] = [];
   const versions = (await readdir(paths.modelDir).catch(() => [] as string[])).filter((v) => /^[1-9]\d*$/.test(v) && v !== '1');

@@ -4,11 +4,17 @@
  *   deimv2 build --model femto --precision fp16 --max-batch 16 --out engines
  *   deimv2 detect --backend tensorrt --engine engines/<name>.engine photo.jpg
  */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
+import { probeTensorRt } from '../../backends/tensorrt/availability.js';
+import { PACKAGE_ROOT } from '../../backends/tensorrt/native.js';
 import { buildEngine, type BuildEngineOptions } from '../../engine/build.js';
 import { recordEngine } from '../../engine/record.js';
 import { DeimError } from '../../errors.js';
-import { checkRepositoryTarget, defaultModelName, writeTritonPlan } from '../../triton/index.js';
+import { resolveModel } from '../../models/resolve.js';
+import { planOutputs, type OutputRequest } from '../../output/plan.js';
+import { checkRepositoryTarget, defaultModelName, writeTritonPlan, type RepositoryTarget } from '../../triton/index.js';
 
 interface BuildCliOptions {
   model: string;
@@ -38,6 +44,43 @@ function intOption(value: string | undefined, flag: string): number | undefined 
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value)) throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a non-negative integer for ${flag} but received "${value}"`, { input: value });
   return Number(value);
+}
+
+/** The images of a folder the build reads (--record, --validate-images); unreadable ones are the build's to report. */
+function folderImages(dir: string | undefined): string[] {
+  if (dir === undefined) return [];
+  try {
+    return readdirSync(dir).filter((n) => /\.(jpe?g|png|webp)$/i.test(n)).map((n) => path.join(dir, n));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Every file the build writes besides the cache's own (the recorded engine, the recording, the
+ * Triton repository), checked against what it reads and against each other before any work
+ * (src/output/plan.ts), with their folders made.
+ */
+async function planBuildOutputs(cli: BuildCliOptions, triton: RepositoryTarget | undefined): Promise<void> {
+  const outputs: OutputRequest[] = [];
+  if (cli.record !== undefined) {
+    outputs.push({ path: cli.out!, kind: 'engine', flag: '--out' });
+    if (cli.saveRecording !== undefined) outputs.push({ path: cli.saveRecording, kind: 'recording', flag: '--save-recording' });
+  }
+  if (triton) {
+    const paths = await checkRepositoryTarget(triton);
+    outputs.push({ path: paths.repo, kind: 'folder', flag: '--triton-repo' },
+      ...[paths.model, paths.config, paths.readme].map((p) => ({ path: p, kind: 'triton', flag: '--triton-repo' })));
+  }
+  if (outputs.length === 0) return;
+  let model: string | undefined;
+  try {
+    model = resolveModel(cli.model, cli.modelDir !== undefined ? { modelDir: cli.modelDir } : {}).path;
+  } catch {
+    model = undefined; // the build reports it
+  }
+  const inputs = [...(model ? [model] : []), path.join(PACKAGE_ROOT, 'examples', 'example.jpg'), ...folderImages(cli.record), ...folderImages(cli.validateImages)];
+  planOutputs({ inputs, outputs });
 }
 
 export function register(program: Command): void {
@@ -70,16 +113,32 @@ export function register(program: Command): void {
         throw new DeimError('ERR_INVALID_ARGUMENT', `Expected fp16 or fp32 for --precision but received "${cli.precision}"`, { input: cli.precision });
       }
       const log = cli.quiet || cli.json ? undefined : (line: string) => process.stderr.write(`${line}\n`);
+      if (cli.record !== undefined && cli.out === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--record needs --out <engine file>');
+      // Triton target and every output checked before the (long) build; written from the engine's own IO after it.
+      if (cli.tritonName !== undefined && cli.tritonRepo === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--triton-name needs --triton-repo <dir>');
+      const triton = cli.tritonRepo === undefined ? undefined
+        : { repo: cli.tritonRepo, name: cli.tritonName ?? defaultModelName(cli.model), model: cli.model, instances: intOption(cli.instances, '--instances') };
+      await planBuildOutputs(cli, triton);
       if (cli.record !== undefined) {
-        if (cli.out === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--record needs --out <engine file>');
         if (cli.resize !== 'stretch' && cli.resize !== 'letterbox') throw new DeimError('ERR_INVALID_ARGUMENT', `Expected stretch or letterbox for --resize but received "${cli.resize}"`, { input: String(cli.resize) });
         const recorded = await recordEngine({
-          model: cli.model, inputs: cli.record, out: cli.out, resize: cli.resize, maxBatch: intOption(cli.maxBatch, '--max-batch')!, device: intOption(cli.device, '--device')!,
+          model: cli.model, inputs: cli.record, out: cli.out!, resize: cli.resize, maxBatch: intOption(cli.maxBatch, '--max-batch')!, device: intOption(cli.device, '--device')!,
           ...(cli.modelDir !== undefined ? { modelDir: cli.modelDir } : {}),
           ...(cli.saveRecording !== undefined ? { recordingOut: cli.saveRecording } : {}),
           ...(log ? { onProgress: (e: { event: string; phase: string }) => { if (e.event !== 'step') log(`  ${e.event} ${e.phase}`); } } : {}),
         });
-        process.stdout.write(cli.json ? JSON.stringify(recorded, null, 2) + '\n' : `recorded ${recorded.recorded} image(s) into ${recorded.engine} (${recorded.bytes} bytes, simulated runtime)\n`);
+        // A recorded engine has no sidecar: the build facts come from the runtime that just built it.
+        const probe = probeTensorRt();
+        const device = intOption(cli.device, '--device')!;
+        const gpu = probe.ok ? probe.devices[device] : undefined;
+        const repo = triton && await writeTritonPlan({
+          ...triton, engine: recorded.engine, gpus: [device],
+          build: { tensorrtVersion: probe.ok ? probe.version : 'simulated', precision: 'fp32', device, sourceModel: resolveModel(cli.model, cli.modelDir !== undefined ? { modelDir: cli.modelDir } : {}).path,
+            ...(gpu ? { gpuName: gpu.name, computeCapability: gpu.computeCapability } : {}) },
+        });
+        process.stdout.write(cli.json ? JSON.stringify({ ...recorded, ...(repo ? { triton: { model: repo.model, config: repo.config } } : {}) }, null, 2) + '\n'
+          : `recorded ${recorded.recorded} image(s) into ${recorded.engine} (${recorded.bytes} bytes, simulated runtime)\n` +
+            (repo ? `triton: ${repo.model}\n${repo.warnings.map((w) => `warning: ${w}\n`).join('')}` : ''));
         process.exitCode = 0;
         return;
       }
@@ -103,11 +162,6 @@ export function register(program: Command): void {
           onProgress: (e) => { if (e.event !== 'step' && e.parent === '') log(`  ${e.event} ${e.phase}${e.steps ? ` (${e.steps} steps)` : ''}`); },
         } : {}),
       };
-      // Triton target checked before the (long) build; written from the engine's own IO after it.
-      if (cli.tritonName !== undefined && cli.tritonRepo === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--triton-name needs --triton-repo <dir>');
-      const triton = cli.tritonRepo === undefined ? undefined
-        : { repo: cli.tritonRepo, name: cli.tritonName ?? defaultModelName(cli.model), model: cli.model, instances: intOption(cli.instances, '--instances') };
-      if (triton) await checkRepositoryTarget(triton);
       const result = await buildEngine(options);
       const repo = triton && await writeTritonPlan({ ...triton, engine: result.engine, build: result.sidecar });
       if (cli.json) {
