@@ -12,7 +12,7 @@
  * The raw coverage and the report go to a temporary folder (printed), never into the repository.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +26,10 @@ const out = mkdtempSync(path.join(os.tmpdir(), 'deimv2-coverage-'));
 const raw = path.join(out, 'v8');
 const kept = path.join(out, 'v8-dist');
 mkdirSync(kept);
+// Children that tests run as another user (setpriv, output-safety.test.ts) write their coverage too.
+mkdirSync(raw);
+chmodSync(out, 0o711);
+chmodSync(raw, 0o1777);
 const vitest = path.join(path.dirname(require.resolve('vitest/package.json')), 'vitest.mjs');
 const run = spawnSync(process.execPath, [vitest, 'run', ...process.argv.slice(2)], {
   cwd: root,
