@@ -9,10 +9,11 @@
  * DEIMV2_COVERAGE=1, which makes vitest load dist/ natively and write the coverage of each test process
  * (vitest.config.ts, scripts/coverage-setup.js). c8 maps the coverage of dist/*.js back to src/
  * through dist's source maps. Processes killed by a signal write nothing.
- * The raw coverage and the report go to a temporary folder (printed), never into the repository.
+ * The report goes to a temporary folder (printed), never into the repository; the raw coverage is
+ * removed once the report is made.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,13 +63,27 @@ for (const name of readdirSync(raw, { withFileTypes: true }).filter((e) => e.isF
   writeFileSync(path.join(kept, name.name), JSON.stringify({ result }));
 }
 
+// Files of types only compile to `export {};` and are never loaded: nothing in them can run, so they
+// are left out instead of counting every line of their source as uncovered.
+const typeOnly = [];
+const walk = (dir) => {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, e.name);
+    if (e.isDirectory()) walk(file);
+    else if (e.name.endsWith('.js') && readFileSync(file, 'utf8').replace(/\/\/# sourceMappingURL=.*/, '').replace(/\s+/g, '') === 'export{};') {
+      typeOnly.push(path.relative(root, file));
+    }
+  }
+};
+walk(path.join(root, 'dist'));
+
 const report = new Report({
   tempDirectory: kept,
   reportsDirectory: path.join(out, 'report'),
   reporter: ['json-summary', 'json', 'text'],
   reporterOptions: { text: { file: 'coverage.txt' } },
   include: ['dist/**/*.js'],
-  exclude: [],
+  exclude: typeOnly,
   extension: ['.js'],
   excludeAfterRemap: false,
   resolve: '',
@@ -79,6 +94,9 @@ const cwd = process.cwd();
 process.chdir(root);
 await report.run();
 process.chdir(cwd);
+// The raw coverage of a whole run is hundreds of MB: only the report stays.
+rmSync(raw, { recursive: true, force: true });
+rmSync(kept, { recursive: true, force: true });
 
 const summary = JSON.parse(readFileSync(path.join(out, 'report', 'coverage-summary.json'), 'utf8'));
 const folders = new Map();
