@@ -17,6 +17,9 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const pending = new Set<string>();
+/** Writes of writeFileAtomic under way (the quit path lets them settle before it cleans up). */
+const inFlight = new Set<Promise<unknown>>();
+let stopped = false;
 let exitHook = false;
 
 function track(temp: string): void {
@@ -37,6 +40,19 @@ export function removeTemporaryFiles(): void {
     }
   }
   pending.clear();
+}
+
+/**
+ * For a quick exit: no new atomic write starts, and the ones under way get up to `ms` to settle
+ * (a write's open() runs on a libuv thread, so a temporary file removed now could be created just
+ * after). Then removeTemporaryFiles() leaves nothing behind.
+ */
+export async function settleWrites(ms: number): Promise<void> {
+  stopped = true;
+  if (inFlight.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled([...inFlight]), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 let counter = 0;
@@ -63,16 +79,25 @@ function destination(target: string): { final: string; inPlace: boolean } {
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   const { final, inPlace } = destination(target);
   if (inPlace) return writeFile(final, data);
+  if (stopped) throw new Error(`not written: the process is quitting (${target})`);
   const temp = temporaryPathFor(final);
   track(temp);
+  const write = (async () => {
+    try {
+      await writeFile(temp, data, { flag: 'wx' });
+      await rename(temp, final);
+    } catch (e) {
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw e;
+    } finally {
+      pending.delete(temp);
+    }
+  })();
+  inFlight.add(write);
   try {
-    await writeFile(temp, data, { flag: 'wx' });
-    await rename(temp, final);
-  } catch (e) {
-    await rm(temp, { force: true }).catch(() => undefined);
-    throw e;
+    await write;
   } finally {
-    pending.delete(temp);
+    inFlight.delete(write);
   }
 }
 

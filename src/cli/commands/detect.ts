@@ -6,7 +6,7 @@ import { drawDetections } from '../../annotate/draw.js';
 import { annotatedNameIn, isWritableImagePath, loadEncoder, writeAnnotatedImage, WRITABLE_EXTENSIONS } from '../../annotate/write.js';
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
-import { planOutputs, printable, removeTemporaryFiles, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
+import { planOutputs, printable, removeTemporaryFiles, settleWrites, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { checkLocalSource, isImageSequence, isVideoInput } from '../../video/source.js';
 import { trackOptionsFromCli } from '../../track/options.js';
@@ -121,10 +121,13 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
       }
     }
     log(`deimv2: quit: ${entries.filter(Boolean).length} of ${files.length} file(s) finished${options.json !== undefined && !jsonToStdout ? ` (in ${options.json})` : ''}`);
-    // Unfinished annotated images are temporary files: removed. Then die of the signal at once
+    // Unfinished annotated images are temporary files: removed once the writes under way settle
+    // (at most 300 ms: one could otherwise create its file just after). Then die of the signal
     // (process.exit would tear down worker threads that are inside onnxruntime, which aborts).
-    removeTemporaryFiles();
-    process.kill(process.pid, 'SIGINT');
+    void settleWrites(300).finally(() => {
+      removeTemporaryFiles();
+      process.kill(process.pid, 'SIGINT');
+    });
   };
   process.on('SIGINT', onSigint);
 
