@@ -74,4 +74,15 @@ describe('architecture', () => {
     const main = readFileSync(path.join(SRC, 'cli', 'main.ts'), 'utf8');
     expect(main).not.toMatch(/^import .* from '\.\/commands\//m);
   });
+
+  it('an image run loads no video stages, ffmpeg, tracker or drawing code (they load when a video or --out needs them)', () => {
+    for (const from of ['cli/commands/detect.ts', 'detector.ts']) {
+      const loaded = [...staticClosure(from)];
+      const video = loaded.filter((f) => /^video\/(frames|decoder|encoder|ffmpeg|probe|run|jsonl)\.ts$|^annotate\/(draw|overlays|font|captions)\.ts$/.test(f));
+      expect(video, from).toEqual([]);
+    }
+    // The Detector's detectVideo still returns a VideoDetection at once: only its iteration loads the stages.
+    expect(staticClosure('video/pipeline.ts').has('video/frames.ts')).toBe(false);
+    expect(readFileSync(path.join(SRC, 'video', 'pipeline.ts'), 'utf8')).toMatch(/await import\('\.\/frames\.js'\)/);
+  });
 });

@@ -2,7 +2,6 @@
 import { existsSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { drawDetections } from '../../annotate/draw.js';
 import { annotatedNameIn, isWritableImagePath, loadEncoder, writeAnnotatedImage, WRITABLE_EXTENSIONS } from '../../annotate/write.js';
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
@@ -74,8 +73,8 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
     ],
   });
   const printLines = !options.quiet && !jsonToStdout;
-  // The encoder loads while the model does, not behind the first decodes.
-  const [detector] = await Promise.all([Detector.create(detectorOptions), out !== undefined ? loadEncoder() : undefined]);
+  // The encoder and the drawing load while the model does (and only for --out), not behind the first decodes.
+  const [detector, , draw] = await Promise.all([Detector.create(detectorOptions), out !== undefined ? loadEncoder() : undefined, out !== undefined ? import('../../annotate/draw.js') : undefined]);
   if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendLabel} (${detector.description}; ${detector.backendReason})`);
   const start = performance.now();
   // Up to 50 images get a line each; more get a progress bar instead.
@@ -159,7 +158,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
         const target = targets.get(file);
         if (target !== undefined && entry.image) {
           const image = entry.image;
-          drawDetections(image, entry.detections);
+          draw!.drawDetections(image, entry.detections);
           // A file that cannot be written fails this file only (and is not counted as done).
           writes.push(writeAnnotatedImage(image, target).catch((e) => void (entries[index] = failureOf(file, e))));
           delete entry.image;

@@ -1,0 +1,168 @@
+/**
+ * The stages behind a VideoDetection (pipeline.ts), loaded on its first iteration so that an image
+ * run never loads the decoder, encoder, ffmpeg, tracking or overlay code.
+ */
+import os from 'node:os';
+import { drawDetections } from '../annotate/draw.js';
+import { drawTracking } from '../annotate/overlays.js';
+import { DeimError, errorMessage } from '../errors.js';
+import type { RgbImage } from '../image/types.js';
+import type { Detection } from '../postprocess/types.js';
+import { TrackSession, type TrackedFrame } from '../track/session.js';
+import { FrameDecoder, type DecodedFrame } from './decoder.js';
+import { checkWritable, FrameEncoder } from './encoder.js';
+import { requireFfmpeg } from './ffmpeg.js';
+import { parseRate, probeFile, type VideoInfo } from './probe.js';
+import { checkLocalSource, isLiveSource } from './source.js';
+import type { FrameDetector, VideoFrameResult, VideoOptions, VideoStats } from './types.js';
+
+/** Runs decode -> detect -> draw -> encode for one VideoDetection, keeping its live `stats`. */
+export async function* runFrames(
+  detector: FrameDetector,
+  source: string,
+  options: VideoOptions,
+  stats: VideoStats,
+  onTracking: (session: TrackSession | undefined) => void,
+): AsyncGenerator<VideoFrameResult> {
+  const started = performance.now();
+  const ffmpeg = requireFfmpeg();
+  checkLocalSource(source);
+  if (options.output) checkWritable(options.output, source);
+  if (options.signal?.aborted) {
+    stats.stopped = true;
+    return;
+  }
+  const live = options.live ?? isLiveSource(source);
+  const loop = options.loop ?? 0;
+  const probed = live ? Promise.resolve({}) : probeFile(ffmpeg.ffprobePath, source);
+  let decoder: FrameDecoder | undefined;
+  const onAbort = () => {
+    stats.stopped = true;
+    decoder?.stop();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    decoder = await FrameDecoder.open(ffmpeg, source, {
+      live,
+      ...(loop ? { loop } : {}),
+      ...(options.openTimeoutMs !== undefined ? { openTimeoutMs: options.openTimeoutMs } : {}),
+    });
+  } catch (e) {
+    options.signal?.removeEventListener('abort', onAbort);
+    throw e;
+  }
+  if (stats.stopped) {
+    // Stopped while the source was opening: nothing was decoded, nothing is written.
+    decoder.stop();
+    stats.elapsedMs = performance.now() - started;
+    return;
+  }
+
+  const facts = await probed.catch(() => ({}) as Awaited<ReturnType<typeof probeFile>>);
+  const info: VideoInfo = { ...decoder.info };
+  if ('fpsText' in facts && facts.fpsText) {
+    info.fpsText = facts.fpsText;
+    info.fps = parseRate(facts.fpsText) ?? info.fps;
+  }
+  // ffprobe's nb_frames is a count; duration x fps (from the log) is only an estimate.
+  const framesCounted = 'frames' in facts && facts.frames !== undefined;
+  if ('frames' in facts && facts.frames) info.frames = facts.frames * (loop + 1);
+  else if (info.frames !== undefined) info.frames *= loop + 1;
+  if (live) delete info.frames;
+  stats.info = info;
+
+  let encoder: FrameEncoder | undefined;
+  const inflight: Array<Promise<Settled>> = [];
+  let failed = false;
+  try {
+    if (options.output) {
+      const keepAudio = (options.keepAudio ?? true) && info.hasAudio && !live && loop === 0;
+      encoder = new FrameEncoder(ffmpeg, options.output, {
+        width: info.width, height: info.height, fpsText: info.fpsText, live,
+        ...(keepAudio ? { audioFrom: source } : {}),
+        ...(options.preset ? { preset: options.preset } : {}),
+      });
+    }
+    options.onStart?.(info);
+    const draw = options.annotate === true || options.output !== undefined;
+    const tracking = options.track ? new TrackSession({ frameRate: info.fps, threshold: detector.threshold ?? 0.4, ...options.track }) : undefined;
+    onTracking(tracking);
+    const detectOptions = tracking ? { threshold: Math.min(tracking.threshold, tracking.tracker.options.lowThresh) } : undefined;
+    const concurrency = options.concurrency ?? Math.max(4, 2 * (detector.stats?.().runners ?? os.availableParallelism()));
+    const detectFrame = (frame: DecodedFrame): Promise<Settled> => {
+      const image: RgbImage = { data: frame.data, width: info.width, height: info.height, channels: 3 };
+      return (detectOptions ? detector.detect(image, detectOptions) : detector.detect(image)).then(
+        (result) => ({ frame, image, detections: result.detections }),
+        (error: unknown) => ({ frame, image, error }),
+      );
+    };
+
+    // Keep `concurrency` frames in detection; whichever comes first, a decoded frame (start it)
+    // or the oldest detection (emit it), is taken, so neither stage waits on the other.
+    let nextFrame: Promise<FrameOrError> | undefined;
+    let sourceDone = false;
+    for (;;) {
+      if (!sourceDone && inflight.length < concurrency) {
+        nextFrame ??= decoder.next().then((f) => ({ frame: f }), (error: unknown) => ({ error }));
+        const step = inflight.length === 0 ? await nextFrame : await Promise.race([nextFrame, inflight[0]!.then(() => 'head' as const)]);
+        if (step !== 'head') {
+          nextFrame = undefined;
+          if ('error' in step) throw step.error;
+          if (step.frame) inflight.push(detectFrame(step.frame));
+          else sourceDone = true;
+          stats.decoded = decoder.decoded;
+          stats.dropped = decoder.dropped;
+          continue;
+        }
+      }
+      const done = inflight.shift();
+      if (!done) break;
+      const settled = await done;
+      // Stopped: frames still in detection are dropped, not yielded nor written.
+      if (stats.stopped) break;
+      if ('error' in settled) {
+        throw new DeimError('ERR_VIDEO', `Detection failed on frame ${settled.frame.index} of ${source}: ${errorMessage(settled.error)}`, { input: source, cause: settled.error });
+      }
+      const tracked: TrackedFrame | undefined = tracking?.update(settled.frame.index, settled.detections);
+      if (draw && tracked) drawTracking(settled.image, tracked, tracking!, options.draw);
+      else if (draw) drawDetections(settled.image, settled.detections, options.draw);
+      if (encoder) await encoder.write(settled.image.data);
+      stats.processed++;
+      if (stats.stopped) break; // stopped while the frame was being written
+      const result: VideoFrameResult = { frame: settled.frame.index, pts: settled.frame.index / info.fps, width: info.width, height: info.height, detections: tracked ? tracked.detections : settled.detections };
+      if (tracked) {
+        result.tracks = tracked.tracks;
+        if (tracked.counts) result.counts = tracked.counts;
+      }
+      if (options.annotate || options.returnImage) result.image = settled.image;
+      yield result;
+    }
+    // A file that ends early: ffmpeg's complaint, or else fewer frames than ffprobe counted.
+    const missing = !live && !stats.stopped && framesCounted && info.frames !== undefined ? info.frames - decoder.decoded : 0;
+    if (missing > 0) {
+      stats.missingFrames = missing;
+      stats.decodeError = decoder.decodeError ?? `${missing} of ${info.frames} frames did not decode`;
+    } else {
+      stats.decodeError = decoder.decodeError;
+    }
+  } catch (e) {
+    failed = true;
+    throw e;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    decoder.stop();
+    stats.decoded = decoder.decoded;
+    stats.dropped = decoder.dropped;
+    await Promise.allSettled(inflight);
+    // Finish the file even after a failure or an early break: what was written stays playable.
+    if (encoder) {
+      const finishing = encoder.finish();
+      if (failed) await finishing.catch(() => undefined);
+      else await finishing;
+    }
+    stats.elapsedMs = performance.now() - started;
+  }
+}
+
+type Settled = { frame: DecodedFrame; image: RgbImage; detections: Detection[] } | { frame: DecodedFrame; image: RgbImage; error: unknown };
+type FrameOrError = { frame: DecodedFrame | undefined } | { error: unknown };
