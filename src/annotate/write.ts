@@ -6,10 +6,10 @@
  * drawDetections(image, result.detections);
  * await writeAnnotatedImage(image, outputPathFor('photos/a.jpg', 'annotated', true)); // annotated/a.jpg
  */
-import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DeimError, errorMessage } from '../errors.js';
 import { writeFileAtomic } from '../output/atomic.js';
+import { ensureDirectorySync } from '../output/plan.js';
 import type { AnnotatableImage } from './draw.js';
 
 type OutputFormat = 'jpeg' | 'png' | 'webp' | 'tiff' | 'avif' | 'gif';
@@ -51,39 +51,10 @@ export async function writeAnnotatedImage(image: AnnotatableImage, outPath: stri
   }
   const encoded = await encode(image, format);
   try {
-    await ensureDirectory(path.dirname(path.resolve(outPath)));
+    ensureDirectorySync(path.dirname(path.resolve(outPath)));
     await writeFileAtomic(outPath, encoded);
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${outPath}: ${errorMessage(e)}`, { input: outPath, cause: e });
-  }
-}
-
-/**
- * `mkdir -p` without fs.mkdir's `recursive` option: on Node 20 that loops forever when mkdir
- * fails with ENOENT under an existing parent (any new path in /proc), so missing directories
- * are found by walking up and created one at a time.
- */
-async function ensureDirectory(directory: string): Promise<void> {
-  const missing: string[] = [];
-  for (let current = directory; ; ) {
-    try {
-      if ((await stat(current)).isDirectory()) break;
-      throw new Error(`${current} exists and is not a directory`);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    missing.push(current);
-    const parent = path.dirname(current);
-    if (parent === current) break;
-    current = parent;
-  }
-  for (let i = missing.length - 1; i >= 0; i--) {
-    try {
-      await mkdir(missing[i]!);
-    } catch (e) {
-      // Another writer may create the same directory at the same time.
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
   }
 }
 
