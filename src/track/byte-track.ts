@@ -169,6 +169,21 @@ class Scratch {
   }
 }
 
+/** The reference's match handling: a tracked track takes the detection, a lost one is re-activated. */
+function applyMatches(matches: ReadonlyArray<readonly [number, number]>, tracks: readonly STrack[], detections: readonly STrack[], frameId: number, activated: STrack[], refind: STrack[]): void {
+  for (const [it, id] of matches) {
+    const t = tracks[it]!;
+    const d = detections[id]!;
+    if (t.state === TrackState.Tracked) {
+      t.update(d, frameId);
+      activated.push(t);
+    } else {
+      t.reActivate(d, frameId);
+      refind.push(t);
+    }
+  }
+}
+
 function joint(a: STrack[], b: STrack[]): STrack[] {
   const seen = new Set<number>();
   const out: STrack[] = [];
@@ -249,33 +264,13 @@ export class ByteTrackCore {
     }
     this.scratch.costs(pool, detections, p.fuseScore);
     const first = this.scratch.assign(pool.length, detections.length, p.matchThresh);
-    for (const [it, id] of first.matches) {
-      const t = pool[it]!;
-      const d = detections[id]!;
-      if (t.state === TrackState.Tracked) {
-        t.update(d, frameId);
-        activated.push(t);
-      } else {
-        t.reActivate(d, frameId);
-        refind.push(t);
-      }
-    }
+    applyMatches(first.matches, pool, detections, frameId, activated, refind);
 
     // Step 3: second association, low-score detections against the tracks still unmatched.
     const rTracked = first.unmatchedRows.map((i) => pool[i]!).filter((t) => t.state === TrackState.Tracked);
     this.scratch.costs(rTracked, second, false);
     const secondMatch = this.scratch.assign(rTracked.length, second.length, 0.5);
-    for (const [it, id] of secondMatch.matches) {
-      const t = rTracked[it]!;
-      const d = second[id]!;
-      if (t.state === TrackState.Tracked) {
-        t.update(d, frameId);
-        activated.push(t);
-      } else {
-        t.reActivate(d, frameId);
-        refind.push(t);
-      }
-    }
+    applyMatches(secondMatch.matches, rTracked, second, frameId, activated, refind);
     for (const it of secondMatch.unmatchedRows) {
       const t = rTracked[it]!;
       if (t.state !== TrackState.Lost) {
