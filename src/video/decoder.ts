@@ -24,7 +24,10 @@ export interface DecoderOptions {
   maxQueue?: number;
   /** Read a file this many extra times (ffmpeg -stream_loop), for benchmarks. */
   loop?: number;
-  /** Give up when ffmpeg has not produced the stream header within this time (default 15 s). */
+  /**
+   * Give up when ffmpeg has not produced the stream header within this time (default 15 s); a
+   * UDP or RTP source silent this long after that also ends the run.
+   */
   openTimeoutMs?: number;
 }
 
@@ -76,7 +79,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   static async open(ffmpeg: FfmpegLocation, source: string, options: DecoderOptions): Promise<FrameDecoder> {
     const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'info'];
     if (options.loop) args.push('-stream_loop', String(options.loop));
-    args.push(...ffmpegInputOptions(source), '-i', ffmpegInputPath(source), '-map', '0:v:0', '-an', '-sn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+    args.push(...ffmpegInputOptions(source, options.openTimeoutMs), '-i', ffmpegInputPath(source), '-map', '0:v:0', '-an', '-sn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
     // detached: ffmpeg gets its own process group, so a terminal Ctrl-C reaches only us and we
     // decide how to stop (finish the frames in flight, then close the output).
     const proc = spawn(ffmpeg.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });

@@ -49,24 +49,51 @@ export function isVideoInput(source: string): boolean {
   return ext !== undefined && VIDEO_EXTENSIONS.has(ext);
 }
 
-/** Input options for ffmpeg that bound how long opening or reading a live source may stall. */
-export function ffmpegInputOptions(source: string): string[] {
+/**
+ * Input options for ffmpeg: the protocol whitelist, and bounds on how long opening or reading a
+ * live source may stall. UDP and RTP never signal an end, so a source silent for `stallMs` ends
+ * the run (ffmpeg's -timeout) instead of waiting forever.
+ */
+export function ffmpegInputOptions(source: string, stallMs = 15_000): string[] {
   // Live streams: analyse one second of stream, not five, before the first frame comes out.
   const quickStart = ['-analyzeduration', '1000000', '-probesize', '2000000'];
-  if (/^rtsps?:\/\//i.test(source)) return ['-rtsp_transport', 'tcp', '-timeout', '5000000', ...quickStart];
-  if (/^https?:\/\//i.test(source)) return ['-rw_timeout', '5000000', ...quickStart];
-  if (LIVE_URL.test(source)) return quickStart;
+  const whitelist = protocolWhitelist(source);
+  if (/^rtsps?:\/\//i.test(source)) return [...whitelist, '-rtsp_transport', 'tcp', '-timeout', '5000000', ...quickStart];
+  if (/^https?:\/\//i.test(source)) return [...whitelist, '-rw_timeout', '5000000', ...quickStart];
+  if (/^(udp|rtp):\/\//i.test(source)) return [...whitelist, '-timeout', String(Math.round(stallMs * 1000)), ...quickStart];
+  if (LIVE_URL.test(source)) return [...whitelist, ...quickStart];
   if (WEBCAM.test(source)) return ['-f', 'v4l2'];
-  return protocolWhitelist(source);
+  return whitelist;
 }
 
 /**
- * ffmpeg/ffprobe input options that keep a local file or sequence to local files: a playlist
- * (HLS, ffconcat) inside one cannot reach the network or ffmpeg's other protocols. None for URLs
- * and webcams.
+ * The protocols ffmpeg may open for each accepted URL scheme, nested opens included (HLS
+ * segments and keys, redirects, RTP under RTSP, TLS under the "s" variants). None of ffmpeg's
+ * local or pseudo-protocols (file, concat, subfile, pipe, data, ...) is on any list, so a remote
+ * playlist or a redirect can never make ffmpeg read a local file.
+ */
+const URL_WHITELIST: Record<(typeof STREAM_PROTOCOLS)[number], string> = {
+  http: 'http,https,tcp,tls,crypto,httpproxy',
+  https: 'http,https,tcp,tls,crypto,httpproxy',
+  rtsp: 'rtsp,rtsps,rtp,srtp,udp,tcp,tls',
+  rtsps: 'rtsp,rtsps,rtp,srtp,udp,tcp,tls',
+  rtmp: 'rtmp,rtmps,tcp,tls',
+  rtmps: 'rtmp,rtmps,tcp,tls',
+  udp: 'udp',
+  tcp: 'tcp',
+  srt: 'srt',
+  rtp: 'rtp,udp',
+};
+
+/**
+ * ffmpeg/ffprobe input options that keep a source to what it names: a local file or sequence to
+ * local files (a playlist inside one, HLS or ffconcat, cannot reach the network), a URL to its own
+ * scheme's protocols (URL_WHITELIST). None for webcams (v4l2 opens the device itself).
  */
 export function protocolWhitelist(source: string): string[] {
-  return isLiveSource(source) ? [] : ['-protocol_whitelist', 'file'];
+  if (WEBCAM.test(source)) return [];
+  const scheme = LIVE_URL.exec(source)?.[1]?.toLowerCase() as keyof typeof URL_WHITELIST | undefined;
+  return ['-protocol_whitelist', scheme === undefined ? 'file' : URL_WHITELIST[scheme]];
 }
 
 /**

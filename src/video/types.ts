@@ -30,7 +30,7 @@ export interface VideoOptions {
   concurrency?: number;
   /** Read a file this many extra times (benchmarks). */
   loop?: number;
-  /** Give up opening the source after this long (default 15 s). */
+  /** Give up opening the source after this long (default 15 s); a UDP/RTP source silent this long also ends the run. */
   openTimeoutMs?: number;
   /** Keep the input's audio in `output` (default true; files only). */
   keepAudio?: boolean;
