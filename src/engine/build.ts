@@ -3,11 +3,12 @@
  * cache folder, keyed and described by a sidecar, then validated against the CPU backend.
  * All policy lives here; the addon only builds what it is told.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { DeimError } from '../errors.js';
 import { resolveModel, type ResolvedModel } from '../models/resolve.js';
+import { planOutputs, type OutputRequest } from '../output/plan.js';
 import { hasFastFp16, probeTensorRt } from '../backends/tensorrt/availability.js';
 import { checkEngine, enginePaths, sha256File, writeSidecar, type EngineKeyParts, type EngineSidecar } from './cache.js';
 import type { NativeBuildProgress } from '../backends/tensorrt/native.js';
@@ -87,16 +88,26 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   const trtMajor = Number(probe.version.split('.')[0]);
   const resolved = typeof options.model === 'string' ? resolveModel(options.model, options.modelDir !== undefined ? { modelDir: options.modelDir } : {}) : options.model;
   const out = path.resolve(options.out ?? engineCacheDir());
-  await mkdir(out, { recursive: true });
   const modelName = path.basename(resolved.path).replace(/\.onnx$/i, '');
+  const timingCache = options.timingCache ?? path.join(out, `timing.${slug(gpu.name)}.sm${gpu.computeCapability}.trt${probe.version}.cache`);
+  const prepared = options.prepare !== false ? path.join(out, `${modelName}.${precision}.prepared.onnx`) : undefined;
+  // Every file the build writes, checked against what it reads (the model, the validation images)
+  // and each other before anything is written; the engine and its sidecar join once their key is known.
+  const images = options.validate !== false ? await validationImages(options.validateImages) : [];
+  const reads = [resolved.path, ...images];
+  const writes: OutputRequest[] = [
+    { path: out, kind: 'folder', flag: '--out' },
+    { path: timingCache, kind: 'timing-cache', flag: options.timingCache !== undefined ? '--timing-cache' : 'the timing cache' },
+    ...(prepared !== undefined ? [{ path: prepared, kind: 'onnx', flag: 'the prepared graph' }] : []),
+  ];
+  planOutputs({ inputs: reads, outputs: writes });
 
   // The graph TensorRT parses: the prepared one (GridSample rewritten; for fp16 a strongly typed
   // mixed-precision graph), or the original.
   let onnx = resolved.path;
   let stronglyTyped = false;
-  if (options.prepare !== false) {
+  if (prepared !== undefined) {
     const { prepareModel } = await import('../prepare/index.js');
-    const prepared = path.join(out, `${modelName}.${precision}.prepared.onnx`);
     log(`prepare: ${resolved.path} -> ${prepared} (${precision})`);
     await prepareModel(resolved.path, { out: prepared, precision });
     onnx = prepared;
@@ -114,6 +125,12 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
     profile: { min: 1, opt: optBatch, max: maxBatch },
   };
   const paths = enginePaths(out, modelName, parts);
+  try {
+    planOutputs({ inputs: reads, outputs: [...writes, { path: paths.engine, kind: 'engine', flag: 'the engine' }, { path: paths.sidecar, kind: 'json', flag: 'the engine sidecar' }] });
+  } catch (e) {
+    if (prepared === undefined || !(e instanceof DeimError)) throw e;
+    throw new DeimError(e.code, e.message.replace(/nothing was written$/, `only the prepared graph ${prepared} was written`), { ...(e.input !== undefined ? { input: e.input } : {}), cause: e });
+  }
   if (!options.force) {
     const check = await checkEngine(paths.engine, parts, options.validate !== false);
     if (check.status === 'ok') {
@@ -123,7 +140,6 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
     if (check.status !== 'missing') log(`rebuilding: ${check.reason}`);
   }
 
-  const timingCache = options.timingCache ?? path.join(out, `timing.${slug(gpu.name)}.sm${gpu.computeCapability}.trt${probe.version}.cache`);
   log(`build: TensorRT ${probe.version}, ${precision}, batch 1..${maxBatch} (opt ${optBatch}), ${gpu.name} -> ${paths.engine}`);
   let built;
   try {
@@ -143,7 +159,6 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
   await writeSidecar(paths.sidecar, sidecar);
 
   if (options.validate !== false) {
-    const images = await validationImages(options.validateImages);
     log(`validate: ${images.length} image(s) against the CPU backend`);
     const validation = await validateEngine({ engine: paths.engine, model: resolved, device, precision, images });
     sidecar = { ...sidecar, validation };

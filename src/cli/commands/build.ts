@@ -57,9 +57,10 @@ function folderImages(dir: string | undefined): string[] {
 }
 
 /**
- * Every file the build writes besides the cache's own (the recorded engine, the recording, the
- * Triton repository), checked against what it reads and against each other before any work
- * (src/output/plan.ts), with their folders made.
+ * The files a build writes besides the engine folder's own (the recorded engine, the recording,
+ * the Triton repository), checked against what it reads and against each other before any work
+ * (src/output/plan.ts), with their folders made. A non-recorded build plans its folder, engine,
+ * sidecar, prepared graph and timing cache itself (engine/build.ts).
  */
 async function planBuildOutputs(cli: BuildCliOptions, triton: RepositoryTarget | undefined): Promise<void> {
   const outputs: OutputRequest[] = [];
