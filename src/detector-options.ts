@@ -53,6 +53,13 @@ export interface DetectorOptions {
   gpuPreprocess?: boolean;
   /** TensorRT: replay inference from CUDA graphs (default true). */
   cudaGraphs?: boolean;
+  /**
+   * The image files the first detect()/detectBatch() call will get, in order (and whether it asks
+   * for returnImage): on the CPU they are decoded and resized while the model loads, so a one-shot
+   * run does not wait for both in turn (create() resolves once both are done). A first call with
+   * other images runs as usual.
+   */
+  preload?: { images: readonly string[]; returnImage?: boolean };
 }
 
 export interface DetectOptions {
@@ -86,6 +93,10 @@ export function checkDetectorOptions(options: DetectorOptions): CheckedOptions {
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) throw fail(`threads must be a positive integer, got ${options.threads}`, options.threads);
   for (const key of ['gpuPreprocess', 'cudaGraphs'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') throw fail(`${key} must be true or false, got ${String(options[key])}`, options[key]);
+  }
+  const preload = options.preload;
+  if (preload !== undefined && (typeof preload !== 'object' || preload === null || !Array.isArray(preload.images) || !preload.images.every((f) => typeof f === 'string' && f !== ''))) {
+    throw fail('preload must be { images: [file paths], returnImage?: boolean }', JSON.stringify(preload));
   }
   const classes = options.classNames !== undefined ? loadClassNames(options.classNames) : COCO_CLASSES;
   const classIds = classFilter(options.classes, classes);

@@ -11,6 +11,7 @@ import { DeimError, errorMessage } from '../errors.js';
 import { writeFileAtomic } from '../output/atomic.js';
 import { ensureDirectorySync } from '../output/plan.js';
 import type { AnnotatableImage } from './draw.js';
+import { requireSharp } from '../cjs.js';
 
 type OutputFormat = 'jpeg' | 'png' | 'webp' | 'tiff' | 'avif' | 'gif';
 
@@ -58,16 +59,22 @@ export async function writeAnnotatedImage(image: AnnotatableImage, outPath: stri
   }
 }
 
-let encoder: Promise<typeof import('sharp')['default']> | undefined;
+let encoder: Promise<ReturnType<typeof requireSharp>> | undefined;
 
 /**
  * The encoder (sharp), loaded once on first use: a run that writes no image does not pay for it.
- * A run that will write images should call this before detection starts: loading a module reads
- * files through libuv's thread pool, where it would queue behind every decode in flight (annotated
- * images then waited, in memory, for the end of a folder).
+ * A run that will write images calls this while its model loads, so the first annotated image
+ * does not wait for it.
  */
-export function loadEncoder(): Promise<typeof import('sharp')['default']> {
-  return (encoder ??= import('sharp').then((m) => m.default));
+export function loadEncoder(): Promise<ReturnType<typeof requireSharp>> {
+  // On the next turn, so that it does not delay what the caller starts next (the model load).
+  return (encoder ??= new Promise((resolve, reject) => setImmediate(() => {
+    try {
+      resolve(requireSharp());
+    } catch (e) {
+      reject(e);
+    }
+  })));
 }
 
 async function encode(image: AnnotatableImage, format: OutputFormat): Promise<Buffer> {

@@ -56,6 +56,8 @@ export interface RunnerSetup {
   readonly gpuPreprocess?: boolean;
   /** TensorRT: replay inference from CUDA graphs (default true). */
   readonly cudaGraphs?: boolean;
+  /** The files the first run will get: a runner may start on them while the model loads. */
+  readonly preload?: { readonly sources: TaskSource[]; readonly returnImage: boolean };
 }
 
 export type OpenRunner = (setup: RunnerSetup) => Promise<Runner>;

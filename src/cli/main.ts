@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 /** The `deimv2` command line. Each command lives in commands/<name>.ts. */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import type { Command as Program } from 'commander';
+import { requireCommander } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
 import { printable } from '../output/printable.js';
 
-type Register = (program: Command) => void;
+const { Command, CommanderError } = requireCommander();
+
+type Register = (program: Program) => void;
 /** Each command's module, loaded only when that command runs (or for the general help). */
 const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   detect: () => import('./commands/detect.js'),
@@ -23,7 +26,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 /** The program with the commands named in `only` (default: all). */
-export async function createProgram(only: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
+export async function createProgram(only: readonly string[] = Object.keys(COMMANDS)): Promise<Program> {
   const program = new Command('deimv2')
     .description('DEIMv2 real-time object detection: TensorRT on NVIDIA GPUs, onnxruntime on the CPU')
     .version(pkg.version)

@@ -1,8 +1,11 @@
 /** Options shared by the commands that run a detector, and their conversion to DetectorOptions. */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
+import { requireCommander } from '../cjs.js';
 import type { DetectorOptions } from '../detector.js';
 import { DeimError } from '../errors.js';
 import { parseMemorySize } from '../pool/budget.js';
+
+const { Option } = requireCommander();
 
 export interface DetectorCliOptions {
   model?: string;

@@ -7,12 +7,14 @@
  * the stored values, and converting them would move pixels away from what it was evaluated on.
  */
 import { readFile, stat } from 'node:fs/promises';
-import sharp from 'sharp';
+import { requireSharp } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
 import { DECODE_TIMEOUT_SECONDS, acceptedFormatOf, decodeTimedOut, formatRefused, isTimeoutMessage, notAnImage, sniffFormat } from './formats.js';
 import type { RawImage, RgbImage } from './types.js';
 
 import { describeInput, type ImageInput } from './input.js';
+
+const sharp = requireSharp();
 
 export { describeInput, type ImageInput };
 

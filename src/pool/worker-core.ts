@@ -7,14 +7,16 @@
  * and the CPU backend's infer-worker (detections out).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import sharp from 'sharp';
 import type { ModelIO } from '../backends/types.js';
 import { DeimError, errorMessage } from '../errors.js';
+import { requireSharp } from '../cjs.js';
 import { checkRawImage, decodeBuffer, readImageFile } from '../image/decode.js';
 import type { RawImage, RgbImage } from '../image/types.js';
 import type { DetectionFailure } from '../postprocess/types.js';
 import { MemoryBudget } from './budget.js';
 import type { FromWorker, PostOptions, SerializedError, TaskConfig, TaskOutput, TaskSource, ToWorker, WorkerInit } from './messages.js';
+
+const sharp = requireSharp();
 
 export interface StageTask {
   readonly id: number;

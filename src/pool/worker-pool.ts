@@ -35,6 +35,12 @@ export interface PoolOptions {
   eager?: boolean;
   /** Milliseconds close() waits for workers to finish before terminating them; default 2000. */
   closeGraceMs?: number;
+  /**
+   * A task posted to the first worker the moment it is spawned, with its configuration: the worker
+   * works on it while it starts and while this thread is busy (loading a model); its output is
+   * `firstOutput`. Later tasks need configure() first, as usual.
+   */
+  first?: { config: TaskConfig; items: TaskSource[]; post: PostOptions };
 }
 
 function toError(e: SerializedError): DeimError {
@@ -52,6 +58,8 @@ export class WorkerPool {
   readonly size: number;
   /** What the first worker's stage reported (e.g. the model's inputs/outputs). */
   readonly io: ModelIO | undefined;
+  /** The output of options.first (undefined without one). */
+  readonly firstOutput: Promise<TaskOutput> | undefined;
   readonly description: string | undefined;
   private readonly slots: Slot[] = [];
   private readonly starting = new Set<Promise<unknown>>();
@@ -64,16 +72,24 @@ export class WorkerPool {
   /** False once a worker failed to start: the pool works on with the workers it has. */
   private canGrow = true;
 
-  private constructor(private readonly options: PoolOptions, first: { worker: Worker; io?: ModelIO; description?: string }) {
+  private constructor(private readonly options: PoolOptions, first: StartedWorker) {
     this.size = Math.max(1, Math.floor(options.size));
     this.depth = options.depth ?? 2;
     this.io = first.io;
     this.description = first.description;
-    this.adopt(first.worker);
+    const slot = this.adopt(first.worker);
+    if (options.first) {
+      this.config = options.first.config;
+      const { items, post } = options.first;
+      this.firstOutput = new Promise((resolve, reject) => slot.inFlight.set(FIRST_TASK_ID, { id: FIRST_TASK_ID, items, post, resolve, reject }));
+      this.firstOutput.catch(() => undefined); // its reader reports it
+      slot.worker.ref();
+    }
+    for (const m of first.early) this.onMessage(slot, m);
   }
 
   static async create(options: PoolOptions): Promise<WorkerPool> {
-    const pool = new WorkerPool(options, await startWorker(options.worker, options.init));
+    const pool = new WorkerPool(options, await startWorker(options.worker, options.init, options.first));
     if (options.eager) await pool.grow(pool.size - 1);
     return pool;
   }
@@ -101,7 +117,7 @@ export class WorkerPool {
     return this.slots.length;
   }
 
-  private adopt(worker: Worker): void {
+  private adopt(worker: Worker): Slot {
     const slot: Slot = { worker, inFlight: new Map() };
     this.slots.push(slot);
     worker.on('message', (m: FromWorker) => this.onMessage(slot, m));
@@ -111,6 +127,7 @@ export class WorkerPool {
     });
     worker.unref();
     if (this.config) worker.postMessage({ type: 'configure', config: this.config } satisfies ToWorker);
+    return slot;
   }
 
   /** Starts up to `n` more workers (never past `size`); a worker that fails to start is only reported when none runs. */
@@ -205,18 +222,37 @@ export class WorkerPool {
   }
 }
 
-function startWorker(url: URL, init: WorkerInit): Promise<{ worker: Worker; io?: ModelIO; description?: string }> {
+/** The id of PoolOptions.first (run() numbers its tasks from 1). */
+const FIRST_TASK_ID = 0;
+
+interface StartedWorker {
+  worker: Worker;
+  io?: ModelIO;
+  description?: string;
+  /** Messages that came before 'ready' (the first task's result, if it was that quick). */
+  early: FromWorker[];
+}
+
+function startWorker(url: URL, init: WorkerInit, first?: PoolOptions['first']): Promise<StartedWorker> {
   return new Promise((resolve, reject) => {
     // execArgv: [] so flags of the parent (e.g. `node --input-type=module -e`) do not break workers.
     const worker = new Worker(url, { workerData: init, execArgv: [] });
+    // Posted now: the worker's port holds them until its loop listens.
+    if (first) {
+      worker.postMessage({ type: 'configure', config: first.config } satisfies ToWorker);
+      worker.postMessage({ type: 'task', id: FIRST_TASK_ID, items: first.items, post: first.post } satisfies ToWorker);
+    }
+    const early: FromWorker[] = [];
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ready') {
         cleanup();
-        resolve({ worker, ...(m.io ? { io: m.io } : {}), ...(m.description ? { description: m.description } : {}) });
+        resolve({ worker, early, ...(m.io ? { io: m.io } : {}), ...(m.description ? { description: m.description } : {}) });
       } else if (m.type === 'init-error') {
         cleanup();
         void worker.terminate();
         reject(toError(m.error));
+      } else {
+        early.push(m);
       }
     };
     const onError = (e: Error) => {

@@ -2,9 +2,12 @@
  * The CPU backend: one onnxruntime-node InferenceSession, created once and reused, with full
  * graph optimisation. Checks on load that the graph is a DEIMv2 export.
  */
-import ort from 'onnxruntime-node';
+import type * as Ort from 'onnxruntime-node';
+import { requireOrt } from '../../cjs.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import type { Backend, ModelIO, RawDetections, TensorBatch } from '../types.js';
+
+const ort = requireOrt();
 
 export interface CpuSessionOptions {
   /** Intra-op threads (1 for a pool member, all cores for the single-session layout). */
@@ -18,16 +21,16 @@ export class CpuSession implements Backend {
   readonly maxBatch = Infinity;
   readonly description: string;
   readonly io: ModelIO;
-  private session: ort.InferenceSession | undefined;
+  private session: Ort.InferenceSession | undefined;
 
-  private constructor(session: ort.InferenceSession, io: ModelIO, threads: number) {
+  private constructor(session: Ort.InferenceSession, io: ModelIO, threads: number) {
     this.session = session;
     this.io = io;
     this.description = `onnxruntime-node ${ort.env.versions?.node ?? ''} CPU, ${threads} thread${threads === 1 ? '' : 's'}`;
   }
 
   static async create(modelPath: string, options: CpuSessionOptions): Promise<CpuSession> {
-    let session: ort.InferenceSession;
+    let session: Ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(modelPath, {
         graphOptimizationLevel: 'all',
@@ -68,7 +71,7 @@ export class CpuSession implements Backend {
     // A fresh buffer per call: onnxruntime reads inputs after run() returns, so a buffer shared by
     // concurrent calls would give one image another's size.
     const sizes = BigInt64Array.from(batch.sizes.subarray(0, 2 * n), (v) => BigInt(v));
-    let out: ort.InferenceSession.OnnxValueMapType;
+    let out: Ort.InferenceSession.OnnxValueMapType;
     try {
       out = await session.run({
         images: new ort.Tensor('float32', batch.images, [n, 3, s, s]),
@@ -96,7 +99,7 @@ function describeMeta(list: readonly Metadata[]): string {
 }
 
 /** Throws ERR_MODEL_NOT_DEIMV2 unless the graph has DEIMv2's inputs and outputs. */
-export function checkDeimv2Graph(session: ort.InferenceSession, modelPath: string): ModelIO {
+export function checkDeimv2Graph(session: Ort.InferenceSession, modelPath: string): ModelIO {
   const inputs = (session as unknown as { inputMetadata: readonly Metadata[] }).inputMetadata ?? [];
   const outputs = (session as unknown as { outputMetadata: readonly Metadata[] }).outputMetadata ?? [];
   const byName = (list: readonly Metadata[], n: string) => list.find((m) => m.name === n);

@@ -3,15 +3,36 @@
  * for the lowest latency of one call at a time; a worker decodes and preprocesses.
  */
 import { postprocessOptions, toDetections } from '../../postprocess/detections.js';
-import type { DetectedImage } from '../../pool/messages.js';
+import type { ModelSpec } from '../../models/model-spec.js';
+import type { DetectedImage, PostOptions, TaskSource } from '../../pool/messages.js';
 import { WorkerPool } from '../../pool/worker-pool.js';
 import type { Runner, RunnerSetup } from '../runner.js';
 
 const TENSOR_WORKER = new URL('../../pool/tensor-worker.js', import.meta.url);
 
+/** The spec the model's name and the options give, before its graph is read (undefined when only the graph can say). */
+function expectedSpec(setup: RunnerSetup): ModelSpec | undefined {
+  try {
+    return setup.specOf({ inputSize: undefined, inputNames: [], outputNames: [] });
+  } catch {
+    return undefined;
+  }
+}
+
 export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
-  // The worker starts first (its thread loads the decoder) while this one loads onnxruntime and the model.
-  const worker = WorkerPool.create({ worker: TENSOR_WORKER, init: { budget: setup.budget.shared }, size: 1 });
+  // The worker starts first (its thread loads the decoder) while this one loads onnxruntime and the
+  // model; the images of setup.preload go with it, so they are decoded and resized meanwhile (with
+  // the spec the variant implies: used only if the graph agrees).
+  const expected = setup.preload && expectedSpec(setup);
+  const worker = WorkerPool.create({
+    worker: TENSOR_WORKER, init: { budget: setup.budget.shared }, size: 1,
+    ...(expected && setup.preload ? {
+      first: {
+        config: { spec: expected, resize: setup.resize, classes: setup.classes },
+        items: setup.preload.sources, post: { threshold: 0, maxDetections: 0, ...(setup.preload.returnImage ? { returnImage: true } : {}) },
+      },
+    } : {}),
+  });
   const [p, s] = await Promise.allSettled([
     worker,
     import('./session.js').then(({ CpuSession }) => CpuSession.create(setup.model.path, { threads: setup.threads })),
@@ -24,13 +45,23 @@ export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
   try {
     const spec = setup.specOf(session.io);
     pool.configure({ spec, resize: setup.resize, classes: setup.classes });
+    // The preloaded tensor serves the first run if that run asks for exactly those images. The
+    // runner opens once it is made (that run would wait for it anyway), so the files were read
+    // before the caller gets the Detector.
+    if (pool.firstOutput) await Promise.allSettled([pool.firstOutput]);
+    let preloaded = setup.preload && pool.firstOutput && sameSpec(spec, expected) ? { ...setup.preload, output: pool.firstOutput } : undefined;
+    const takePreloaded = (sources: TaskSource[], post: PostOptions) => {
+      const p = preloaded;
+      preloaded = undefined;
+      return p && p.returnImage === (post.returnImage === true) && sameSources(p.sources, sources) ? p.output : undefined;
+    };
     return {
       backend: 'cpu',
       description: `${session.description} (single)`,
       spec,
       parallelism: 1,
       async run(sources, post) {
-        const output = await pool.run(sources, post);
+        const output = await (takePreloaded(sources, post) ?? pool.run(sources, post));
         if (output.kind !== 'tensor') throw new Error(`unexpected ${output.kind} output from a preprocessing worker`);
         const n = output.slots.filter((s) => !('error' in s)).length;
         if (n === 0) return { results: output.slots as DetectedImage[], timing: output.timing };
@@ -65,4 +96,13 @@ export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
     await Promise.all([pool.close(), session.close()]);
     throw e;
   }
+}
+
+function sameSpec(a: ModelSpec, b: ModelSpec | undefined): boolean {
+  return b !== undefined && a.inputSize === b.inputSize && a.normalization === b.normalization;
+}
+
+/** The same files in the same order (only file paths are preloaded). */
+function sameSources(a: readonly TaskSource[], b: readonly TaskSource[]): boolean {
+  return a.length === b.length && a.every((s, i) => s.kind === 'path' && b[i]!.kind === 'path' && s.path === (b[i] as { path: string }).path);
 }

@@ -6,7 +6,8 @@
  * 300 queries, as the official evaluation), scores the detections, and with --write-results
  * saves them as a COCO results file (planned before the model loads: never over an input).
  */
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
+import { requireCommander } from '../../cjs.js';
 import { readJsonFile } from '../../eval/coco-dataset.js';
 import { detectImages, findAnnotatedImages } from '../../eval/detect-images.js';
 import { evaluateJson, type JsonEvaluation } from '../../eval/metrics.js';
@@ -18,6 +19,8 @@ import { printable } from '../../output/printable.js';
 import { detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { detectorInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
+
+const { Option } = requireCommander();
 
 interface EvalCliOptions extends DetectorCliOptions {
   annotations: string;
