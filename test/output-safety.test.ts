@@ -325,7 +325,7 @@ describe('Ctrl-C on an image folder with --json', () => {
   const coco = readdirSync(COCO_IMAGES).sort();
   for (let i = 0; i < 150; i++) symlinkSync(path.join(COCO_IMAGES, coco[i % coco.length]!), path.join(input, `${String(i).padStart(3, '0')}.jpg`));
 
-  async function interrupted(name: string, twice: boolean) {
+  async function interrupted(name: string, twice: boolean, signal: 'SIGINT' | 'SIGTERM' = 'SIGINT') {
     const out = path.join(dir, `${name}-out`);
     const json = path.join(dir, `${name}.json`);
     const child = spawn(process.execPath, [CLI, 'detect', input, '--out', out, '--json', json, '-b', 'cpu', '--threads', '1', '--batch', twice ? '8' : '1'], {
@@ -337,11 +337,11 @@ describe('Ctrl-C on an image folder with --json', () => {
     const closed = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
     const done = () => (existsSync(out) ? readdirSync(out).filter((f) => f.endsWith('.jpg')).length : 0);
     for (let i = 0; i < 600 && done() < 3 && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGINT');
+    child.kill(signal);
     if (twice) {
       for (let i = 0; i < 200 && !stderr.includes('stopping') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, 20));
-      child.kill('SIGINT');
+      child.kill(signal);
     }
     const code = await closed;
     return { code, stderr, doc: JSON.parse(readFileSync(json, 'utf8')), written: listing(out) };
@@ -369,6 +369,50 @@ describe('Ctrl-C on an image folder with --json', () => {
     expect(doc.results.length).toBeLessThan(150);
     expect(written.some((f) => f.includes('.partial'))).toBe(false);
     for (const f of written) expect(statSync(path.join(dir, 'twice-out', f)).size).toBeGreaterThan(0);
+  });
+
+  // SIGTERM (docker stop, systemd, kill) is a stop request like Ctrl-C. Before, it killed the run
+  // at once: no JSON, and the temporary files of the images in flight were left behind.
+  it('SIGTERM once: the same as a first Ctrl-C (exit status 143)', async () => {
+    const { code, stderr, doc, written } = await interrupted('term-once', false, 'SIGTERM');
+    expect(code, stderr).toBe(143);
+    expect(stderr).toMatch(/SIGTERM: stopping: finishing the images in flight \(SIGTERM again to quit now\)/);
+    expect(doc.stopped).toBe(true);
+    expect(doc.results.length).toBeLessThan(150);
+    expect(written).toEqual(doc.results.map((e: { file: string }) => path.basename(e.file)));
+  });
+
+  it('SIGTERM twice: dies of SIGTERM, leaving valid JSON and no temporary file', async () => {
+    const { code, stderr, doc, written } = await interrupted('term-twice', true, 'SIGTERM');
+    expect(code, stderr).toBe('SIGTERM');
+    expect(doc.stopped).toBe(true);
+    expect(written.some((f) => f.includes('.partial'))).toBe(false);
+  });
+});
+
+describe('SIGTERM on a video', () => {
+  it('finishes the MP4 and the JSON lines of the frames done, and exits 0 (before: two temporary files and no output)', async () => {
+    const dir = tempDir('deimv2-sigterm-video-');
+    const out = path.join(dir, 'v.mp4');
+    const jsonl = path.join(dir, 'v.jsonl');
+    const child = spawn(process.execPath, [CLI, 'detect', CAR, '--out', out, '--json', jsonl, '-b', 'cpu'], { env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const closed = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
+    const partial = () => readdirSync(dir).find((f) => f.startsWith('.v.jsonl.'));
+    for (let i = 0; i < 600 && child.exitCode === null; i++) {
+      const p = partial();
+      if (p && readFileSync(path.join(dir, p), 'utf8').split('\n').length > 4) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill('SIGTERM');
+    expect(await closed, stderr).toBe(0);
+    expect(stderr).toMatch(/SIGTERM: stopping \(finishing the output; SIGTERM again to quit now\)/);
+    expect(readdirSync(dir).sort()).toEqual(['v.jsonl', 'v.mp4']);
+    const lines = readFileSync(jsonl, 'utf8').trim().split('\n');
+    expect(lines.length).toBeGreaterThan(3);
+    const frames = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' }).trim();
+    expect(Number(frames)).toBe(lines.length);
   });
 });
 

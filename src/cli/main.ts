@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 import type { Command as Program } from 'commander';
 import { requireCommander } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
+import { removeTemporaryFiles } from '../output/atomic.js';
 import { printable } from '../output/printable.js';
+import { dieOf, onStopSignals } from '../signals.js';
 
 const { Command, CommanderError } = requireCommander();
 
@@ -50,6 +52,13 @@ function unknownCommand(args: readonly string[]): string | undefined {
 }
 
 export async function main(argv: string[] = process.argv): Promise<void> {
+  // A command that finishes nothing on Ctrl-C or SIGTERM (it installs no handler of its own) still
+  // removes its temporary files before it dies of the signal.
+  onStopSignals((signal) => {
+    if (process.listenerCount(signal) > 1) return;
+    removeTemporaryFiles();
+    dieOf(signal);
+  });
   try {
     const unknown = unknownCommand(argv.slice(2));
     if (unknown !== undefined) {

@@ -128,7 +128,8 @@ export async function* runFrames(
       else if (draw) drawDetections(settled.image, settled.detections, options.draw);
       if (encoder) await encoder.write(settled.image.data);
       stats.processed++;
-      if (stats.stopped) break; // stopped while the frame was being written
+      // A frame in the output is reported even when the stop came while it was being written: the
+      // JSON lines always match the MP4's frames (the next turn of the loop stops).
       const result: VideoFrameResult = { frame: settled.frame.index, pts: settled.frame.index / info.fps, width: info.width, height: info.height, detections: tracked ? tracked.detections : settled.detections };
       if (tracked) {
         result.tracks = tracked.tracks;

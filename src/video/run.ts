@@ -17,6 +17,7 @@ import { planOutputs } from '../output/plan.js';
 import { printable } from '../output/printable.js';
 import { detectVideo, type FrameDetector, type VideoOptions, type VideoStats } from './pipeline.js';
 import type { VideoInfo } from './probe.js';
+import { dieOf, onStopSignals, signalName, type StopSignal } from '../signals.js';
 
 export interface VideoRunOptions {
   /** Annotated MP4 to write. */
@@ -29,9 +30,9 @@ export interface VideoRunOptions {
   quiet?: boolean;
   /** Progress bar (default: when stderr is a terminal). */
   progress?: boolean;
-  /** Stop from outside; by default a SIGINT handler stops the run. */
+  /** Stop from outside; by default a SIGINT or SIGTERM stops the run. */
   signal?: AbortSignal;
-  /** Install the SIGINT handler (default true). */
+  /** Install the SIGINT/SIGTERM handlers (default true): the first signal finishes the output, the second quits. */
   handleSigint?: boolean;
   /** Passed to detectVideo. */
   video?: Omit<VideoOptions, 'output' | 'signal' | 'onStart'>;
@@ -73,28 +74,28 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   };
   const jsonl = options.json ? new JsonlWriter(options.json) : undefined;
   const mot = options.mot ? new LineWriter(options.mot) : undefined;
-  const onSigint = () => {
+  // Ctrl-C or SIGTERM: the first finishes the output, the second quits now.
+  const onSignal = (signal: StopSignal) => {
     interrupts++;
     clearBar();
     if (interrupts === 1) {
-      if (!options.quiet) process.stderr.write('deimv2: stopping (finishing the output; Ctrl-C again to quit now)\n');
+      if (!options.quiet) process.stderr.write(`deimv2: ${signal === 'SIGTERM' ? 'SIGTERM: ' : ''}stopping (finishing the output; ${signalName(signal)} again to quit now)\n`);
       controller.abort();
     } else {
       // Quit now: the JSONL keeps its whole lines, ffmpeg finishes the MP4 after we are gone.
-      process.off('SIGINT', onSigint);
+      removeSignalHandlers();
       try {
         jsonl?.close();
         mot?.close();
       } finally {
         handOverEncoders();
         removeTemporaryFiles();
-        // Die of the signal (process.exit would tear down workers inside onnxruntime).
-        process.kill(process.pid, 'SIGINT');
+        dieOf(signal);
       }
     }
   };
   const handleSigint = options.handleSigint ?? true;
-  if (handleSigint) process.on('SIGINT', onSigint);
+  const removeSignalHandlers = handleSigint ? onStopSignals(onSignal) : () => {};
 
   const showProgress = !options.quiet && (options.progress ?? process.stderr.isTTY === true);
   const started = performance.now();
@@ -127,7 +128,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     if (run.tracking) jsonl?.writeObject({ summary: run.tracking.summary() });
     jsonl?.close();
     mot?.close();
-    if (handleSigint) process.off('SIGINT', onSigint);
+    removeSignalHandlers();
     options.signal?.removeEventListener('abort', onOuterAbort);
   }
   const summary: VideoRunSummary = {

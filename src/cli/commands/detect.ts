@@ -6,6 +6,7 @@ import { annotatedNameIn, isWritableImagePath, loadEncoder, writeAnnotatedImage,
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, settleWrites, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
+import { dieOf, onStopSignals, signalName, stoppedStatus, type StopSignal } from '../../signals.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { checkLocalSource, isImageSequence, isVideoInput } from '../../video/source.js';
 import { trackOptionsFromCli } from '../../track/options.js';
@@ -102,17 +103,20 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
     return JSON.stringify(doc, null, 2) + '\n';
   };
 
-  // Ctrl-C: the first stops starting images and finishes those in flight (their results and
-  // files are kept); the second quits at once, still leaving valid JSON of every finished image.
+  // Ctrl-C or SIGTERM: the first stops starting images and finishes those in flight (their
+  // results and files are kept); the second quits at once, still leaving valid JSON of every
+  // finished image.
   let interrupts = 0;
-  const onSigint = () => {
+  let firstSignal: StopSignal = 'SIGINT';
+  const onSignal = (signal: StopSignal) => {
     interrupts++;
     progress.stop();
     if (interrupts === 1) {
-      log('deimv2: stopping: finishing the images in flight (Ctrl-C again to quit now)');
+      firstSignal = signal;
+      log(`deimv2: ${signal === 'SIGTERM' ? 'SIGTERM: ' : ''}stopping: finishing the images in flight (${signalName(signal)} again to quit now)`);
       return;
     }
-    process.off('SIGINT', onSigint);
+    removeSignalHandlers();
     if (options.json !== undefined) {
       try {
         if (jsonToStdout) writeSync(1, jsonText(true));
@@ -127,10 +131,10 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
     // (process.exit would tear down worker threads that are inside onnxruntime, which aborts).
     void settleWrites(300).finally(() => {
       removeTemporaryFiles();
-      process.kill(process.pid, 'SIGINT');
+      dieOf(signal);
     });
   };
-  process.on('SIGINT', onSigint);
+  const removeSignalHandlers = onStopSignals(onSignal);
 
   const writes: Array<Promise<void>> = [];
   try {
@@ -169,7 +173,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
     }
     await Promise.all(writes);
   } catch (e) {
-    process.off('SIGINT', onSigint);
+    removeSignalHandlers();
     throw e;
   } finally {
     progress.stop();
@@ -195,7 +199,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
       }
     }
   } finally {
-    process.off('SIGINT', onSigint);
+    removeSignalHandlers();
   }
 
   const finished = entries.filter((e): e is Entry => e !== undefined);
@@ -215,7 +219,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
       (stopped ? `, stopped after ${finished.length} of ${files.length}` : '') +
       ` in ${seconds.toFixed(2)} s | model ${modelRate.toFixed(1)} img/s, end to end ${(done.length / seconds).toFixed(1)} img/s`,
   );
-  if (stopped) return 130;
+  if (stopped) return stoppedStatus(firstSignal);
   return failures.length > 0 || problems.length > 0 || jsonError ? 1 : 0;
 }
 
