@@ -390,24 +390,30 @@ describe('Ctrl-C on an image folder with --json', () => {
   });
 });
 
+/** `deimv2 detect CAR --out DIR/v.mp4 --json DIR/v.jsonl`, returned once a few JSON lines are written (under their temporary name). */
+async function videoRunUnderWay(prefix: string) {
+  const dir = tempDir(prefix);
+  const out = path.join(dir, 'v.mp4');
+  const jsonl = path.join(dir, 'v.jsonl');
+  const child = spawn(process.execPath, [CLI, 'detect', CAR, '--out', out, '--json', jsonl, '-b', 'cpu'], { env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const run = { dir, out, jsonl, child, stderr: '', closed: new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal))) };
+  child.stderr.on('data', (d) => (run.stderr += d));
+  const partial = () => readdirSync(dir).find((f) => f.startsWith('.v.jsonl.'));
+  for (let i = 0; i < 600 && child.exitCode === null; i++) {
+    const p = partial();
+    if (p && readFileSync(path.join(dir, p), 'utf8').split('\n').length > 4) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return run;
+}
+
 describe('SIGTERM on a video', () => {
   it('finishes the MP4 and the JSON lines of the frames done, and exits 0 (before: two temporary files and no output)', async () => {
-    const dir = tempDir('deimv2-sigterm-video-');
-    const out = path.join(dir, 'v.mp4');
-    const jsonl = path.join(dir, 'v.jsonl');
-    const child = spawn(process.execPath, [CLI, 'detect', CAR, '--out', out, '--json', jsonl, '-b', 'cpu'], { env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const closed = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
-    const partial = () => readdirSync(dir).find((f) => f.startsWith('.v.jsonl.'));
-    for (let i = 0; i < 600 && child.exitCode === null; i++) {
-      const p = partial();
-      if (p && readFileSync(path.join(dir, p), 'utf8').split('\n').length > 4) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const run = await videoRunUnderWay('deimv2-sigterm-video-');
+    const { dir, out, jsonl, child, closed } = run;
     child.kill('SIGTERM');
-    expect(await closed, stderr).toBe(0);
-    expect(stderr).toMatch(/SIGTERM: stopping \(finishing the output; SIGTERM again to quit now\)/);
+    expect(await closed, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/SIGTERM: stopping \(finishing the output; SIGTERM again to quit now\)/);
     expect(readdirSync(dir).sort()).toEqual(['v.jsonl', 'v.mp4']);
     const lines = readFileSync(jsonl, 'utf8').trim().split('\n');
     expect(lines.length).toBeGreaterThan(3);
@@ -418,24 +424,12 @@ describe('SIGTERM on a video', () => {
 
 describe('Ctrl-C twice on a video', () => {
   it('quits at once; the JSON lines are whole and the MP4 is finished and moved into place after', async () => {
-    const dir = tempDir('deimv2-sigint-video-');
-    const out = path.join(dir, 'v.mp4');
-    const jsonl = path.join(dir, 'v.jsonl');
-    const child = spawn(process.execPath, [CLI, 'detect', CAR, '--out', out, '--json', jsonl, '-b', 'cpu'], { env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const closed = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
-    const partial = () => readdirSync(dir).find((f) => f.startsWith('.v.jsonl.'));
-    // Wait for a few lines in the (temporary) JSONL file.
-    for (let i = 0; i < 600 && child.exitCode === null; i++) {
-      const p = partial();
-      if (p && readFileSync(path.join(dir, p), 'utf8').split('\n').length > 4) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const run = await videoRunUnderWay('deimv2-sigint-video-');
+    const { dir, out, jsonl, child, closed } = run;
     child.kill('SIGINT');
-    for (let i = 0; i < 200 && !stderr.includes('stopping'); i++) await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < 200 && !run.stderr.includes('stopping'); i++) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGINT');
-    expect(await closed, stderr).toBe('SIGINT');
+    expect(await closed, run.stderr).toBe('SIGINT');
     const lines = readFileSync(jsonl, 'utf8').split('\n');
     expect(lines.pop()).toBe('');
     expect(lines.length).toBeGreaterThan(3);
