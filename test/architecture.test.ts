@@ -82,6 +82,8 @@ describe('architecture', () => {
       const loaded = [...staticClosure(from)];
       const video = loaded.filter((f) => /^video\/(frames|decoder|encoder|ffmpeg|probe|run|jsonl)\.ts$|^annotate\/(draw|overlays|font|captions)\.ts$/.test(f));
       expect(video, from).toEqual([]);
+      // Tracking: only its option checks (track/check.ts, geometry.ts, the CLI's option table).
+      expect(loaded.filter((f) => f.startsWith('track/') && !/^track\/(check|geometry|options)\.ts$/.test(f)), from).toEqual([]);
     }
     // The Detector's detectVideo still returns a VideoDetection at once: only its iteration loads the stages.
     expect(staticClosure('video/pipeline.ts').has('video/frames.ts')).toBe(false);

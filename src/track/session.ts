@@ -12,19 +12,11 @@
  */
 import { DeimError } from '../errors.js';
 import type { Detection } from '../postprocess/types.js';
-import { checkLine, checkZone, insidePolygon, parseLine, parseZone, segmentsIntersect, sideOf, type CountLine, type Zone } from './geometry.js';
-import { ByteTracker, type Track, type TrackerOptions } from './tracker.js';
+import { checkTrackSessionOptions, type TrackSessionOptions } from './check.js';
+import { insidePolygon, segmentsIntersect, sideOf, type CountLine, type Zone } from './geometry.js';
+import { ByteTracker, type Track } from './tracker.js';
 
-export interface TrackSessionOptions extends TrackerOptions {
-  /** Counting lines: "x1,y1,x2,y2[:name]" or { name, points }. */
-  lines?: ReadonlyArray<string | CountLine>;
-  /** Zones: "x1,y1,x2,y2,x3,y3,...[:name]" or { name, points }. */
-  zones?: ReadonlyArray<string | Zone>;
-  /** Keep this many past centre points per track for drawing trails (default 0: none). */
-  trails?: number;
-  /** Detections returned (and drawn) need score >= this (default 0: all); the tracker sees all. */
-  threshold?: number;
-}
+export type { TrackSessionOptions } from './check.js';
 
 export type TrackedDetection = Detection & { trackId?: number };
 
@@ -108,23 +100,12 @@ export class TrackSession {
   private readonly maxOccupancy: number[];
 
   constructor(options: TrackSessionOptions = {}) {
-    const { lines = [], zones = [], trails = 0, threshold = 0, ...trackerOptions } = options;
-    this.tracker = new ByteTracker(trackerOptions);
-    if (!Array.isArray(lines)) throw new DeimError('ERR_INVALID_ARGUMENT', 'lines must be an array');
-    if (!Array.isArray(zones)) throw new DeimError('ERR_INVALID_ARGUMENT', 'zones must be an array');
-    this.lines = lines.map((l, i) => (typeof l === 'string' ? parseLine(l, i) : checkLine(l, i)));
-    this.zones = zones.map((z, i) => (typeof z === 'string' ? parseZone(z, i) : checkZone(z, i)));
-    for (const [what, list] of [['line', this.lines], ['zone', this.zones]] as const) {
-      const names = new Set<string>();
-      for (const x of list) {
-        if (names.has(x.name)) throw new DeimError('ERR_INVALID_ARGUMENT', `two ${what}s are named "${x.name}": give each its own name (x1,y1,...:name)`, { input: x.name });
-        names.add(x.name);
-      }
-    }
-    if (!Number.isInteger(trails) || trails < 0) throw new DeimError('ERR_INVALID_ARGUMENT', `trails must be an integer >= 0, got ${JSON.stringify(trails)}`);
-    if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) throw new DeimError('ERR_INVALID_ARGUMENT', `threshold must be a number from 0 to 1, got ${JSON.stringify(threshold)}`);
-    this.trailLength = trails;
-    this.threshold = threshold;
+    const checked = checkTrackSessionOptions(options);
+    this.tracker = new ByteTracker(checked.tracker);
+    this.lines = checked.lines;
+    this.zones = checked.zones;
+    this.trailLength = checked.trails;
+    this.threshold = checked.threshold;
     this.lineState = this.lines.map(() => new Map());
     this.lineCounts = this.lines.map(() => ({ in: {}, out: {}, totalIn: 0, totalOut: 0 }));
     this.dwell = this.zones.map(() => new Map());

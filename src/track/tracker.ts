@@ -9,25 +9,9 @@
  */
 import { DeimError } from '../errors.js';
 import { ByteTrackCore, type ByteTrackParams, type CoreDetection, type IdCounter } from './byte-track.js';
+import { resolveTrackerOptions, type TRACKER_DEFAULTS, type TrackerOptions } from './check.js';
 
-export interface TrackerOptions {
-  /** Detections above this score start and lead tracks (default 0.5; new tracks need score >= it + 0.1). */
-  trackThresh?: number;
-  /** Detections between this and trackThresh only keep existing tracks going (default 0.1). */
-  lowThresh?: number;
-  /** IoU cost limit of the first association (default 0.8). */
-  matchThresh?: number;
-  /** Frames a lost track is remembered at 30 FPS (default 30; scaled by frameRate / 30). */
-  trackBuffer?: number;
-  /** Frame rate of the source (default 30). */
-  frameRate?: number;
-  /** Track all classes together as the reference does (default false: each class on its own). */
-  agnostic?: boolean;
-  /** Tracks whose box area (w x h) is at most this are not reported (default 10, as the reference's demo). */
-  minBoxArea?: number;
-  /** Fuse IoU with detection scores (default true; the reference's --mot20 turns it off). */
-  fuseScore?: boolean;
-}
+export { resolveTrackerOptions, TRACKER_DEFAULTS, type TrackerOptions } from './check.js';
 
 /** What the tracker needs of a detection; the package's Detection fits. */
 export interface TrackerInput {
@@ -52,39 +36,6 @@ export interface Track {
   detection: number;
   /** The frame (1-based count of update calls) this track started in. */
   startFrame: number;
-}
-
-export const TRACKER_DEFAULTS: Required<Omit<TrackerOptions, 'agnostic'>> & { agnostic: boolean } = {
-  trackThresh: 0.5,
-  lowThresh: 0.1,
-  matchThresh: 0.8,
-  trackBuffer: 30,
-  frameRate: 30,
-  agnostic: false,
-  minBoxArea: 10,
-  fuseScore: true,
-};
-
-function checkNumber(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw new DeimError('ERR_INVALID_ARGUMENT', `tracker option ${name} must be a number from ${min} to ${max}, got ${JSON.stringify(v)}`, { input: name });
-  }
-  return v;
-}
-
-/** Options with defaults filled in and every value checked (ERR_INVALID_ARGUMENT naming the option). */
-export function resolveTrackerOptions(o: TrackerOptions = {}): typeof TRACKER_DEFAULTS {
-  const r = { ...TRACKER_DEFAULTS };
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as Record<string, unknown>)[k] = v;
-  checkNumber('trackThresh', r.trackThresh, 0, 1);
-  checkNumber('lowThresh', r.lowThresh, 0, 1);
-  checkNumber('matchThresh', r.matchThresh, 0, 1);
-  checkNumber('trackBuffer', r.trackBuffer, 0, 1e6);
-  checkNumber('frameRate', r.frameRate, 1e-3, 1e4);
-  checkNumber('minBoxArea', r.minBoxArea, 0, Infinity);
-  if (typeof r.agnostic !== 'boolean') throw new DeimError('ERR_INVALID_ARGUMENT', `tracker option agnostic must be true or false`, { input: 'agnostic' });
-  if (typeof r.fuseScore !== 'boolean') throw new DeimError('ERR_INVALID_ARGUMENT', `tracker option fuseScore must be true or false`, { input: 'fuseScore' });
-  return r;
 }
 
 /** Checks one detection; `where` names it in the message ("frame 12, detection 3"). */

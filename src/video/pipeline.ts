@@ -12,7 +12,8 @@
  * console.log(run.stats);
  */
 import { DeimError } from '../errors.js';
-import { TrackSession } from '../track/session.js';
+import { checkTrackSessionOptions } from '../track/check.js';
+import type { TrackSession } from '../track/session.js';
 import type { FrameDetector, VideoFrameResult, VideoOptions, VideoStats } from './types.js';
 
 export type { FrameDetector, VideoFrameResult, VideoOptions, VideoStats } from './types.js';
@@ -31,7 +32,7 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
     readonly source: string,
     private readonly options: VideoOptions = {},
   ) {
-    if (options.track) new TrackSession(options.track); // bad lines, zones or options fail here, before any decoding
+    if (options.track) checkTrackSessionOptions(options.track); // bad lines, zones or options fail here, before any decoding
   }
 
   [Symbol.asyncIterator](): AsyncIterator<VideoFrameResult> {
