@@ -64,6 +64,7 @@ describe('deimv2 build (not recorded): outputs planned before writing', () => {
     expect(ok.code, ok.stderr).toBe(0);
     const [engine] = readdirSync(out).filter((f) => f.endsWith('.engine')).map((f) => path.join(out, f));
     expect(existsSync(cache), 'the timing cache is written where asked (its folder made)').toBe(true);
+    expect(readdirSync(path.dirname(cache)), 'written under a temporary name, then renamed').toEqual(['my.cache']);
     const engineSha = sha(engine!);
     // The engine's name is known only after the graph is prepared: refused then, saying so.
     const clash = await build(out, ['--no-validate', '--force', '--timing-cache', engine!]);

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -886,8 +887,12 @@ rt::BuildOutput SimRuntime::Build(const BuildOptions& options, rt::BuildMonitor&
   monitor.Phase(2, "Building engine", "", 0, 0);
   output.engine = SerializeEngine(engine);
   if (!options.timingCachePath.empty()) {
-    std::ofstream out(options.timingCachePath, std::ios::binary | std::ios::trunc);
+    // As the TensorRT adapter does: a temporary file renamed into place when whole.
+    const std::string temporary = options.timingCachePath + ".partial";
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out << "DEIMV2SIMTIMING " << engine.deviceName;
+    out.close();
+    if (!out || std::rename(temporary.c_str(), options.timingCachePath.c_str()) != 0) std::remove(temporary.c_str());
   }
   return output;
 }

@@ -192,7 +192,8 @@ rt::BuildOutput TrtRuntime::Build(const BuildOptions& options, rt::BuildMonitor&
       std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
       file.write(static_cast<const char*>(blob->data()), static_cast<std::streamsize>(blob->size()));
       file.close();
-      if (file) std::rename(temporary.c_str(), options.timingCachePath.c_str());
+      // Renamed into place only when whole; a failed write leaves no partial file behind.
+      if (!file || std::rename(temporary.c_str(), options.timingCachePath.c_str()) != 0) std::remove(temporary.c_str());
     }
   }
   output.version = LibraryVersion();
