@@ -57,8 +57,9 @@ void WriteFileAtomically(const std::string& path, const void* data, size_t size)
     std::ofstream file(temporary, std::ios::binary | std::ios::trunc);
     if (!file) throw NativeError("cannot write " + temporary, "ERR_OUTPUT_WRITE");
     file.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+    // close() flushes what is still buffered: a full disk can fail only here.
+    file.close();
     if (!file) {
-      file.close();
       std::remove(temporary.c_str());
       throw NativeError("writing " + temporary + " failed (disk full?)", "ERR_OUTPUT_WRITE");
     }

@@ -5,11 +5,13 @@
  * and unwritable targets are refused before any work (issue 9, section 1).
  * Before this, `--timing-cache model.onnx` replaced the model with a 31-byte timing cache.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ATTO, COCO_IMAGES } from './helpers/paths.js';
+import { tinyDisk } from './helpers/disk.js';
 import { runCli, tempDir } from './helpers/sim.js';
 
 const tmp = tempDir('build-outputs');
@@ -72,5 +74,22 @@ describe('deimv2 build (not recorded): outputs planned before writing', () => {
     expect(clash.stderr).toMatch(/the engine .*\.engine and --timing-cache .*\.engine are the same file; give each output its own name; only the prepared graph .*m\.fp32\.prepared\.onnx was written \[ERR_OUTPUT_CLASH\]/);
     expect(sha(engine!)).toBe(engineSha);
     expect(sha(model)).toBe(before.model);
+  });
+});
+
+describe.skipIf(tinyDisk('64k') === undefined)('deimv2 build on a full disk (a tiny tmpfs; needs root)', () => {
+  it('fails with ERR_OUTPUT_WRITE and leaves no engine, sidecar or temporary file (before: a 0-byte engine under its name)', async () => {
+    const disk = tinyDisk('64k')!;
+    const out = path.join(disk, 'engines');
+    mkdirSync(out);
+    try {
+      execFileSync('dd', ['if=/dev/zero', `of=${path.join(disk, 'filler')}`, 'bs=4k'], { stdio: 'ignore' });
+    } catch {
+      // dd stops at ENOSPC: the disk is full, as wanted.
+    }
+    const r = await build(out, ['--no-validate', '--no-prepare']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot write the engine .*\.engine: writing .*\.engine\.partial failed \(disk full\?\) \[ERR_OUTPUT_WRITE\]/);
+    expect(readdirSync(out)).toEqual([]);
   });
 });

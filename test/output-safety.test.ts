@@ -6,13 +6,14 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, rmSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkOutputs, planOutputs } from '../dist/output/plan.js';
 import { AtomicFile, writeFileAtomic } from '../dist/output/atomic.js';
+import { tinyDisk } from './helpers/disk.js';
 import { CLI, COCO_ANNOTATIONS, COCO_IMAGES, EXAMPLE, MODEL_DIR, ROOT, SHARED } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
 
@@ -240,25 +241,6 @@ describe('a failed video run leaves no file behind', () => {
   });
 });
 
-/** A tmpfs of `size` mounted on a new folder (root only), or undefined. */
-function tinyDisk(size: string): string | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  const dir = tempDir('deimv2-full-');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
-    mounts.push(dir);
-    return dir;
-  } catch {
-    return undefined;
-  }
-}
-const mounts: string[] = [];
-afterAll(() => {
-  for (const m of mounts) {
-    execFileSync('umount', [m], { stdio: 'ignore' });
-    rmSync(m, { recursive: true, force: true });
-  }
-});
 const canMount = (() => {
   const d = tinyDisk('64k');
   return d !== undefined;

@@ -148,6 +148,8 @@ export async function buildEngine(options: BuildEngineOptions): Promise<BuildEng
       options.onProgress,
     );
   } catch (e) {
+    // The engine file could not be written (a full disk): that is the output's fault, not TensorRT's.
+    if ((e as { code?: string }).code === 'ERR_OUTPUT_WRITE') throw new DeimError('ERR_OUTPUT_WRITE', `cannot write the engine ${paths.engine}: ${(e as Error).message}`, { input: paths.engine, cause: e });
     throw new DeimError('ERR_BACKEND_FAILED', `TensorRT ${probe.version} could not build ${precision} engine from ${onnx}: ${(e as Error).message}`, { input: onnx, cause: e });
   }
   for (const warning of built.warnings) log(`TensorRT: ${warning}`);

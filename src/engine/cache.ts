@@ -7,9 +7,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { DeimError } from '../errors.js';
+import { writeFileAtomic } from '../output/atomic.js';
 import type { ValidationFigures } from '../postprocess/compare.js';
 
 /** Bump when the engine build changes in a way the other key parts do not capture. */
@@ -82,9 +83,7 @@ export async function sha256File(file: string): Promise<string> {
 
 /** Writes the sidecar atomically (temp file + rename), so a reader never sees half of it. */
 export async function writeSidecar(file: string, sidecar: EngineSidecar): Promise<void> {
-  const temporary = `${file}.partial`;
-  await writeFile(temporary, JSON.stringify(sidecar, null, 2) + '\n');
-  await rename(temporary, file);
+  await writeFileAtomic(file, JSON.stringify(sidecar, null, 2) + '\n');
 }
 
 /** Reads a sidecar; a missing file is undefined, an unreadable or malformed one is ERR_ENGINE_INVALID. */
