@@ -11,7 +11,7 @@
  * @example
  * const { engine } = await recordEngine({ model: 'atto', inputs: ['a.jpg', 'b.jpg'], out: '/tmp/atto.engine' });
  */
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { probeTensorRt } from '../backends/tensorrt/availability.js';
@@ -23,6 +23,7 @@ import { imageToTensor, tensorSize } from '../image/tensor.js';
 import type { ResizeMode } from '../image/types.js';
 import { modelSpec } from '../models/model-spec.js';
 import { resolveModel } from '../models/resolve.js';
+import { writeFileAtomic } from '../output/atomic.js';
 
 export interface RecordEngineOptions {
   /** Variant name or .onnx path. */
@@ -156,7 +157,7 @@ export async function recordEngine(options: RecordEngineOptions): Promise<Record
     const dir = await mkdtemp(path.join(os.tmpdir(), 'deimv2-record-'));
     try {
       const recording = options.recordingOut ?? path.join(dir, 'recording.bin');
-      await writeFile(recording, encodeRecording(index.map((i) => tensors[i]!), records.map((r) => index.map((i) => r[i]!))));
+      await writeFileAtomic(recording, encodeRecording(index.map((i) => tensors[i]!), records.map((r) => index.map((i) => r[i]!))));
       const built = await probe.addon.buildEngine(
         { onnx: resolved.path, engine: options.out, precision: 'fp32', minBatch: 1, optBatch: maxBatch, maxBatch, device: options.device ?? 0, recording },
         options.onProgress,

@@ -3,7 +3,7 @@
  * enqueues images (as paths the workers read, or with --bytes as their contents) with a progress
  * bar; with --wait collects every result into the JSON document `deimv2 detect --json` writes.
  */
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { outputPathFor } from '../../annotate/write.js';
@@ -13,6 +13,7 @@ import type { DetectionJobOptions } from '../../queue/jobs.js';
 import { DetectionQueue, type AddJob, type QueueResult } from '../../queue/producer.js';
 import { expandInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
+import { writeFileAtomic } from '../../output/atomic.js';
 
 interface SubmitCliOptions {
   redis: string;
@@ -210,7 +211,7 @@ async function writeJson(target: string, doc: unknown): Promise<void> {
     return;
   }
   try {
-    await writeFile(target, text);
+    await writeFileAtomic(target, text);
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${target}: ${errorMessage(e)}`, { input: target });
   }
