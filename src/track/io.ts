@@ -4,7 +4,6 @@
  */
 import { AtomicFile } from '../output/atomic.js';
 import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
-import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DeimError, errorMessage } from '../errors.js';
 import type { Detection } from '../postprocess/types.js';

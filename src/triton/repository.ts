@@ -4,12 +4,13 @@
  * and renamed, so Triton (which skips hidden files) and readers never see half a file; an input file
  * is never a target; a repository path that is a file is refused.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DeimError, errorMessage } from '../errors.js';
 import { checkModelName, configText, type TritonModelConfig } from './config.js';
+import { AtomicFile } from '../output/atomic.js';
 
 export interface RepositoryTarget {
   /** The repository folder (created when missing). */
@@ -126,13 +127,14 @@ export async function writeRepository(input: WriteRepositoryInput): Promise<Repo
   return { ...paths, name: input.name, configText: text, modelConfig: input.config, warnings };
 }
 
+/** `write` fills a temporary file beside `file` (output/atomic: removed on failure and at exit), renamed onto it when whole. */
 async function atomicWrite(file: string, write: (temporary: string) => Promise<void>): Promise<void> {
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const out = new AtomicFile(file);
   try {
-    await write(temporary);
-    await rename(temporary, file);
+    await write(out.path);
+    await out.commit();
   } catch (e) {
-    await rm(temporary, { force: true }).catch(() => undefined);
+    out.discard();
     if (e instanceof DeimError) throw e;
     throw new DeimError('ERR_OUTPUT_WRITE', `cannot write ${file}: ${errorMessage(e)}`, { input: file, cause: e });
   }

@@ -119,7 +119,7 @@ export class TensorRtBackend implements Backend {
 
   private constructor(
     private readonly engine: NativeEngine,
-    private readonly roles: Roles,
+    roles: Roles,
     readonly description: string,
   ) {
     this.maxBatch = engine.profile.max;
