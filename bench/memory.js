@@ -5,11 +5,13 @@
  * kernel's high-water mark of the whole process (VmHWM), read while it runs. A benchmark, not a
  * timed test: the figure to meet is four such PNGs with --threads 4 under 2.5 GB.
  *
- *   node bench/memory.js [--images 4] [--threads 4] [--side 16383] [--max-memory 1GB] [--batch-case]
+ *   node bench/memory.js [--images 4] [--threads 4] [--side 16383] [--max-memory 1GB] [--batch-case] [--video-case]
  *
  * --batch-case also compares --batch 32 with --batch 1 on 32 noisy 4000x3000 JPEGs.
+ * --video-case runs a video of eight black 16000x16000 frames (6 MB on disk, 768 MB a frame
+ * decoded; ffmpeg takes no larger frame) with --json and with --out, and reports ffmpeg's peaks too.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,27 +30,45 @@ const threads = arg('threads', '4');
 const side = Number(arg('side', '16383'));
 const maxMemory = arg('max-memory', undefined);
 
-/** Runs the CLI and returns its peak RSS in bytes (VmHWM, polled) and its wall time. */
+/** VmHWM of a process in bytes (0 once it is gone). */
+function hwm(pid) {
+  try {
+    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** The child processes of `pid` with their command names. */
+function children(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map((c) => ({ pid: Number(c), name: readFileSync(`/proc/${c}/comm`, 'utf8').trim() }));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Runs the CLI and returns its peak RSS in bytes (VmHWM, polled), its wall time, and the peaks of
+ * its ffmpeg children (in the order they started).
+ */
 function peakOf(argv) {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(process.execPath, [CLI, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
     let peak = 0;
+    const ffmpeg = new Map();
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const poll = setInterval(() => {
-      try {
-        const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0);
-        peak = Math.max(peak, kb * 1024);
-      } catch {
-        // exited between polls
-      }
+      peak = Math.max(peak, hwm(child.pid));
+      for (const c of children(child.pid)) if (c.name === 'ffmpeg') ffmpeg.set(c.pid, Math.max(ffmpeg.get(c.pid) ?? 0, hwm(c.pid)));
     }, 20);
     child.on('error', reject);
     child.on('exit', (code) => {
       clearInterval(poll);
       if (code !== 0) reject(new Error(`deimv2 ${argv.join(' ')} exited with ${code}: ${stderr}`));
-      else resolve({ peak, seconds: (performance.now() - t0) / 1000 });
+      else resolve({ peak, seconds: (performance.now() - t0) / 1000, ffmpeg: [...ffmpeg.values()] });
     });
   });
 }
@@ -85,11 +105,23 @@ async function batchCase(dir) {
   }
 }
 
+/** Eight black 16000x16000 frames in a 6 MB video, with --json and with --out. */
+async function videoCase(dir) {
+  const video = path.join(dir, 'black-16000.mkv');
+  execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'color=black:s=16000x16000:r=5', '-t', '1.6', '-c:v', 'png', video]);
+  const mb = (readFileSync(video).length / 1e6).toFixed(1);
+  for (const out of [['--json', path.join(dir, 'v.jsonl')], ['--out', path.join(dir, 'v.mp4')]]) {
+    const r = await peakOf(['detect', video, ...out, '--quiet', '--backend', 'cpu', ...budget]);
+    console.log(`video of 8 black 16000x16000 frames (${mb} MB on disk), ${out[0]}: peak RSS ${gb(r.peak)} (deimv2), ffmpeg ${r.ffmpeg.map(gb).join(' + ')} in ${r.seconds.toFixed(1)} s`);
+  }
+}
+
 const dir = mkdtempSync(path.join(os.tmpdir(), 'deimv2-memory-'));
 try {
   sharp.cache(false);
   if (count > 0) await hugePngs(dir);
   if (args.includes('--batch-case')) await batchCase(dir);
+  if (args.includes('--video-case')) await videoCase(dir);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

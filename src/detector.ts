@@ -53,6 +53,8 @@ export class Detector {
   readonly classes: ClassInfo;
   readonly resize: ResizeMode;
   readonly batchSize: number;
+  /** Bytes of decoded full-size pixels held at once (DetectorOptions.maxMemory or its default). */
+  readonly maxMemory: number;
   /** The score threshold detections need (tracking uses it as the display threshold). */
   get threshold(): number {
     return this.post.threshold;
@@ -63,7 +65,7 @@ export class Detector {
   private constructor(
     private readonly runner: Runner,
     private readonly post: PostOptions,
-    init: { reason: string; layout: CpuLayout | 'gpu'; classes: ClassInfo; resize: ResizeMode; batch: number },
+    init: { reason: string; layout: CpuLayout | 'gpu'; classes: ClassInfo; resize: ResizeMode; batch: number; maxMemory: number },
   ) {
     this.spec = runner.spec;
     this.modelPath = runner.spec.path;
@@ -76,6 +78,7 @@ export class Detector {
     this.classes = init.classes;
     this.resize = init.resize;
     this.batchSize = init.batch;
+    this.maxMemory = init.maxMemory;
     this.counters = { images: 0, failed: 0, inferMs: 0, preprocessMs: 0, runners: runner.parallelism };
   }
 
@@ -91,7 +94,7 @@ export class Detector {
       ...(options.preload ? { preload: { sources: options.preload.images.map(toSource), returnImage: options.preload.returnImage === true } } : {}),
     });
     const layout = decision.name === 'tensorrt' ? 'gpu' : o.layout;
-    return new Detector(runner, o.post, { reason: decision.reason, layout, classes: o.classes, resize: o.resize, batch: o.batch });
+    return new Detector(runner, o.post, { reason: decision.reason, layout, classes: o.classes, resize: o.resize, batch: o.batch, maxMemory: o.maxMemory });
   }
 
   /** Detects objects in one image; throws a DeimError naming the input when it cannot. */

@@ -33,6 +33,8 @@ export interface EncoderOptions {
    * veryfast (same CRF 23 quality target).
    */
   preset?: string;
+  /** x264's threads (default: its choice); each may hold frames. */
+  threads?: number;
 }
 
 /**
@@ -78,6 +80,7 @@ export class FrameEncoder {
     args.push('-map', '0:v:0');
     if (options.audioFrom) args.push('-map', '1:a:0?', '-c:a', 'aac', '-b:a', '128k', '-shortest');
     args.push('-c:v', 'libx264', '-preset', options.preset ?? DEFAULT_PRESET, '-pix_fmt', 'yuv420p');
+    if (options.threads) args.push('-threads', String(options.threads));
     if (options.live) {
       args.push('-fps_mode', 'vfr', '-movflags', '+frag_keyframe+empty_moov+default_base_moof');
     } else {
@@ -102,22 +105,23 @@ export class FrameEncoder {
     void this.exited.then(() => running.delete(this));
   }
 
-  /** Queue one frame; resolves when the pipe can take more (backpressure). */
+  /**
+   * Writes one frame; resolves once the pipe has taken all of it (backpressure), so the caller may
+   * reuse `rgb` then.
+   */
   async write(rgb: Uint8Array): Promise<void> {
     if (rgb.length !== this.frameBytes) {
       throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a ${this.frameBytes}-byte RGB frame for the encoder but received ${rgb.length} bytes`);
     }
     if (this.writeError || this.proc.exitCode !== null) throw await this.failure();
     this.written++;
-    if (this.proc.stdin!.write(rgb)) return;
     await new Promise<void>((resolve) => {
       const done = () => {
-        this.proc.stdin!.off('drain', done);
         this.proc.off('close', done);
         resolve();
       };
-      this.proc.stdin!.on('drain', done);
       this.proc.on('close', done);
+      this.proc.stdin!.write(rgb, done);
     });
     if (this.writeError || this.proc.exitCode !== null) throw await this.failure();
   }

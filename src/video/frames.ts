@@ -41,12 +41,24 @@ export async function* runFrames(
     decoder?.stop();
   };
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  const openDecoder = (threads?: number) => FrameDecoder.open(ffmpeg, source, {
+    live,
+    ...(threads ? { threads } : {}),
+    ...(loop ? { loop } : {}),
+    ...(options.openTimeoutMs !== undefined ? { openTimeoutMs: options.openTimeoutMs } : {}),
+  });
+  // How many decoded frames the detector's pixel budget holds.
+  const framesFit = (info: VideoInfo) => (detector.maxMemory !== undefined ? Math.floor(detector.maxMemory / (info.width * info.height * 3)) : Infinity);
+  let oneThread = false;
   try {
-    decoder = await FrameDecoder.open(ffmpeg, source, {
-      live,
-      ...(loop ? { loop } : {}),
-      ...(options.openTimeoutMs !== undefined ? { openTimeoutMs: options.openTimeoutMs } : {}),
-    });
+    decoder = await openDecoder();
+    // Frames too large for the budget: ffmpeg decodes (and x264 encodes) them with one thread, as
+    // each thread holds frames of its own. A file is reopened so (nothing was taken from it yet).
+    if (!live && framesFit(decoder.info) <= os.availableParallelism()) {
+      oneThread = true;
+      decoder.stop();
+      decoder = await openDecoder(1);
+    }
   } catch (e) {
     options.signal?.removeEventListener('abort', onAbort);
     throw e;
@@ -81,6 +93,7 @@ export async function* runFrames(
         width: info.width, height: info.height, fpsText: info.fpsText, live,
         ...(keepAudio ? { audioFrom: source } : {}),
         ...(options.preset ? { preset: options.preset } : {}),
+        ...(oneThread ? { threads: 1 } : {}),
       });
     }
     options.onStart?.(info);
@@ -88,7 +101,14 @@ export async function* runFrames(
     const tracking = options.track ? new TrackSession({ frameRate: info.fps, threshold: detector.threshold ?? 0.4, ...options.track }) : undefined;
     onTracking(tracking);
     const detectOptions = tracking ? { threshold: Math.min(tracking.threshold, tracking.tracker.options.lowThresh) } : undefined;
-    const concurrency = options.concurrency ?? Math.max(4, 2 * (detector.stats?.().runners ?? os.availableParallelism()));
+    // Frames in memory at once follow the detector's pixel budget: those in detection, those
+    // decoded and queued, and the one being filled. Frames too large for it go one at a time.
+    const fit = framesFit(info);
+    // Where the budget is tight, workers read frames in place (shared memory) instead of copies.
+    if (fit < 16) decoder.shareFrames();
+    const wanted = options.concurrency ?? Math.max(4, 2 * (detector.stats?.().runners ?? os.availableParallelism()));
+    const concurrency = Math.max(1, Math.min(wanted, Math.floor((fit - 1) / 2)));
+    decoder.limitQueue(fit - 1 - concurrency);
     const detectFrame = (frame: DecodedFrame): Promise<Settled> => {
       const image: RgbImage = { data: frame.data, width: info.width, height: info.height, channels: 3 };
       return (detectOptions ? detector.detect(image, detectOptions) : detector.detect(image)).then(
@@ -137,6 +157,8 @@ export async function* runFrames(
       }
       if (options.annotate || options.returnImage) result.image = settled.image;
       yield result;
+      // A frame never handed out is done with (detected, drawn, encoded): its memory serves the next.
+      if (!result.image) decoder.recycle(settled.frame);
     }
     // A file that ends early: ffmpeg's complaint, or else fewer frames than ffprobe counted.
     const missing = !live && !stats.stopped && framesCounted && info.frames !== undefined ? info.frames - decoder.decoded : 0;

@@ -13,6 +13,8 @@ export interface FrameDetector {
   readonly threshold?: number;
   /** Parallel runners (the pool's workers), used to size how many frames are in flight. */
   stats?(): { runners: number };
+  /** Bytes of decoded pixels to hold at once: bounds the frames queued and in flight. */
+  readonly maxMemory?: number;
 }
 
 export interface VideoOptions {
@@ -26,7 +28,7 @@ export interface VideoOptions {
   signal?: AbortSignal;
   /** Treat the source as live (default: rtsp/http/udp/... URLs and /dev/video*). */
   live?: boolean;
-  /** Frames in detection at once (default: 2 per pool worker, at least 4). */
+  /** Frames in detection at once (default: 2 per pool worker, at least 4; fewer when frames are so large that the detector's maxMemory holds fewer). */
   concurrency?: number;
   /** Read a file this many extra times (benchmarks). */
   loop?: number;
