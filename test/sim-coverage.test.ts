@@ -156,6 +156,26 @@ describe('engine argument and file checks (simulated runtime)', () => {
     expect(await validationImages(dir)).toEqual([EXAMPLE, path.join(dir, 'a.jpg'), path.join(dir, 'b.PNG')]);
   });
 
+  it('a raw frame in shared memory (video frames when the budget is tight) equals one in ordinary memory, GPU or CPU preprocessing', async () => {
+    const { Detector } = await import('../dist/index.js');
+    const built = await buildEngine({ model: 'atto', modelDir: MODEL_DIR, out: path.join(tmp, 'shared-frames'), precision: 'fp32', validate: false });
+    const [w, h] = [640, 480];
+    const shared = Buffer.from(new SharedArrayBuffer(w * h * 3));
+    const plain = Buffer.alloc(w * h * 3);
+    for (let i = 0; i < plain.length; i++) plain[i] = shared[i] = (i * 31) % 251;
+    for (const gpuPreprocess of [true, false]) {
+      const d = await Detector.create({ model: 'atto', modelDir: MODEL_DIR, backend: 'tensorrt', engine: built.engine, gpuPreprocess });
+      try {
+        const a = await d.detect({ data: shared, width: w, height: h, channels: 3 });
+        const b = await d.detect({ data: plain, width: w, height: h, channels: 3 });
+        expect(a.detections.length, `gpuPreprocess ${gpuPreprocess}`).toBeGreaterThan(0);
+        expect(a.detections).toEqual(b.detections);
+      } finally {
+        await d.close();
+      }
+    }
+  });
+
   it('an unknown DEIMV2_GPU_RUNTIME is an error that names the accepted values', () => {
     const saved = process.env.DEIMV2_GPU_RUNTIME;
     try {
