@@ -1,24 +1,12 @@
 /** The deimv2 command line end to end, as a user runs it. */
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { CLI, COCO_IMAGES, EXAMPLE, MODEL_DIR, ROOT } from './helpers/paths.js';
+import { COCO_IMAGES, EXAMPLE } from './helpers/paths.js';
 import { tempDir, write } from './helpers/images.js';
+import { deimv2 } from './helpers/cli.js';
 
-const run = promisify(execFile);
-
-async function deimv2(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR, ...env }, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 describe('deimv2 detect', () => {
   it('writes the JSON document and an annotated image for one file', async () => {

@@ -2,10 +2,9 @@
  * The smaller defects of issue 9 (section 4) and the video Ctrl-C display of section 5, each
  * reproduced as it was found, then checked fixed.
  */
-import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Detector } from '../dist/index.js';
 import { evaluateJson } from '../dist/eval/metrics.js';
@@ -14,21 +13,11 @@ import { toDetections } from '../dist/postprocess/detections.js';
 import { printable } from '../dist/output/printable.js';
 import { damageLine } from '../dist/video/decoder.js';
 import { runVideoDetect } from '../dist/video/run.js';
-import { CLI, COCO_ANNOTATIONS, EXAMPLE, MODEL_DIR, REFERENCE, ROOT, SHARED } from './helpers/paths.js';
+import { COCO_ANNOTATIONS, EXAMPLE, MODEL_DIR, REFERENCE, ROOT, SHARED } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
+import { deimv2 } from './helpers/cli.js';
 
 const CAR = path.join(SHARED, 'videos', 'car-detection.mp4');
-const run = promisify(execFile);
-
-async function deimv2(args: string[], cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 const dir = tempDir('deimv2-defects-');
 /** The first `frames` frames of the car video. */

@@ -4,31 +4,20 @@
  * under a temporary name and renamed when complete; interrupted runs keep what they finished.
  * Every clash case checks the inputs' sha256 before and after.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { checkOutputs, planOutputs } from '../dist/output/plan.js';
 import { AtomicFile, writeFileAtomic } from '../dist/output/atomic.js';
 import { tinyDisk } from './helpers/disk.js';
-import { CLI, COCO_ANNOTATIONS, COCO_IMAGES, EXAMPLE, MODEL_DIR, ROOT, SHARED } from './helpers/paths.js';
+import { CLI, COCO_ANNOTATIONS, COCO_IMAGES, EXAMPLE, MODEL_DIR, SHARED } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
+import { deimv2 } from './helpers/cli.js';
 
 const CAR = path.join(SHARED, 'videos', 'car-detection.mp4');
-const run = promisify(execFile);
-
-async function deimv2(args: string[], cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const sums = (files: string[]) => Object.fromEntries(files.map((f) => [f, sha(f)]));

@@ -15,23 +15,14 @@ import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DetectionQueue, DetectionWorker, Detector, type QueueResult } from '../dist/index.js';
-import { ATTO, CLI, COCO_IMAGES, MODEL_DIR, ROOT } from './helpers/paths.js';
+import { ATTO, CLI, COCO_IMAGES, MODEL_DIR } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
 import { makeTlsFiles, startRedis, type TestRedis } from './helpers/redis.js';
+import { deimv2 } from './helpers/cli.js';
 
 const run = promisify(execFile);
 const IMAGES = readdirSync(COCO_IMAGES).filter((f) => f.endsWith('.jpg')).sort().slice(0, 4).map((f) => path.join(COCO_IMAGES, f));
 const DETECTOR = { model: ATTO, layout: 'single' as const, threads: 1 };
-
-async function deimv2(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR }, maxBuffer: 64 << 20 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 function errorOf(r: QueueResult): { code: string; message: string } | undefined {
   return 'error' in r ? r.error : undefined;

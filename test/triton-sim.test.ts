@@ -6,22 +6,17 @@
  * addon reports for the written plan, and parsed strictly by protoc against the fields of Triton's
  * model_config.proto) and README.txt. Bad targets and output clashes are refused before any build.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cocoSubset, runCli, tempDir, useSimulatedRuntime } from './helpers/sim.js';
-import { ATTO, ROOT } from './helpers/paths.js';
+import { ATTO } from './helpers/paths.js';
+import { HAS_PROTOC, NO_PROTOC, TRITON_TYPES, parseConfig, type TensorConfig } from './helpers/triton-config.js';
 
 useSimulatedRuntime(); // before anything loads the addon
 const { loadAddon } = await import('../dist/backends/tensorrt/native.js');
 const addon = loadAddon().addon!;
 
-const PROTO_DIR = path.join(ROOT, 'test', 'fixtures', 'triton');
-const PROTO = 'model_config_subset.proto';
-const HAS_PROTOC = spawnSync('protoc', ['--version']).status === 0;
-const NO_PROTOC = 'protoc not installed (apt-get install -y protobuf-compiler; .ci/run does): config.pbtxt text-format parsing skipped';
 if (!HAS_PROTOC) console.warn(`test/triton-sim.test.ts: ${NO_PROTOC}`);
 
 const tmp = tempDir('triton-sim');
@@ -31,33 +26,6 @@ const recording = path.join(tmp, 'recording.bin');
 const recorded = path.join(tmp, 'atto.recorded.engine');
 const cache = path.join(tmp, 'cache');
 const withRecording = { DEIMV2_SIM_RECORDING: recording };
-
-/** The addon's dtype names -> Triton's (the oracle's own table, not the package's). */
-const TRITON_TYPES: Record<string, string> = { float32: 'TYPE_FP32', float16: 'TYPE_FP16', int64: 'TYPE_INT64', int32: 'TYPE_INT32', bool: 'TYPE_BOOL', uint8: 'TYPE_UINT8' };
-
-interface TensorConfig { name: string; data_type: string; dims: number[] }
-interface Decoded {
-  name: string;
-  platform: string;
-  max_batch_size: number;
-  input: TensorConfig[];
-  output: TensorConfig[];
-  instance_group: Array<{ name: string; kind: string; count: number; gpus: number[] }>;
-  dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number } | null;
-  optimization?: { cuda?: { graphs: boolean } } | null;
-}
-
-let ModelConfig: protobuf.Type;
-beforeAll(() => {
-  ModelConfig = new protobuf.Root().loadSync(path.join(PROTO_DIR, PROTO), { keepCase: true }).lookupType('inference.ModelConfig');
-});
-
-/** protoc parses the text strictly (unknown fields, bad enums, syntax errors fail); protobufjs decodes the bytes. */
-function parseConfig(text: string): Decoded {
-  const r = spawnSync('protoc', [`-I${PROTO_DIR}`, '--encode=inference.ModelConfig', PROTO], { input: text });
-  if (r.status !== 0) throw new Error(`protoc refused config.pbtxt: ${r.stderr.toString()}\n${text}`);
-  return ModelConfig.toObject(ModelConfig.decode(r.stdout), { enums: String, longs: Number, defaults: true, keepCase: true } as protobuf.IConversionOptions) as unknown as Decoded;
-}
 
 const hiddenFiles = (dir: string) => readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => path.basename(f).startsWith('.'));
 

@@ -4,52 +4,23 @@
  * `profile`), and config.pbtxt parsed strictly as protobuf text format by protoc against the
  * fields of Triton's model_config.proto (test/fixtures/triton/model_config_subset.proto).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
-import protobuf from 'protobufjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { prepareModel } from '../src/prepare/index.js';
 import { configText, defaultModelName, tritonConfig, tritonReleasesFor, writeTritonOnnx, writeTritonPlan, type EngineIo, type TritonTensor } from '../src/triton/index.js';
 import { isDeimError } from '../src/errors.js';
 import { ATTO, CLI, FEMTO, MODEL_DIR, ROOT } from './helpers/paths.js';
+import { HAS_PROTOC, NO_PROTOC, TRITON_TYPES, parseConfig } from './helpers/triton-config.js';
 import { tempDir } from './helpers/images.js';
 
 const run = promisify(execFile);
-const PROTO_DIR = path.join(ROOT, 'test', 'fixtures', 'triton');
-const PROTO = 'model_config_subset.proto';
-const HAS_PROTOC = spawnSync('protoc', ['--version']).status === 0;
-const NO_PROTOC = 'protoc not installed (apt-get install -y protobuf-compiler; .ci/run does): config.pbtxt text-format parsing skipped';
 if (!HAS_PROTOC) console.warn(`test/triton.test.ts: ${NO_PROTOC}`);
 
-interface Decoded {
-  name: string;
-  platform: string;
-  max_batch_size: number;
-  input: Array<{ name: string; data_type: string; dims: number[] }>;
-  output: Array<{ name: string; data_type: string; dims: number[] }>;
-  instance_group: Array<{ name: string; kind: string; count: number; gpus: number[] }>;
-  dynamic_batching?: { preferred_batch_size: number[]; max_queue_delay_microseconds: number };
-  optimization?: { cuda?: { graphs: boolean } };
-}
-
-let ModelConfig: protobuf.Type;
-beforeAll(() => {
-  ModelConfig = new protobuf.Root().loadSync(path.join(PROTO_DIR, PROTO), { keepCase: true }).lookupType('inference.ModelConfig');
-});
-
-/** protoc parses the text strictly (unknown fields, bad enums, syntax errors fail); protobufjs decodes the bytes. */
-function parseConfig(text: string): Decoded {
-  const r = spawnSync('protoc', [`-I${PROTO_DIR}`, '--encode=inference.ModelConfig', PROTO], { input: text });
-  if (r.status !== 0) throw new Error(`protoc refused config.pbtxt: ${r.stderr.toString()}\n${text}`);
-  const message = ModelConfig.decode(r.stdout);
-  return ModelConfig.toObject(message, { enums: String, longs: Number, defaults: true, keepCase: true } as protobuf.IConversionOptions) as unknown as Decoded;
-}
-
-const TRITON_TYPES: Record<string, string> = { float32: 'TYPE_FP32', float16: 'TYPE_FP16', int64: 'TYPE_INT64', int32: 'TYPE_INT32', bool: 'TYPE_BOOL', uint8: 'TYPE_UINT8' };
 
 /** Engine IO exactly as the addon's engine object reports it (binding/engine.cc Tensors/Profile). */
 function engineIo(side: number, k: number, precision: 'fp32' | 'fp16', profile: EngineIo['profile']): EngineIo {

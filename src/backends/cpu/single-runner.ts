@@ -104,5 +104,8 @@ function sameSpec(a: ModelSpec, b: ModelSpec | undefined): boolean {
 
 /** The same files in the same order (only file paths are preloaded). */
 function sameSources(a: readonly TaskSource[], b: readonly TaskSource[]): boolean {
-  return a.length === b.length && a.every((s, i) => s.kind === 'path' && b[i]!.kind === 'path' && s.path === (b[i] as { path: string }).path);
+  return a.length === b.length && a.every((s, i) => {
+    const t = b[i]!;
+    return s.kind === 'path' && t.kind === 'path' && s.path === t.path;
+  });
 }
