@@ -11,8 +11,17 @@
  * const gt = await readGroundTruth('instances_val2017.json');
  * const dt = await readResults('results.json', gt);
  */
-import { readFile } from 'node:fs/promises';
-import { DeimError, errorMessage } from '../errors.js';
+import { DeimError } from '../errors.js';
+import { readJsonBounded } from '../input/limits.js';
+
+/**
+ * The most categories an evaluation takes (ERR_TOO_MANY_CATEGORIES beyond): pycocotools'
+ * accumulate keeps a precision array of 10 x 101 x K x 4 x 3 doubles (97 kB a category), 199 MB
+ * at 2,048 categories (LVIS has 1,203). A million took 12 GB and failed.
+ */
+export const MAX_CATEGORIES = 2048;
+/** The most (image, category) pairs: the evaluation indexes every pair (COCO train2017: 9.5 M). */
+export const MAX_IMAGE_CATEGORY_PAIRS = 2 ** 27;
 
 /** One image entry of the annotations (the fields the evaluation and `eval --images` use). */
 export interface CocoImage {
@@ -69,18 +78,8 @@ export async function readResults(file: string, gt: GroundTruth): Promise<Detect
 
 /** Reads and parses a JSON file; a missing file or bad JSON is a DeimError naming the file. */
 export async function readJsonFile(file: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_INPUT_NOT_FOUND' : 'ERR_INPUT_UNREADABLE';
-    throw new DeimError(code, `${file}: cannot read: ${errorMessage(e)}`, { input: file, cause: e });
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new DeimError('ERR_EVAL_INPUT', `${file}: not valid JSON: ${errorMessage(e)}`, { input: file, cause: e });
-  }
+  // Bounded: a file over INPUT_LIMITS.maxJsonBytes or nested deeper than maxJsonDepth is ERR_INPUT_TOO_LARGE.
+  return readJsonBounded(file, { code: 'ERR_EVAL_INPUT' });
 }
 
 function fail(source: string, message: string): never {
@@ -135,12 +134,42 @@ export function parseGroundTruth(json: unknown, source: string): GroundTruth {
     nameById.set(cat.id, typeof cat.name === 'string' ? cat.name : String(cat.id));
   });
 
+  if (nameById.size > MAX_CATEGORIES) {
+    throw new DeimError('ERR_TOO_MANY_CATEGORIES', `${source}: ${nameById.size} categories, over the evaluation's limit of ${MAX_CATEGORIES} (its precision table takes 97 kB a category)`, { input: source });
+  }
+  if (nameById.size * imageById.size > MAX_IMAGE_CATEGORY_PAIRS) {
+    throw new DeimError('ERR_TOO_MANY_CATEGORIES', `${source}: ${imageById.size} images x ${nameById.size} categories, over the evaluation's limit of ${MAX_IMAGE_CATEGORY_PAIRS} (image, category) pairs`, { input: source });
+  }
   const imageIds = [...imageById.keys()].sort((a, b) => a - b);
   const categoryIds = [...nameById.keys()].sort((a, b) => a - b);
   const imageIndexById = new Map(imageIds.map((id, i) => [id, i]));
   const categoryIndexById = new Map(categoryIds.map((id, i) => [id, i]));
 
-  const n = rawAnnotations.length;
+  // pycocotools' createIndex reads ann['id'], ann['image_id'] and (with categories) ann['category_id']
+  // of every annotation: a missing one is a KeyError there, an error naming the field here.
+  // Its anns dict keeps the LAST annotation of an id, while imgToAnns keeps every one: getAnnIds
+  // selects each annotation by its own image and category, and loadAnns then returns anns[id], so
+  // every annotation of a duplicated id is scored as a copy of the last one of that id. Done so
+  // here; the gts are in pycocotools' order (by image, then file order).
+  const lastById = new Map<number, number>();
+  const slots: number[] = [];
+  rawAnnotations.forEach((ann: unknown, i) => {
+    const where = `annotations[${i}]`;
+    if (!isRecord(ann)) fail(source, `${where}: must be an object`);
+    for (const field of ['id', 'image_id', 'category_id'] as const) {
+      if (!finite(ann[field])) fail(source, `${where}: needs a numeric "${field}", got ${JSON.stringify(ann[field])}`);
+    }
+    // pycocotools takes int(iscrowd) and its truth as the ignore flag: only 0/1 (or booleans) mean one thing in both.
+    if (ann.iscrowd !== undefined && ann.iscrowd !== 0 && ann.iscrowd !== 1 && typeof ann.iscrowd !== 'boolean') {
+      fail(source, `${where}: "iscrowd" must be 0 or 1, got ${JSON.stringify(ann.iscrowd)}`);
+    }
+    lastById.set(ann.id as number, i);
+    if (imageIndexById.has(ann.image_id as number) && categoryIndexById.has(ann.category_id as number)) slots.push(i);
+  });
+  // Stable: by the selecting annotation's image, file order within it.
+  slots.sort((a, b) => imageIndexById.get((rawAnnotations[a] as Record<string, number>).image_id!)! - imageIndexById.get((rawAnnotations[b] as Record<string, number>).image_id!)!);
+
+  const n = slots.length;
   const boxes = {
     count: 0,
     imageIndex: new Uint32Array(n),
@@ -150,23 +179,23 @@ export function parseGroundTruth(json: unknown, source: string): GroundTruth {
     annotationId: new Float64Array(n),
     iscrowd: new Uint8Array(n),
   };
-  for (let i = 0; i < n; i++) {
-    const ann: unknown = rawAnnotations[i];
+  for (const slot of slots) {
+    const i = lastById.get((rawAnnotations[slot] as Record<string, number>).id!)!;
+    const ann = rawAnnotations[i] as Record<string, unknown>;
     const where = `annotations[${i}]`;
-    if (!isRecord(ann)) fail(source, `${where}: must be an object`);
     const imageIndex = imageIndexById.get(ann.image_id as number);
     const categoryIndex = categoryIndexById.get(ann.category_id as number);
-    // pycocotools' getAnnIds(imgIds, catIds) never returns these: they take no part.
+    // pycocotools' getAnnIds(imgIds, catIds) never returns these: they take no part (and a copy
+    // keyed to an image or category outside the evaluation is never read).
     if (imageIndex === undefined || categoryIndex === undefined) continue;
     const [x, y, w, h] = readBox(ann.bbox, source, where);
     if (!finite(ann.area)) fail(source, `${where}: needs a numeric "area"`);
-    if (!finite(ann.id)) fail(source, `${where}: needs a numeric "id"`);
     const j = boxes.count++;
     boxes.imageIndex[j] = imageIndex;
     boxes.categoryIndex[j] = categoryIndex;
     boxes.xywh.set([x, y, w, h], 4 * j);
     boxes.area[j] = ann.area;
-    boxes.annotationId[j] = ann.id;
+    boxes.annotationId[j] = ann.id as number;
     // pycocotools reads `iscrowd` as the ignore flag; a missing one (a KeyError there) is 0 here.
     boxes.iscrowd[j] = ann.iscrowd ? 1 : 0;
   }

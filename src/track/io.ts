@@ -3,8 +3,9 @@
  * tracks as JSON lines and in the MOTChallenge text format.
  */
 import { AtomicFile } from '../output/atomic.js';
-import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { closeSync, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { readLinesBounded } from '../input/limits.js';
+import { checkFrameDetections } from './check.js';
 import { DeimError, errorMessage } from '../errors.js';
 import type { Detection } from '../postprocess/types.js';
 import type { Track } from './tracker.js';
@@ -45,7 +46,8 @@ function checkFileDetection(d: unknown, file: string, line: number, k: number): 
 }
 
 /**
- * Reads a detection JSONL file frame by frame (a line `{"frame", "pts", "detections": [...]}`;
+ * Reads a detection JSONL file frame by frame (streamed; a line over INPUT_LIMITS.maxLineBytes is
+ * ERR_INPUT_TOO_LARGE, a frame over MAX_FRAME_DETECTIONS is ERR_TOO_MANY_DETECTIONS) (a line `{"frame", "pts", "detections": [...]}`;
  * blank lines and a trailing `{"summary": ...}` line are skipped). Throws ERR_INPUT_NOT_FOUND,
  * or ERR_INPUT_UNREADABLE naming the file and line: not JSON lines, a line that is not a frame,
  * frames out of order, boxes that are not finite, negative or inverted, scores out of 0..1.
@@ -53,13 +55,10 @@ function checkFileDetection(d: unknown, file: string, line: number, k: number): 
 export async function* readDetectionsJsonl(file: string): AsyncGenerator<DetectionFrame> {
   if (!existsSync(file)) throw new DeimError('ERR_INPUT_NOT_FOUND', `detections file not found: ${file}`, { input: file });
   if (statSync(file).isDirectory()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file} is a folder, not a detections file`, { input: file });
-  const rl = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
-  let n = 0;
   let last = -Infinity;
   let frames = 0;
-  try {
-    for await (const text of rl) {
-      n++;
+  {
+    for await (const { text, line: n } of readLinesBounded(file)) {
       if (text.trim() === '') continue;
       let o: unknown;
       try {
@@ -75,13 +74,12 @@ export async function* readDetectionsJsonl(file: string): AsyncGenerator<Detecti
       }
       if (r.frame <= last) throw bad(file, n, `frames out of order: frame ${r.frame} comes after frame ${last}`);
       if (!Array.isArray(r.detections)) throw bad(file, n, `"detections" must be an array`);
+      checkFrameDetections(r.detections.length, `${file} line ${n} (frame ${r.frame})`, file);
       last = r.frame;
       const detections = r.detections.map((d, k) => checkFileDetection(d, file, n, k));
       frames++;
       yield { frame: r.frame, ...(typeof r.pts === 'number' ? { pts: r.pts } : {}), detections, line: n };
     }
-  } finally {
-    rl.close();
   }
   if (frames === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file} has no frames`, { input: file });
 }

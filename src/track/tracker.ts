@@ -9,7 +9,7 @@
  */
 import { DeimError } from '../errors.js';
 import { ByteTrackCore, type ByteTrackParams, type CoreDetection, type IdCounter } from './byte-track.js';
-import { resolveTrackerOptions, type TRACKER_DEFAULTS, type TrackerOptions } from './check.js';
+import { checkFrameDetections, resolveTrackerOptions, type TRACKER_DEFAULTS, type TrackerOptions } from './check.js';
 
 export { resolveTrackerOptions, TRACKER_DEFAULTS, type TrackerOptions } from './check.js';
 
@@ -80,6 +80,7 @@ export class ByteTracker {
    */
   update(detections: readonly TrackerInput[]): Track[] {
     if (!Array.isArray(detections)) throw new DeimError('ERR_INVALID_ARGUMENT', `ByteTracker.update expects an array of detections, got ${typeof detections}`);
+    checkFrameDetections(detections.length, `ByteTracker.update, frame ${this.frames + 1}`);
     detections.forEach((d, i) => checkDetection(d, `frame ${this.frames + 1}, detection ${i}`));
     this.frames++;
     const byClass = new Map<number, CoreDetection[]>();

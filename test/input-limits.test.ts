@@ -1,0 +1,143 @@
+/**
+ * Hostile input files, one table per reader (track's detections JSONL, eval's annotations and
+ * results): each case gets a DeimError with a stable code naming the input, the line or field and
+ * the limit, in bounded time and memory (sparse multi-GB files cost no disk).
+ */
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { INPUT_LIMITS, parseJsonBounded, readLinesBounded } from '../dist/input/limits.js';
+import { readDetectionsJsonl } from '../dist/track/io.js';
+import { ByteTracker } from '../dist/track/index.js';
+import { MAX_FRAME_DETECTIONS } from '../dist/track/check.js';
+import { MAX_CATEGORIES, parseGroundTruth, readGroundTruth, readResults } from '../dist/eval/coco-dataset.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'deimv2-limits-'));
+function file(name: string, text: string | Buffer): string {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+function sparse(name: string, bytes: number, head = ''): string {
+  const f = file(name, head);
+  truncateSync(f, bytes);
+  return f;
+}
+async function error(p: () => Promise<unknown> | unknown): Promise<{ code: string; message: string }> {
+  try {
+    await p();
+  } catch (e) {
+    return { code: (e as { code: string }).code, message: (e as Error).message };
+  }
+  throw new Error('expected an error');
+}
+async function drain(f: string): Promise<void> {
+  for await (const _ of readDetectionsJsonl(f)) void _;
+}
+
+const det = { box: [0, 0, 10, 10], score: 0.9, classId: 0 };
+const frame = (n: number, dets = [det]) => JSON.stringify({ frame: n, pts: n / 30, detections: dets });
+const GB = 1024 ** 3;
+
+describe('track --detections reader', () => {
+  const cases: Array<[string, () => string, string, RegExp]> = [
+    ['empty', () => file('empty.jsonl', ''), 'ERR_INPUT_EMPTY', /has no frames/],
+    ['one huge line (sparse 3 GB, no newline)', () => sparse('big.jsonl', 3 * GB), 'ERR_INPUT_FORMAT', /line 1: binary data/],
+    ['binary garbage', () => file('bin.jsonl', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 1, 2, 10])), 'ERR_INPUT_FORMAT', /line 1: binary data/],
+    ['truncated mid-record', () => file('trunc.jsonl', frame(0) + '\n' + frame(1).slice(0, 20)), 'ERR_INPUT_UNREADABLE', /line 2: not a JSON line/],
+    ['wrong types', () => file('types.jsonl', JSON.stringify({ frame: '0', detections: [] }) + '\n'), 'ERR_INPUT_UNREADABLE', /line 1: "frame" must be an integer/],
+    ['NaN/Infinity (null in JSON)', () => file('nan.jsonl', frame(0, [{ ...det, box: [0, 0, null, 1e400] }]) + '\n'), 'ERR_INPUT_UNREADABLE', /not a finite number/],
+    ['negative sizes', () => file('neg.jsonl', frame(0, [{ ...det, box: [5, 5, 1, 1] }]) + '\n'), 'ERR_INPUT_UNREADABLE', /negative width or height/],
+    ['duplicate frame ids', () => file('dup.jsonl', frame(3) + '\n' + frame(3) + '\n'), 'ERR_INPUT_UNREADABLE', /line 2: frames out of order/],
+    ['too many detections in a frame', () => file('many.jsonl', frame(0, Array(MAX_FRAME_DETECTIONS + 1).fill(det)) + '\n'), 'ERR_TOO_MANY_DETECTIONS', /line 1 \(frame 0\): 10001 detections .* limit of 10000/],
+    ['deep nesting', () => file('deep.jsonl', '['.repeat(100000) + ']'.repeat(100000) + '\n'), 'ERR_INPUT_UNREADABLE', /line 1: not a JSON object/],
+  ];
+  it.each(cases)('%s', async (_name, make, code, message) => {
+    const f = make();
+    const t0 = Date.now();
+    const e = await error(() => drain(f));
+    expect(e.code).toBe(code);
+    expect(e.message).toMatch(message);
+    expect(e.message).toContain(f);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
+  it('a text line over the line limit is refused after reading at most the limit', async () => {
+    const f = file('long.jsonl', frame(0) + '\n' + ' '.repeat(INPUT_LIMITS.maxLineBytes + 1) + '\n');
+    const e = await error(() => drain(f));
+    expect(e).toMatchObject({ code: 'ERR_INPUT_TOO_LARGE' });
+    expect(e.message).toMatch(/line 2 is longer than the limit of 16 MiB/);
+  });
+
+  it('lines split across chunks and CRLF are read whole', async () => {
+    const long = 'x'.repeat(3 * 1024 * 1024);
+    const f = file('crlf.txt', `a\r\n${long}\r\nb`);
+    const lines: string[] = [];
+    for await (const { text } of readLinesBounded(f)) lines.push(text);
+    expect(lines).toEqual(['a', long, 'b']);
+  });
+
+  it('ByteTracker.update refuses a frame over the limit with the same code', () => {
+    expect(() => new ByteTracker().update(Array(MAX_FRAME_DETECTIONS + 1).fill(det))).toThrow(expect.objectContaining({ code: 'ERR_TOO_MANY_DETECTIONS' }));
+  });
+});
+
+const GT = {
+  images: [{ id: 1, file_name: 'a.jpg', width: 100, height: 100 }, { id: 2, file_name: 'b.jpg', width: 100, height: 100 }],
+  categories: [{ id: 1, name: 'person' }],
+  annotations: [
+    { id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], area: 100, iscrowd: 0 },
+    { id: 2, image_id: 2, category_id: 1, bbox: [50, 50, 20, 20], area: 400, iscrowd: 0 },
+  ],
+};
+
+describe('eval --annotations / --results readers', () => {
+  const ann = (patch: object) => ({ ...GT, annotations: [{ ...GT.annotations[0], ...patch }] });
+  const cases: Array<[string, () => string, string, RegExp]> = [
+    ['empty', () => file('e.json', ''), 'ERR_EVAL_INPUT', /not valid JSON/],
+    ['sparse 3 GB', () => sparse('big.json', 3 * GB), 'ERR_INPUT_TOO_LARGE', /3072 MiB, over the limit of 500 MiB/],
+    ['binary garbage', () => file('bin.json', Buffer.from([0x7b, 0, 0xff, 0xfe])), 'ERR_INPUT_FORMAT', /NUL byte at offset 1/],
+    ['truncated mid-record', () => file('t.json', JSON.stringify(GT).slice(0, 60)), 'ERR_EVAL_INPUT', /not valid JSON/],
+    ['wrong types: string iscrowd', () => file('s.json', JSON.stringify(ann({ iscrowd: '0' }))), 'ERR_EVAL_INPUT', /annotations\[0\]: "iscrowd" must be 0 or 1, got "0"/],
+    ['no image_id', () => file('i.json', JSON.stringify(ann({ image_id: undefined }))), 'ERR_EVAL_INPUT', /annotations\[0\]: needs a numeric "image_id"/],
+    ['no category_id', () => file('c.json', JSON.stringify(ann({ category_id: null }))), 'ERR_EVAL_INPUT', /annotations\[0\]: needs a numeric "category_id"/],
+    ['no id (even on an image outside the set)', () => file('n.json', JSON.stringify(ann({ id: 'x', image_id: 99 }))), 'ERR_EVAL_INPUT', /annotations\[0\]: needs a numeric "id"/],
+    ['NaN/Infinity bbox', () => file('nan.json', JSON.stringify(ann({ bbox: [0, 0, null, 1] }))), 'ERR_EVAL_INPUT', /4 finite numbers/],
+    ['negative sizes', () => file('neg.json', JSON.stringify(ann({ bbox: [0, 0, -1, 1] }))), 'ERR_EVAL_INPUT', /negative width or height/],
+    ['a million categories', () => file('cats.json', JSON.stringify({ ...GT, categories: Array.from({ length: 1e6 }, (_, i) => ({ id: i + 1, name: 'c' })) })), 'ERR_TOO_MANY_CATEGORIES', /1000000 categories, over the evaluation's limit of 2048/],
+    ['deep nesting', () => file('deep.json', '['.repeat(100000) + ']'.repeat(100000)), 'ERR_INPUT_TOO_LARGE', /nested deeper than the limit of 64/],
+  ];
+  it.each(cases)('%s', async (_name, make, code, message) => {
+    const f = make();
+    const t0 = Date.now();
+    const e = await error(() => readGroundTruth(f));
+    expect(e.code).toBe(code);
+    expect(e.message).toMatch(message);
+    expect(e.message).toContain(f);
+    expect(Date.now() - t0).toBeLessThan(10000);
+  });
+
+  it('results files go through the same bounds', async () => {
+    const gt = parseGroundTruth(GT, 'gt.json');
+    expect(await error(() => readResults(sparse('r.json', 3 * GB), gt))).toMatchObject({ code: 'ERR_INPUT_TOO_LARGE' });
+    expect(await error(() => readResults(file('rd.json', '['.repeat(1000) + ']'.repeat(1000)), gt))).toMatchObject({ code: 'ERR_INPUT_TOO_LARGE' });
+  });
+
+  it('MAX_CATEGORIES categories are still taken', () => {
+    expect(parseGroundTruth({ ...GT, categories: Array.from({ length: MAX_CATEGORIES }, (_, i) => ({ id: i + 1 })) }, 'g').categoryIds.length).toBe(MAX_CATEGORIES);
+  });
+
+  it('brackets inside strings do not count as nesting', () => {
+    expect(parseJsonBounded(JSON.stringify({ name: '['.repeat(1000) + '"\\' }), 'x')).toEqual({ name: '['.repeat(1000) + '"\\' });
+  });
+
+  it('duplicate annotation ids score as pycocotools: every annotation of the id becomes a copy of the last', () => {
+    // pycocotools: anns[id] keeps the last, imgToAnns keeps both, loadAnns(getAnnIds()) returns anns[id] twice.
+    const dup = { ...GT, annotations: [GT.annotations[0], { ...GT.annotations[1], id: 1 }] };
+    const g = parseGroundTruth(dup, 'dup.json');
+    expect(g.boxes.count).toBe(2);
+    expect(Array.from(g.boxes.imageIndex)).toEqual([1, 1]); // both are the image-2 box
+    expect(Array.from(g.boxes.xywh.subarray(0, 8))).toEqual([50, 50, 20, 20, 50, 50, 20, 20]);
+  });
+});
