@@ -50,7 +50,7 @@ describe('track --detections reader', () => {
     ['NaN/Infinity (null in JSON)', () => file('nan.jsonl', frame(0, [{ ...det, box: [0, 0, null, 1e400] }]) + '\n'), 'ERR_INPUT_UNREADABLE', /not a finite number/],
     ['negative sizes', () => file('neg.jsonl', frame(0, [{ ...det, box: [5, 5, 1, 1] }]) + '\n'), 'ERR_INPUT_UNREADABLE', /negative width or height/],
     ['duplicate frame ids', () => file('dup.jsonl', frame(3) + '\n' + frame(3) + '\n'), 'ERR_INPUT_UNREADABLE', /line 2: frames out of order/],
-    ['too many detections in a frame', () => file('many.jsonl', frame(0, Array(MAX_FRAME_DETECTIONS + 1).fill(det)) + '\n'), 'ERR_TOO_MANY_DETECTIONS', /line 1 \(frame 0\): 10001 detections .* limit of 10000/],
+    ['too many detections in a frame', () => file('many.jsonl', frame(0, Array(MAX_FRAME_DETECTIONS + 1).fill(det)) + '\n'), 'ERR_TOO_MANY_DETECTIONS', /line 1 \(frame 0\): 1001 detections .* limit of 1000 a frame/],
     ['deep nesting', () => file('deep.jsonl', '['.repeat(100000) + ']'.repeat(100000) + '\n'), 'ERR_INPUT_UNREADABLE', /line 1: not a JSON object/],
   ];
   it.each(cases)('%s', async (_name, make, code, message) => {

@@ -8,11 +8,13 @@ import { checkLine, checkZone, parseLine, parseZone, type CountLine, type Zone }
 
 /**
  * The most detections the tracker takes in one frame (ERR_TOO_MANY_DETECTIONS beyond). Association
- * builds IoU and cost matrices of tracks x detections (float64, several at once): 20,000 took
- * 926 MB and 1.9 s, 40,000 failed to allocate; 10,000 stays near a quarter of that. A detector
+ * builds IoU and cost matrices of (tracked + lost tracks) x detections, and lost tracks stay for
+ * the track buffer (30 frames), so the pool can reach about 15 frames' worth: measured with
+ * frames of all-new boxes that last two frames each, 5,000 a frame took 2.7 GB and 13.7 s by
+ * frame 16 (and grows to frame 30); 1,000 a frame peaks at 353 MB, 3.5 s for 80 frames. DEIMv2
  * gives at most 300 a frame.
  */
-export const MAX_FRAME_DETECTIONS = 10_000;
+export const MAX_FRAME_DETECTIONS = 1_000;
 
 /** Throws ERR_TOO_MANY_DETECTIONS when a frame has more detections than MAX_FRAME_DETECTIONS. */
 export function checkFrameDetections(count: number, where: string, input?: string): void {
