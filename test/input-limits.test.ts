@@ -141,3 +141,21 @@ describe('eval --annotations / --results readers', () => {
     expect(Array.from(g.boxes.xywh.subarray(0, 8))).toEqual([50, 50, 20, 20, 50, 50, 20, 20]);
   });
 });
+
+describe('--class-names reader', () => {
+  const cases: Array<[string, () => string, string, RegExp]> = [
+    ['empty', () => file('cn-empty.txt', ''), 'ERR_CLASS_NAMES', /holds no class names/],
+    ['sparse 3 GB', () => sparse('cn-big.txt', 3 * GB), 'ERR_INPUT_TOO_LARGE', /over the limit of 16 MiB/],
+    ['binary garbage', () => file('cn-bin.txt', Buffer.from([0x61, 0x0a, 0, 0x62])), 'ERR_INPUT_FORMAT', /NUL byte/],
+    ['truncated JSON', () => file('cn-trunc.json', '[{"id": 1, "name": "a"'), 'ERR_CLASS_NAMES', /not valid JSON/],
+    ['deep nesting', () => file('cn-deep.json', '['.repeat(100000) + ']'.repeat(100000)), 'ERR_INPUT_TOO_LARGE', /nested deeper than the limit of 64/],
+  ];
+  it.each(cases)('%s', async (_name, make, code, message) => {
+    const { loadClassNames } = await import('../dist/models/classes.js');
+    const f = make();
+    const e = await error(() => loadClassNames(f));
+    expect(e.code).toBe(code);
+    expect(e.message).toMatch(message);
+    expect(e.message).toContain(f);
+  });
+});

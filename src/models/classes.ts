@@ -3,8 +3,11 @@
  * default, or a user's list for a fine-tuned model (`--class-names file`: one name a line, a JSON
  * array of names, or a JSON array of {id, name} / a {id: name} map in COCO's categories style).
  */
-import { readFileSync } from 'node:fs';
-import { DeimError, errorMessage } from '../errors.js';
+import { DeimError, errorMessage, isDeimError } from '../errors.js';
+import { parseJsonBounded, readTextBoundedSync } from '../input/limits.js';
+
+/** The largest class names file read (a million names of 16 characters). */
+const MAX_CLASS_NAMES_BYTES = 16 * 1024 * 1024;
 
 export interface ClassInfo {
   readonly names: readonly string[];
@@ -39,19 +42,15 @@ export function loadClassNames(source: string | readonly string[]): ClassInfo {
   const file = source as string;
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // Bounded: a class names file over 16 MiB, nested over 64 deep or binary is refused by name.
+    text = readTextBoundedSync(file, { maxBytes: MAX_CLASS_NAMES_BYTES, label: `class names file ${file}` });
   } catch (e) {
+    if (isDeimError(e) && e.code !== 'ERR_INPUT_NOT_FOUND' && e.code !== 'ERR_INPUT_UNREADABLE') throw e;
     throw new DeimError('ERR_CLASS_NAMES', `cannot read class names file ${file}: ${errorMessage(e)}`, { input: file, cause: e });
   }
   const trimmed = text.trim();
   if (trimmed.startsWith('[') || trimmed.startsWith('{')) {
-    let json: unknown;
-    try {
-      json = JSON.parse(trimmed);
-    } catch (e) {
-      throw new DeimError('ERR_CLASS_NAMES', `class names file ${file} is not valid JSON: ${errorMessage(e)}`, { input: file });
-    }
-    return fromJson(json, file);
+    return fromJson(parseJsonBounded(trimmed, `class names file ${file}`, { code: 'ERR_CLASS_NAMES' }), file);
   }
   return fromNames(trimmed.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== ''), file);
 }
