@@ -24,28 +24,34 @@ export interface AnnotatedImage {
  * The image entries of an annotations object whose files exist in `dir`, in the file's order,
  * at most `limit` of them. `missing` counts the entries without a file.
  */
-export function findAnnotatedImages(annotations: unknown, dir: string, options: { limit?: number; source?: string } = {}): { images: AnnotatedImage[]; missing: number } {
+export function findAnnotatedImages(annotations: unknown, dir: string, options: { limit?: number; source?: string } = {}): { images: AnnotatedImage[]; invalid: string[]; missing: number } {
   const source = options.source ?? 'annotations';
   const entries = (annotations as { images?: unknown }).images;
   if (!Array.isArray(entries)) throw new DeimError('ERR_EVAL_INPUT', `${source}: "images" must be an array`, { input: source });
   const images: AnnotatedImage[] = [];
   let missing = 0;
+  const invalid: string[] = [];
   const seen = new Set<number>();
-  for (const entry of entries as Array<{ id?: unknown; file_name?: unknown }>) {
-    if (options.limit !== undefined && images.length >= options.limit) break;
-    if (typeof entry?.id !== 'number' || typeof entry.file_name !== 'string' || seen.has(entry.id)) continue;
+  (entries as Array<{ id?: unknown; file_name?: unknown }>).forEach((entry, i) => {
+    if (options.limit !== undefined && images.length >= options.limit) return;
+    if (typeof entry?.id !== 'number' || typeof entry.file_name !== 'string') {
+      // Said, not dropped silently: the entry cannot name an image file.
+      invalid.push(`images[${i}]: ${typeof entry?.id !== 'number' ? `"id" ${JSON.stringify(entry?.id)} is not a number` : `"file_name" ${JSON.stringify(entry.file_name)} is not a string`}`);
+      return;
+    }
+    if (seen.has(entry.id)) return;
     const file = imageFileIn(dir, entry.file_name, entry.id, source);
     if (!existsSync(file)) {
       missing++;
-      continue;
+      return;
     }
     seen.add(entry.id);
     images.push({ id: entry.id, file });
-  }
+  });
   if (images.length === 0) {
     throw new DeimError('ERR_NO_IMAGES', `none of the ${entries.length} images of ${source} is in ${dir} (file names are taken from "file_name")`, { input: dir });
   }
-  return { images, missing };
+  return { images, invalid, missing };
 }
 
 /**

@@ -88,9 +88,14 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
   const annotations = await readJsonFile(options.annotations);
   let evaluation: JsonEvaluation;
   let header = '';
+  let status = 0;
 
   if (options.images !== undefined) {
-    const { images, missing } = findAnnotatedImages(annotations, options.images, { limit, source: options.annotations });
+    // One rule: the evaluation covers the images detected. Entries without a usable file_name, files
+    // not in the folder and images that cannot be read are left out (their ground truth is not
+    // scored), each said; images that could not be read (or bad entries) make the exit status 1.
+    const { images, invalid, missing } = findAnnotatedImages(annotations, options.images, { limit, source: options.annotations });
+    for (const m of invalid) log(`deimv2: ${options.annotations}: ${m}: left out`);
     if (missing > 0 && !options.quiet) log(`deimv2: ${missing} annotated image(s) are not in ${options.images}: they are left out`);
     const detectorOptions = detectorOptionsFrom(options);
     if (options.writeResults !== undefined) {
@@ -111,8 +116,10 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
     header = `${run.description}: ${done} image(s), ${run.results.length} detection(s) in ${run.seconds.toFixed(1)} s`;
     if (!options.quiet) log(`deimv2: ${header}`);
     if (options.writeResults !== undefined) await writeCocoResults(options.writeResults, run.results);
-    // Failed images count as images without detections, as a missing entry in a results file.
-    evaluation = evaluateJson(annotations, options.annotations, run.results, options.writeResults ?? '(detections)', images.map((img) => img.id));
+    const failed = new Set(run.failures.map((f) => f.file));
+    if (failed.size > 0) log(`deimv2: ${failed.size} image(s) could not be read: they are left out of the evaluation`);
+    if (failed.size > 0 || invalid.length > 0) status = 1;
+    evaluation = evaluateJson(annotations, options.annotations, run.results, options.writeResults ?? '(detections)', images.filter((img) => !failed.has(img.file)).map((img) => img.id));
   } else {
     if (options.results === undefined) {
       throw new DeimError('ERR_INVALID_ARGUMENT', 'give --results <file> to score, or --images <dir> to run a model first');
@@ -134,7 +141,7 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
     process.stdout.write(formatSummary(evaluation.result.lines) + '\n');
     if (options.perClass) process.stdout.write('\n' + formatPerClass(evaluation.perClass) + '\n');
   }
-  return 0;
+  return status;
 }
 
 /** The ids of the first `limit` image entries (for --limit without --images). */
