@@ -159,3 +159,17 @@ describe('--class-names reader', () => {
     expect(e.message).toContain(f);
   });
 });
+
+describe('duplicate annotation ids against pycocotools', () => {
+  it('every 7th annotation sharing the id of the one before: the 12 figures equal pycocotools', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { evaluateJson } = await import('../dist/eval/metrics.js');
+    const { COCO_ANNOTATIONS, REFERENCE } = await import('./helpers/paths.js');
+    const golden = JSON.parse(readFileSync(new URL('./fixtures/eval/pycocotools-duplicate-ids.json', import.meta.url), 'utf8')) as { stats: number[] };
+    const d = JSON.parse(readFileSync(COCO_ANNOTATIONS, 'utf8')) as { annotations: Array<{ id: number }> };
+    for (let k = 7; k < d.annotations.length; k += 7) d.annotations[k]!.id = d.annotations[k - 1]!.id;
+    const results = JSON.parse(readFileSync(join(REFERENCE, 'atto_coco50_official.json'), 'utf8'));
+    const { metrics } = evaluateJson(d, 'dup.json', results, 'atto_coco50_official.json');
+    Object.values(metrics).forEach((v, i) => expect(v).toBeCloseTo(golden.stats[i]!, 12));
+  });
+});
