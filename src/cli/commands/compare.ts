@@ -91,7 +91,8 @@ export async function compareCommand(options: CompareCliOptions): Promise<number
     { flag: '--b', text: options.b, detector: detectorOptionsFrom(parseConfiguration(options.b, '--b')) },
   ];
   const annotations = await readJsonFile(options.annotations);
-  const { images, missing } = findAnnotatedImages(annotations, options.images, { limit: parseLimit(options.limit), source: options.annotations });
+  const { images, invalid, missing } = findAnnotatedImages(annotations, options.images, { limit: parseLimit(options.limit), source: options.annotations });
+  for (const m of invalid) log(`deimv2: ${options.annotations}: ${m}: left out`);
   if (missing > 0 && !options.quiet) log(`deimv2: ${missing} annotated image(s) are not in ${options.images}: they are left out`);
 
   const runs: DetectImagesRun[] = [];
