@@ -57,30 +57,28 @@ export async function* readDetectionsJsonl(file: string): AsyncGenerator<Detecti
   if (statSync(file).isDirectory()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file} is a folder, not a detections file`, { input: file });
   let last = -Infinity;
   let frames = 0;
-  {
-    for await (const { text, line: n } of readLinesBounded(file)) {
-      if (text.trim() === '') continue;
-      let o: unknown;
-      try {
-        o = JSON.parse(text);
-      } catch (e) {
-        throw bad(file, n, `not a JSON line (${errorMessage(e)}); expected JSON lines {"frame", "pts", "detections"} as \`deimv2 detect <video> --json\` writes`);
-      }
-      if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad(file, n, 'not a JSON object');
-      const r = o as Record<string, unknown>;
-      if ('summary' in r && !('frame' in r)) continue;
-      if (typeof r.frame !== 'number' || !Number.isInteger(r.frame) || r.frame < 0) {
-        throw bad(file, n, `"frame" must be an integer >= 0, got ${JSON.stringify(r.frame)}${'results' in r ? ' (this looks like the JSON of an image run, not of a video)' : ''}`);
-      }
-      if (r.frame <= last) throw bad(file, n, `frames out of order: frame ${r.frame} comes after frame ${last}`);
-      if (!Array.isArray(r.detections)) throw bad(file, n, `"detections" must be an array`);
-      checkFrameDetections(r.detections.length, `${file} line ${n} (frame ${r.frame})`, file);
-      last = r.frame;
-      const detections = r.detections.map((d, k) => checkFileDetection(d, file, n, k));
-      frames++;
-      yield { frame: r.frame, ...(typeof r.pts === 'number' ? { pts: r.pts } : {}), detections, line: n };
+  for await (const { text, line: n } of readLinesBounded(file)) {
+    if (text.trim() === '') continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(text);
+    } catch (e) {
+      throw bad(file, n, `not a JSON line (${errorMessage(e)}); expected JSON lines {"frame", "pts", "detections"} as \`deimv2 detect <video> --json\` writes`);
     }
-  }
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad(file, n, 'not a JSON object');
+    const r = o as Record<string, unknown>;
+    if ('summary' in r && !('frame' in r)) continue;
+    if (typeof r.frame !== 'number' || !Number.isInteger(r.frame) || r.frame < 0) {
+      throw bad(file, n, `"frame" must be an integer >= 0, got ${JSON.stringify(r.frame)}${'results' in r ? ' (this looks like the JSON of an image run, not of a video)' : ''}`);
+    }
+    if (r.frame <= last) throw bad(file, n, `frames out of order: frame ${r.frame} comes after frame ${last}`);
+    if (!Array.isArray(r.detections)) throw bad(file, n, `"detections" must be an array`);
+    checkFrameDetections(r.detections.length, `${file} line ${n} (frame ${r.frame})`, file);
+    last = r.frame;
+    const detections = r.detections.map((d, k) => checkFileDetection(d, file, n, k));
+    frames++;
+    yield { frame: r.frame, ...(typeof r.pts === 'number' ? { pts: r.pts } : {}), detections, line: n };
+    }
   if (frames === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file} has no frames`, { input: file });
 }
 
