@@ -78,7 +78,7 @@ export async function* readDetectionsJsonl(file: string): AsyncGenerator<Detecti
     const detections = r.detections.map((d, k) => checkFileDetection(d, file, n, k));
     frames++;
     yield { frame: r.frame, ...(typeof r.pts === 'number' ? { pts: r.pts } : {}), detections, line: n };
-    }
+  }
   if (frames === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file} has no frames`, { input: file });
 }
 
