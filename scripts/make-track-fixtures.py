@@ -314,6 +314,30 @@ def close_up(seed, n_frames, frame_rate, clip=True, size=(1280, 720)):
     return frames
 
 
+def crowd(seed, n_frames, n_objects, size=(1920, 1080)):
+    """A crowd of objects of three classes, one in ten missing in a frame, and one in twelve
+    detected twice with the very same box (as another class, the same score or a lower one): where
+    tracked class-agnostic, assignments tie, and which of two equal detections a track takes
+    decides which one starts a new track."""
+    rng = np.random.default_rng(seed)
+    W, H = size
+    objs = [dict(x=rng.uniform(0, W - 120), y=rng.uniform(0, H - 200), vx=rng.uniform(-5, 5), vy=rng.uniform(-3, 3), w=rng.uniform(20, 120), h=rng.uniform(30, 200)) for _ in range(n_objects)]
+    frames = []
+    for f in range(n_frames):
+        dets = []
+        for o in objs:
+            if rng.random() < 0.1:
+                continue
+            x, y = o['x'] + o['vx'] * f + rng.normal(0, 2), o['y'] + o['vy'] * f + rng.normal(0, 2)
+            s = round(float(rng.uniform(0.11, 0.99)), 5)
+            b = [round(x, 2), round(y, 2), round(x + o['w'] * np.exp(rng.normal(0, .05)), 2), round(y + o['h'] * np.exp(rng.normal(0, .05)), 2)]
+            dets.append([int(rng.integers(0, 3)), s] + b)
+            if rng.random() < 0.08:
+                dets.append([int(rng.integers(0, 3)), s if rng.random() < 0.5 else round(s * 0.9, 5)] + b)
+        frames.append([dets[i] for i in rng.permutation(len(dets))])
+    return frames
+
+
 def write_fixture(name, source, frames, frame_rate, BYTETracker, BaseTrack, out_dir, dets_from=None):
     per_class = run_reference(BYTETracker, BaseTrack, frames, frame_rate, False)
     agnostic = run_reference(BYTETracker, BaseTrack, frames, frame_rate, True)
@@ -354,6 +378,7 @@ def main():
     # close to the camera: large fast-changing boxes at the frame's edges, lost and found at the buffer's edge
     for seed, rate, clip in ((1, 30.303, True), (8, 12.5, False), (7, 29.97, True), (4, 7.5, True), (5, 30, False)):
         run(f'close-up-{rate}fps-{"clipped" if clip else "unclipped"}', f'close_up seed {seed}', close_up(seed, 200, rate, clip), rate)
+    run('crowd-duplicates-30fps', 'crowd seed 3', crowd(3, 40, 25), 30)
 
 if __name__ == '__main__':
     main()
