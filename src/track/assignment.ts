@@ -248,7 +248,8 @@ export function solveAugmented(real: Float64Array, nr: number, nc: number, half:
  * lapjv on the augmented 1,200 x 1,200 matrix takes about 33 ms here, 2,000 x 2,000 about 56 ms).
  * Split, a tie may be broken otherwise than lapjv breaks it on the whole problem: seen on a crowd
  * of 1,500 objects with duplicated boxes tracked class-agnostic (117 of 8,216 boxes with another
- * id), not at 650 to 1,200 objects; deimv2's own detections stay below it (300 a frame at most).
+ * id), not at 650 to 1,200 objects. With deimv2's own detections (300 a frame at most) it takes
+ * more than 900 tracked and lost tracks in one association.
  */
 export const WHOLE_PROBLEM_LIMIT = 1200;
 
