@@ -67,6 +67,26 @@ describe('synthetic trajectories', () => {
     expect(distinct(idsOf(new ByteTracker({ frameRate: 10 }), frames), 'o').size).toBe(2);
   });
 
+  it('at the edge of the buffer, as the reference: a track missing max_time_lost + 1 frames is still found (it is removed a frame late), not after + 2; found that way, it is gone as soon as it is lost again', () => {
+    // Seen in frames 1..10, missing from frame 11 for `gap` frames, then seen again until frame 60
+    // (and, with `relost`, missing again in frames 48..50). max_time_lost = int(fps / 30 * 30).
+    const seq = (gap: number, relost = false) =>
+      Array.from({ length: 60 }, (_, f) => {
+        const frame = f + 1;
+        const away = (frame > 10 && frame <= 10 + gap) || (relost && frame >= 48 && frame <= 50);
+        return (away ? [] : [['o', det(100, 100, 50, 100)]]) as Array<[string, Detection]>;
+      });
+    for (const [fps, lostMax] of [[30, 30], [29.97, 29], [30.303, 30], [12.5, 12], [7.5, 7]] as const) {
+      const ids = (gap: number, relost = false) => [...distinct(idsOf(new ByteTracker({ frameRate: fps }), seq(gap, relost)), 'o')];
+      expect(ids(lostMax), `${fps} FPS`).toEqual([1]);
+      expect(ids(lostMax + 1), `${fps} FPS`).toEqual([1]);
+      expect(ids(lostMax + 2), `${fps} FPS`).toEqual([1, 2]);
+      // An ordinary track is found again after 3 missing frames; one found at the buffer's edge is not.
+      expect(ids(lostMax, true), `${fps} FPS`).toEqual([1]);
+      expect(ids(lostMax + 1, true), `${fps} FPS`).toEqual([1, 2]);
+    }
+  });
+
   it('low-score detections keep a track going (second association); they never start one', () => {
     const frames = Array.from({ length: 40 }, (_, f) => [['o', det(100 + 4 * f, 100, 50, 100, f >= 10 && f < 25 ? 0.3 : 0.9)], ['weak', det(600, 300, 50, 50, 0.3)]] as Array<[string, Detection]>);
     const ids = idsOf(new ByteTracker(), frames);
@@ -104,15 +124,29 @@ describe('synthetic trajectories', () => {
 });
 
 describe('assignment', () => {
-  it('matches a pair only when its cost is below the threshold, and finds the optimum', () => {
+  it('matches a pair only when its cost is at most the threshold, and finds the optimum', () => {
     const cost = Float64Array.from([0.1, 0.2, 0.3, 0.15, 0.9, 0.95]);
     const r = linearAssignment(cost, 3, 2, 0.5);
-    // rows 0,1 compete for col 0; optimum 0->1 (0.2) + 1->0 (0.3) = 0.5 < 0.1 + 0.15 with 1 unmatched... check the sums:
     // {0-0, 1-1}: 0.1 + 0.15 = 0.25 - 2 * 0.5 -> best.
     expect(r.matches).toEqual([[0, 0], [1, 1]]);
     expect(r.unmatchedRows).toEqual([2]);
-    expect(linearAssignment(Float64Array.from([0.5]), 1, 1, 0.5).matches).toEqual([]);
+    // A cost equal to the limit: lapjv matches it (the unmatched alternative costs the same).
+    expect(linearAssignment(Float64Array.from([0.5]), 1, 1, 0.5).matches).toEqual([[0, 0]]);
+    expect(linearAssignment(Float64Array.from([0.5000001]), 1, 1, 0.5).matches).toEqual([]);
     expect(linearAssignment(new Float64Array(0), 0, 3, 0.5).unmatchedCols).toEqual([0, 1, 2]);
+  });
+
+  it('the cost limit is part of the problem, not a filter after it (lapjv with extend_cost and cost_limit)', () => {
+    // Without the limit the optimum is 0-1 + 1-0 (0.9 < 0.95), both below 0.5; with it, 0-0 alone
+    // is better (0.05 - 0.5 = -0.45 against 0.9 - 2 x 0.5 = -0.1).
+    expect(linearAssignment(Float64Array.from([0.05, 0.45, 0.45, 0.9]), 2, 2, 0.5).matches).toEqual([[0, 0]]);
+  });
+
+  it('breaks ties between equally good assignments as lap.lapjv does (scipy picks the others)', () => {
+    // Checked against lap's lapjv (scripts/make-track-fixtures.py builds it).
+    expect(linearAssignment(Float64Array.from([0.2, 0.2, 0.2, 0.2]), 2, 2, 0.8).matches).toEqual([[0, 1], [1, 0]]);
+    expect(linearAssignment(Float64Array.from([0.3, 0.3, 0.9, 0.3, 0.3, 0.9]), 2, 3, 0.8).matches).toEqual([[0, 1], [1, 0]]);
+    expect(linearAssignment(Float64Array.from([0.2, 0.2]), 1, 2, 0.8).matches).toEqual([[0, 1]]);
   });
 
   it('gives the same matching whole and split into components (large problems)', () => {
@@ -172,21 +206,22 @@ describe('MOT and JSONL files', () => {
     expect(motLines(0, [t])).toBe('1,3,10.12,20.00,50.38,100.00,0.88,-1,-1,-1\n');
   });
 
-  it('deimv2 track equals the reference on the car fixture and writes MOT', async () => {
+  /** Runs `deimv2 track` on a reference fixture's detections; checks ids, scores and boxes (0.01 px as written) against its tracks. */
+  async function trackAgainstFixture(file: string, args: string[], agnostic: boolean) {
     const dir = tempDir();
-    const fixture = readFileSync(path.join(ROOT, 'test', 'fixtures', 'track', 'car-atto.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const frames = fixture.slice(1) as Array<{ frame: number; dets: number[][]; tracks: number[][] }>;
+    const fixture = readFileSync(path.join(ROOT, 'test', 'fixtures', 'track', file), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const frames = fixture.slice(1) as Array<{ frame: number; dets: number[][]; tracks: number[][]; agnostic: number[][] }>;
     const dets = path.join(dir, 'dets.jsonl');
     writeFileSync(dets, frames.map((f) => JSON.stringify({ frame: f.frame - 1, pts: (f.frame - 1) / 30, detections: f.dets.map(([c, s, x1, y1, x2, y2]) => ({ label: `c${c}`, classId: c, categoryId: c, score: s, box: [x1, y1, x2, y2] })) })).join('\n') + '\n');
     const out = path.join(dir, 'tracks.jsonl');
     const mot = path.join(dir, 'tracks.txt');
-    await run(process.execPath, [CLI, 'track', '--detections', dets, '--out', out, '--mot', mot, '-q']);
+    await run(process.execPath, [CLI, 'track', '--detections', dets, '--out', out, '--mot', mot, '-q', ...args]);
     const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines.at(-1).summary.frames).toBe(frames.length);
     let boxes = 0;
     lines.slice(0, -1).forEach((l, i) => {
-      const want = frames[i]!.tracks;
-      expect(l.tracks.map((t: { trackId: number }) => t.trackId)).toEqual(want.map((r) => r[0]));
+      const want = agnostic ? frames[i]!.agnostic.map(([id, ...rest]) => [id!, -1, ...rest]) : frames[i]!.tracks;
+      expect(l.tracks.map((t: { trackId: number }) => t.trackId), `frame ${i + 1}`).toEqual(want.map((r) => r[0]));
       l.tracks.forEach((t: { box: number[]; score: number }, k: number) => {
         const [, , x, y, w, h, s] = want[k]!;
         expect(t.score).toBe(s);
@@ -194,6 +229,16 @@ describe('MOT and JSONL files', () => {
         boxes++;
       });
     });
+    return { frames, boxes, mot };
+  }
+
+  it('deimv2 track --fps 30.303 --track-agnostic equals the reference on people close to the camera (large boxes changing fast, lost and found at the buffer\'s edge)', async () => {
+    const { boxes } = await trackAgainstFixture('close-up-30.303fps-clipped.jsonl', ['--fps', '30.303', '--track-agnostic'], true);
+    expect(boxes).toBe(186);
+  });
+
+  it('deimv2 track equals the reference on the car fixture and writes MOT', async () => {
+    const { frames, boxes, mot } = await trackAgainstFixture('car-atto.jsonl', [], false);
     expect(boxes).toBeGreaterThan(300);
     const motText = readFileSync(mot, 'utf8').trim().split('\n');
     expect(motText).toHaveLength(boxes);

@@ -54,6 +54,11 @@ export class STrack {
   startFrame = 0;
   trackletLen = 0;
   kf: KalmanState | null = null;
+  /**
+   * The reference's `self.removed_stracks` holds this track (it was marked removed in an earlier
+   * frame): once there, it leaves the lost list at the end of any frame it is in it, for good.
+   */
+  inRemovedList = false;
   /** Index of the detection this track took in the current frame (-1 when none). */
   detIndex: number;
   score: number;
@@ -312,10 +317,16 @@ export class ByteTrackCore {
     let tracked = this.tracked.filter((t) => t.state === TrackState.Tracked);
     tracked = joint(tracked, activated);
     tracked = joint(tracked, refind);
-    let lost = sub(this.lost, tracked);
+    const lost = sub(this.lost, tracked);
     lost.push(...lostNow);
-    lost = sub(lost, removedNow);
-    [this.tracked, this.lost] = this.removeDuplicates(tracked, lost);
+    // As the reference: the lost tracks go through the removed list as it was before this frame
+    // (sub_stracks(lost, self.removed_stracks), then self.removed_stracks.extend(...)). So a track
+    // removed in this frame stays lost, in state Removed, for one more frame, and can still be
+    // found again in the next one's first association; and a track found again that way is in the
+    // removed list already, so it is dropped at once the next time it is lost.
+    const kept = lost.filter((t) => !t.inRemovedList);
+    for (const t of removedNow) t.inRemovedList = true;
+    [this.tracked, this.lost] = this.removeDuplicates(tracked, kept);
     return this.tracked.filter((t) => t.isActivated);
   }
 
