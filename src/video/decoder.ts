@@ -130,6 +130,13 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
       this.proc.on('close', (code, signal) => {
         clearTimeout(timer);
         if (this.stopped) return this.finish(undefined);
+        if (!opened && code === 0) {
+          // ffmpeg ended cleanly but its log never gave a video stream's size: the open must still
+          // settle (it used to wait forever, and the CLI exited 13 with no message).
+          const error = new DeimError('ERR_VIDEO', `Could not decode ${this.source}: ffmpeg reported no video stream whose frame size could be read${this.reason()}`, { input: this.source });
+          this.finish(error);
+          return reject(error);
+        }
         if (code === 0) {
           this.decodeError = this.damage ?? damageLine(this.logLine, this.source);
           return this.finish(undefined);

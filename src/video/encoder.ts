@@ -1,6 +1,7 @@
 /**
  * H.264 encoder: one ffmpeg process reading raw RGB frames from a pipe and writing an MP4
- * (libx264, yuv420p) with the input's size and frame rate, one output frame per frame written.
+ * (libx264, yuv420p) with the input's size (an odd side padded by one black pixel: yuv420p needs
+ * even sides) and frame rate, one output frame per frame written.
  * Audio is taken from the source file when it has some. The file is finished by closing the
  * pipe, which is also what happens when this process dies, so a stopped run leaves a valid MP4.
  * ffmpeg writes a temporary file beside the output, renamed onto the output's name once ffmpeg
@@ -78,7 +79,11 @@ export class FrameEncoder {
     args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-r', options.fpsText, '-i', 'pipe:0');
     if (options.audioFrom) args.push(...protocolWhitelist(options.audioFrom), '-i', ffmpegInputPath(options.audioFrom));
     args.push('-map', '0:v:0');
-    if (options.audioFrom) args.push('-map', '1:a:0?', '-c:a', 'aac', '-b:a', '128k', '-shortest');
+    // The audio is padded with silence and cut at the video's end (apad + -shortest), so the MP4
+    // always has every frame written (a shorter audio track used to cut the last video frame).
+    if (options.audioFrom) args.push('-map', '1:a:0?', '-c:a', 'aac', '-b:a', '128k', '-af', 'apad', '-shortest');
+    // yuv420p needs even sides: an odd width or height gets one black column or row (right/bottom).
+    if (options.width % 2 === 1 || options.height % 2 === 1) args.push('-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black');
     args.push('-c:v', 'libx264', '-preset', options.preset ?? DEFAULT_PRESET, '-pix_fmt', 'yuv420p');
     if (options.threads) args.push('-threads', String(options.threads));
     if (options.live) {

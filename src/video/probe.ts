@@ -42,7 +42,7 @@ export function parseRate(text: string | undefined): number | undefined {
 export function parseFfmpegLog(log: string): VideoInfo | undefined {
   const outputAt = log.indexOf('Output #0');
   if (outputAt < 0) return undefined;
-  const outputVideo = /Stream #\d+:\d+.*?: Video: .*?(\d{2,5})x(\d{2,5})[^\n]*/.exec(log.slice(outputAt));
+  const outputVideo = /Stream #\d+:\d+.*?: Video: .*?\b(\d{1,5})x(\d{1,5})\b[^\n]*/.exec(log.slice(outputAt));
   if (!outputVideo) return undefined;
   const input = log.slice(0, outputAt);
   const rate = /(\d+(?:\.\d+)?) (?:fps|tbr)/.exec(outputVideo[0])?.[1] ?? /Video: [^\n]*?(\d+(?:\.\d+)?) (?:fps|tbr)/.exec(input)?.[1];
