@@ -379,17 +379,26 @@ async function videoRunUnderWay(prefix: string) {
 }
 
 describe('SIGTERM on a video', () => {
-  it('finishes the MP4 and the JSON lines of the frames done, and exits 0 (before: two temporary files and no output)', async () => {
+  it('finishes the MP4 and the JSON lines of the frames done, and exits 143 like an image run (before: two temporary files and no output; then exit 0)', async () => {
     const run = await videoRunUnderWay('deimv2-sigterm-video-');
     const { dir, out, jsonl, child, closed } = run;
     child.kill('SIGTERM');
-    expect(await closed, run.stderr).toBe(0);
+    expect(await closed, run.stderr).toBe(143);
     expect(run.stderr).toMatch(/SIGTERM: stopping \(finishing the output; SIGTERM again to quit now\)/);
     expect(readdirSync(dir).sort()).toEqual(['v.jsonl', 'v.mp4']);
     const lines = readFileSync(jsonl, 'utf8').trim().split('\n');
     expect(lines.length).toBeGreaterThan(3);
     const frames = execFileSync('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', out], { encoding: 'utf8' }).trim();
     expect(Number(frames)).toBe(lines.length);
+  });
+});
+
+describe('Ctrl-C once on a video', () => {
+  it('finishes the MP4 and the JSON lines and exits 130 like an image run (before: exit 0)', async () => {
+    const run = await videoRunUnderWay('deimv2-sigint1-video-');
+    run.child.kill('SIGINT');
+    expect(await run.closed, run.stderr).toBe(130);
+    expect(readdirSync(run.dir).sort()).toEqual(['v.jsonl', 'v.mp4']);
   });
 });
 

@@ -46,6 +46,8 @@ export interface VideoRunSummary extends VideoStats {
   fps: number;
   /** With tracking: tracks, line counts and zone dwell (also the last line of the JSONL). */
   tracking?: TrackSummary;
+  /** The stop signal that ended the run early, if one did (the CLI exits 130 or 143 for it). */
+  stopSignal?: StopSignal;
 }
 
 /**
@@ -67,6 +69,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   const onOuterAbort = () => controller.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
   let interrupts = 0;
+  let firstSignal: StopSignal | undefined;
   let bar: cliProgress.SingleBar | undefined;
   const clearBar = () => {
     bar?.stop(); // clearOnComplete: the line is cleared, and nothing is drawn after
@@ -77,6 +80,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   // Ctrl-C or SIGTERM: the first finishes the output, the second quits now.
   const onSignal = (signal: StopSignal) => {
     interrupts++;
+    firstSignal ??= signal;
     clearBar();
     if (interrupts === 1) {
       if (!options.quiet) process.stderr.write(`deimv2: ${signal === 'SIGTERM' ? 'SIGTERM: ' : ''}stopping (finishing the output; ${signalName(signal)} again to quit now)\n`);
@@ -138,6 +142,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
     json: options.json,
     fps: run.stats.processed / Math.max(run.stats.elapsedMs / 1000, 1e-9),
     ...(run.tracking ? { tracking: run.tracking.summary() } : {}),
+    ...(firstSignal ? { stopSignal: firstSignal } : {}),
   };
   if (!options.quiet) process.stderr.write(printable(summaryLine(summary)) + '\n');
   if (!options.quiet && summary.tracking) process.stderr.write(formatTrackSummary(summary.tracking) + '\n');

@@ -280,6 +280,8 @@ async function detectVideoCommand(input: string, options: DetectCliOptions, dete
       quiet: options.quiet === true,
     });
     if (options.quiet) process.stderr.write(printable(summaryLine(summary)) + '\n');
+    // Stopped by a signal: the outputs are finished, and the status says so, as for images (130, 143).
+    if (summary.stopSignal) return stoppedStatus(summary.stopSignal);
     return summary.decodeError ? 1 : 0;
   } finally {
     await detector.close();
