@@ -83,6 +83,9 @@ export class Detector {
   }
 
   static async create(options: DetectorOptions = {}): Promise<Detector> {
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new DeimError('ERR_INVALID_ARGUMENT', `Expected an options object (or nothing) for Detector.create but received ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
+    }
     const model = resolveModel(options.model ?? 'atto', options.modelDir !== undefined ? { modelDir: options.modelDir } : {});
     const o = checkDetectorOptions(options);
     const decision = chooseBackend(options.backend ?? 'auto');

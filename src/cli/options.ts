@@ -52,16 +52,25 @@ export function addDetectorOptions(cmd: Command, defaults: { threshold?: string 
     .addOption(new Option('--cuda-graphs <on|off>', 'TensorRT: replay inference from CUDA graphs').choices(['on', 'off']).default('on'));
 }
 
+/**
+ * A number option's text as a number: plain decimal only ("0.5", "1e-3", "16"), NaN for anything
+ * else that Number() would take ("0x1", "0b1", " 1", "Infinity", ""), so every numeric option of
+ * the CLI reads its text the same way.
+ */
+export function decimal(text: string | undefined): number {
+  return text !== undefined && /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) ? Number(text) : NaN;
+}
+
 function int(value: string | undefined, name: string, min: number): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = decimal(value);
   if (!Number.isInteger(n) || n < min) throw new DeimError('ERR_INVALID_ARGUMENT', `--${name} must be an integer >= ${min}, got "${value}"`, { input: value });
   return n;
 }
 
 function num(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = value.trim() === '' ? NaN : Number(value);
+  const n = decimal(value);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw new DeimError('ERR_INVALID_ARGUMENT', `--${name} must be a number from 0 to 1, got "${value}"`, { input: value });
   return n;
 }

@@ -58,5 +58,12 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
  */
 export function detectVideo(detector: FrameDetector, source: string, options: VideoOptions = {}): VideoDetection {
   if (typeof source !== 'string' || source === '') throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a file path or URL for source but received ${JSON.stringify(source)}`);
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `Expected an options object for detectVideo but received ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`);
+  }
+  const { signal } = options as { signal?: unknown };
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', 'Expected an AbortSignal (new AbortController().signal) for options.signal of detectVideo');
+  }
   return new VideoDetection(detector, source, options);
 }

@@ -14,7 +14,7 @@ import { evaluateJson, type StatName } from '../../eval/metrics.js';
 import { formatFixed3 } from '../../eval/summary-format.js';
 import { DeimError } from '../../errors.js';
 import { printable } from '../../output/printable.js';
-import { detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
+import { decimal, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { createProgress } from '../progress.js';
 import { parseLimit } from './eval.js';
 
@@ -82,7 +82,7 @@ const COLUMNS: StatName[] = ['AP', 'AP50', 'AP75'];
 
 export async function compareCommand(options: CompareCliOptions): Promise<number> {
   const log = (s: string) => process.stderr.write(printable(s) + '\n');
-  const minScore = Number(options.score);
+  const minScore = decimal(options.score);
   if (!Number.isFinite(minScore) || minScore < 0 || minScore > 1) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `--score must be a number from 0 to 1, got "${options.score}"`, { input: options.score });
   }

@@ -16,7 +16,7 @@ import { formatPerClass, formatSummary } from '../../eval/summary-format.js';
 import { DeimError } from '../../errors.js';
 import { planOutputs } from '../../output/plan.js';
 import { printable } from '../../output/printable.js';
-import { detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
+import { decimal, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 import { detectorInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
 
@@ -52,7 +52,7 @@ export function addEvalDetectorOptions(cmd: Command): Command {
 
 export function parseLimit(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = decimal(value);
   if (!Number.isInteger(n) || n < 1) throw new DeimError('ERR_INVALID_ARGUMENT', `--limit must be an integer >= 1, got "${value}"`, { input: value });
   return n;
 }

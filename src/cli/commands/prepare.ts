@@ -12,6 +12,7 @@ import { loadModel } from '../../prepare/onnx-io.js';
 import { checkRepositoryTarget, defaultModelName, writeTritonOnnx } from '../../triton/index.js';
 import { loadImageInputs } from '../../prepare/measure.js';
 import { formatReport, sensitivityReport } from '../../prepare/report.js';
+import { decimal } from '../options.js';
 
 interface PrepareCliOptions {
   model: string;
@@ -57,7 +58,7 @@ export function register(program: Command): void {
       if (!/^\d+$/.test(options.instances ?? '1')) throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a positive integer for --instances but received "${options.instances}"`, { input: '--instances' });
       if (options.tritonName !== undefined && options.tritonRepo === undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--triton-name needs --triton-repo <dir>');
       const triton = options.tritonRepo === undefined ? undefined
-        : { repo: options.tritonRepo, name: options.tritonName ?? defaultModelName(options.model), model: options.model, instances: Number(options.instances ?? '1') };
+        : { repo: options.tritonRepo, name: options.tritonName ?? defaultModelName(options.model), model: options.model, instances: decimal(options.instances ?? '1') };
       if (triton) await checkRepositoryTarget(triton, 'model.onnx');
       if (options.out || triton) {
         const result = await prepareModel(options.model, {
@@ -94,7 +95,7 @@ function formatResult(r: PrepareResult): string {
 
 async function runReport(options: PrepareCliOptions): Promise<void> {
   if (!options.images) throw new DeimError('ERR_INVALID_ARGUMENT', '--report needs --images <dir> (for example ../shared/coco/val2017)');
-  const count = Number(options.reportImages);
+  const count = decimal(options.reportImages);
   if (!Number.isInteger(count) || count < 1) throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a positive integer for --report-images but received ${options.reportImages}`);
   let files: string[];
   try {

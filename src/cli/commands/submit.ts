@@ -10,6 +10,7 @@ import { outputPathFor } from '../../annotate/write.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { checkMaxDetections, checkThreshold } from '../../postprocess/detections.js';
 import type { DetectionJobOptions } from '../../queue/jobs.js';
+import { decimal } from '../options.js';
 import { DetectionQueue, type AddJob, type QueueResult } from '../../queue/producer.js';
 import { expandInputs } from '../inputs.js';
 import { createProgress } from '../progress.js';
@@ -69,7 +70,7 @@ export function jobOptionsFrom(o: SubmitCliOptions): DetectionJobOptions {
 export async function submitCommand(inputs: string[], options: SubmitCliOptions): Promise<number> {
   const log = (s: string) => process.stderr.write(s + '\n');
   const jobOptions = jobOptionsFrom(options);
-  const timeout = options.timeout !== undefined ? Number(options.timeout) : undefined;
+  const timeout = options.timeout !== undefined ? decimal(options.timeout) : undefined;
   if (timeout !== undefined && !(timeout > 0)) throw new DeimError('ERR_INVALID_ARGUMENT', `--timeout must be a positive number of seconds, got "${options.timeout}"`);
   const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
   for (const p of problems) log(`deimv2: ${p.message}`);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { DeimError } from '../../errors.js';
 import { DEFAULT_MAX_BYTES } from '../../queue/jobs.js';
 import { DetectionWorker } from '../../queue/worker.js';
-import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
+import { addDetectorOptions, decimal, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
 
 interface WorkerCliOptions extends DetectorCliOptions {
   redis: string;
@@ -39,7 +39,7 @@ export function register(program: Command): void {
 
 function int(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = decimal(value);
   if (!Number.isInteger(n) || n < 1) throw new DeimError('ERR_INVALID_ARGUMENT', `--${name} must be a positive integer, got "${value}"`, { input: value });
   return n;
 }
