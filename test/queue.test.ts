@@ -265,6 +265,30 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
     expect(json.workers[0].completed).toBeGreaterThan(5);
   });
 
+  it('submit --annotate-dir plans the copies over the whole submission as detect --out does: never onto another job\'s input, same-named inputs get distinct names', async () => {
+    const root = path.join(allowed, 'same-names');
+    for (const [sub, src] of [['a', IMAGES[0]!], ['b', IMAGES[1]!]] as const) {
+      mkdirSync(path.join(root, sub), { recursive: true });
+      copyFileSync(src, path.join(root, sub, 'x.jpg'));
+    }
+    const a = path.join(root, 'a', 'x.jpg');
+    const b = path.join(root, 'b', 'x.jpg');
+    const before = readFileSync(a);
+    // Before: b's annotated copy replaced a/x.jpg, an input of the same submission.
+    const clash = await deimv2(['submit', path.join(root, 'a'), path.join(root, 'b'), '--annotate-dir', path.join(root, 'a'), '--redis', redis.url, '--queue', 'detect', '--wait', '-q']);
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toMatch(/would overwrite the input .*x\.jpg.*ERR_OUTPUT_CLASH/);
+    expect(readFileSync(a).equals(before)).toBe(true);
+    // Before: both jobs wrote ann/x.jpg, one copy lost.
+    const ann = path.join(root, 'ann');
+    const ok = await deimv2(['submit', path.join(root, 'a'), path.join(root, 'b'), '--annotate-dir', ann, '--redis', redis.url, '--queue', 'detect', '--wait', '--json', path.join(root, 'r.json'), '-q']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(readdirSync(ann).sort()).toEqual(['x-1.jpg', 'x.jpg']);
+    expect(JSON.parse(readFileSync(path.join(root, 'r.json'), 'utf8')).results).toHaveLength(2);
+    expect(readFileSync(a).equals(before)).toBe(true);
+    expect(readFileSync(path.join(ann, 'x.jpg')).equals(readFileSync(path.join(ann, 'x-1.jpg')))).toBe(false);
+  });
+
   it('works with a password and a database number in the URL; a wrong password is a clear error', async () => {
     const secured = await startRedis({ password: 's3cret pass' });
     try {

@@ -119,3 +119,28 @@ export function outputPathFor(inputFile: string, out: string, isDir: boolean): s
   }
   return target;
 }
+
+/**
+ * The annotated copy of each input (`out` a folder, or one file for one input): same-named inputs
+ * get `name-1.jpg`, `name-2.jpg`, ... in input order, so no two inputs share an output. Used by
+ * `detect --out` and by `submit --annotate-dir`, so a queue submission plans its outputs as detect does.
+ */
+export function annotatedTargets(files: readonly string[], inputCount: number, out: string, outIsDir: boolean): Map<string, string> {
+  if (!outIsDir && inputCount > 1) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out} names one file, but there are ${inputCount} input images: give a folder for their annotated copies (e.g. --out ${path.join(path.dirname(out), path.parse(out).name)}/)`, { input: out });
+  }
+  if (!outIsDir && !isWritableImagePath(out)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out}: unknown image extension "${path.extname(out)}"; use one of ${WRITABLE_EXTENSIONS.join(', ')}`, { input: out });
+  }
+  const targets = new Map<string, string>();
+  const used = new Set<string>();
+  for (const file of files) {
+    const first = outIsDir ? annotatedNameIn(out, file) : out;
+    const ext = path.extname(first);
+    let target = first;
+    for (let n = 1; used.has(target); n++) target = `${first.slice(0, first.length - ext.length)}-${n}${ext}`;
+    used.add(target);
+    targets.set(file, target);
+  }
+  return targets;
+}

@@ -2,7 +2,7 @@
 import { existsSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { annotatedNameIn, isWritableImagePath, loadEncoder, writeAnnotatedImage, WRITABLE_EXTENSIONS } from '../../annotate/write.js';
+import { annotatedTargets, loadEncoder, writeAnnotatedImage } from '../../annotate/write.js';
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, settleWrites, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
@@ -229,26 +229,6 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
  * `out`. Inputs from different folders can share a base name: the second becomes name-1.jpg, and
  * so on. An --out file name for several inputs, or with an extension no encoder writes, is refused.
  */
-function annotatedTargets(files: readonly string[], inputCount: number, out: string, outIsDir: boolean): Map<string, string> {
-  if (!outIsDir && inputCount > 1) {
-    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out} names one file, but there are ${inputCount} input images: give a folder for their annotated copies (e.g. --out ${path.join(path.dirname(out), path.parse(out).name)}/)`, { input: out });
-  }
-  if (!outIsDir && !isWritableImagePath(out)) {
-    throw new DeimError('ERR_INVALID_ARGUMENT', `--out ${out}: unknown image extension "${path.extname(out)}"; use one of ${WRITABLE_EXTENSIONS.join(', ')}`, { input: out });
-  }
-  const targets = new Map<string, string>();
-  const used = new Set<string>();
-  for (const file of files) {
-    const first = outIsDir ? annotatedNameIn(out, file) : out;
-    const ext = path.extname(first);
-    let target = first;
-    for (let n = 1; used.has(target); n++) target = `${first.slice(0, first.length - ext.length)}-${n}${ext}`;
-    used.add(target);
-    targets.set(file, target);
-  }
-  return targets;
-}
-
 /** Containers the annotated video can be written as (the encoder writes MP4). */
 const VIDEO_OUT_EXTENSIONS = ['.mp4', '.m4v', '.mov'];
 

@@ -3,10 +3,12 @@
  * enqueues images (as paths the workers read, or with --bytes as their contents) with a progress
  * bar; with --wait collects every result into the JSON document `deimv2 detect --json` writes.
  */
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { outputPathFor } from '../../annotate/write.js';
+import { annotatedTargets } from '../../annotate/write.js';
+import { checkOutputs } from '../../output/plan.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { checkMaxDetections, checkThreshold } from '../../postprocess/detections.js';
 import type { DetectionJobOptions } from '../../queue/jobs.js';
@@ -79,6 +81,7 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
     return 1;
   }
   const annotateDir = options.annotateDir !== undefined ? path.resolve(options.annotateDir) : undefined;
+  const targets = annotateDir !== undefined ? planAnnotated(files, annotateDir) : undefined;
   const q = new DetectionQueue({ redis: options.redis, queue: options.queue });
   try {
     await q.ready();
@@ -92,7 +95,7 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
       for (const i of indices) {
         const file = files[i]!;
         try {
-          const perFile: DetectionJobOptions = annotateDir !== undefined ? { ...jobOptions, annotate: outputPathFor(file, annotateDir, true) } : jobOptions;
+          const perFile: DetectionJobOptions = targets !== undefined ? { ...jobOptions, annotate: targets.get(file)! } : jobOptions;
           const image = options.bytes ? await readImage(file, q.maxBytes) : file;
           jobs.push({ i, job: { image, options: perFile, ...(options.bytes ? { name: file } : {}), ...(options.retryFailed ? { retryFailed: true } : {}) } });
         } catch (e) {
@@ -216,4 +219,26 @@ async function writeJson(target: string, doc: unknown): Promise<void> {
   } catch (e) {
     throw new DeimError('ERR_OUTPUT_WRITE', `cannot write JSON to ${target}: ${errorMessage(e)}`, { input: target });
   }
+}
+
+/**
+ * The annotated copies of a submission, planned over all its files at once as `detect --out` plans
+ * them: same-named inputs get distinct names, and a copy that would land on any input of the
+ * submission (not only its own) refuses the whole submission before a job is added. Where the
+ * folder is visible here, links and hard links are seen through too (the output plan); the
+ * workers check again on their machine.
+ */
+function planAnnotated(files: readonly string[], annotateDir: string): Map<string, string> {
+  const targets = annotatedTargets(files, files.length, annotateDir, true);
+  const outputs = [...targets.values()].map((t) => ({ path: t, kind: 'image' as const, flag: '--annotate-dir' }));
+  if (existsSync(annotateDir)) {
+    checkOutputs({ inputs: [...files], outputs });
+    return targets;
+  }
+  const inputs = new Map(files.map((f) => [path.resolve(f), f]));
+  for (const o of outputs) {
+    const input = inputs.get(path.resolve(o.path));
+    if (input !== undefined) throw new DeimError('ERR_OUTPUT_CLASH', `--annotate-dir ${o.path} would overwrite the input ${input}; choose another folder; nothing was submitted`, { input: o.path });
+  }
+  return targets;
 }
