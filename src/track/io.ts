@@ -91,6 +91,9 @@ export async function* readDetectionsJsonl(file: string): AsyncGenerator<Detecti
 export class LineWriter {
   private readonly fd: number;
   private readonly file: AtomicFile | undefined;
+  /** A write failed (a full disk): the file is never renamed onto the target, which stays as it was. */
+  private failed = false;
+  private closed = false;
   constructor(readonly target: string) {
     if (target === '-') {
       this.fd = -1;
@@ -110,14 +113,24 @@ export class LineWriter {
       if (this.fd < 0) process.stdout.write(text);
       else writeSync(this.fd, text);
     } catch (e) {
+      this.failed = true;
       throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${this.target}: ${errorMessage(e)}`, { input: this.target, cause: e });
     }
   }
 
+  /** Renames the file onto its target, unless a write failed (then it is removed, the target untouched). */
   close(): void {
-    if (this.fd < 0 || !this.file) return;
+    if (this.fd < 0 || !this.file || this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
-    this.file.commitSync();
+    if (this.failed) this.file.discard();
+    else this.file.commitSync();
+  }
+
+  /** For a run that failed: removes the temporary file; an earlier file under the target stays as it was. */
+  discard(): void {
+    this.failed = true;
+    this.close();
   }
 }
 

@@ -21,6 +21,8 @@ export class JsonlWriter {
   private readonly ownsFd: boolean;
   private readonly file: AtomicFile | undefined;
   private closed = false;
+  /** A write failed (a full disk): the file is never renamed onto the target, which stays as it was. */
+  private failed = false;
   /** Bytes of whole lines in the file. */
   private bytes = 0;
   lines = 0;
@@ -53,6 +55,7 @@ export class JsonlWriter {
   }
 
   private writeLine(line: string): void {
+    if (this.closed) return; // discarded (a failed run): nothing more goes out
     try {
       // stdout goes through the stream (fd 1 may be non-blocking: writeSync could fail with EAGAIN).
       if (this.ownsFd) {
@@ -61,7 +64,9 @@ export class JsonlWriter {
         this.bytes += data.length;
       } else process.stdout.write(line);
     } catch (err) {
-      // A full disk: cut the part of a line written, so the file stays whole lines.
+      // A full disk: cut the part of a line written, so the temporary file stays whole lines; it is
+      // not renamed onto the target (an earlier file there stays as it was).
+      this.failed = true;
       if (this.ownsFd) {
         try {
           ftruncateSync(this.fd, this.bytes);
@@ -74,13 +79,19 @@ export class JsonlWriter {
     this.lines++;
   }
 
+  /** For a run that failed: removes the temporary file; an earlier file under the target stays as it was. */
+  discard(): void {
+    this.failed = true;
+    this.close();
+  }
+
   /** Closes the file and renames it into place (removes it when no line was written). Safe to call twice. */
   close(): void {
     if (this.closed || !this.ownsFd) return;
     this.closed = true;
     closeSync(this.fd);
     try {
-      if (this.lines > 0) this.file!.commitSync();
+      if (this.lines > 0 && !this.failed) this.file!.commitSync();
       else this.file!.discard();
     } catch (err) {
       throw new DeimError('ERR_OUTPUT_WRITE', `Cannot write ${this.target}: ${errorMessage(err)}`, { input: this.target, cause: err });

@@ -127,6 +127,12 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
       if (mot && result.tracks) mot.write(motLines(result.frame, result.tracks));
       bar?.update(run.stats.processed, { fps: (run.stats.processed / ((performance.now() - started) / 1000)).toFixed(1), dropped: run.stats.dropped });
     }
+  } catch (e) {
+    // A failed run keeps no output (the MP4's temporary file is the encoder's to remove): earlier
+    // files under the targets stay exactly as they were.
+    jsonl?.discard();
+    mot?.discard();
+    throw e;
   } finally {
     clearBar();
     if (run.tracking) jsonl?.writeObject({ summary: run.tracking.summary() });

@@ -81,6 +81,11 @@ export async function trackCommand(options: TrackCliOptions): Promise<number> {
     const summary = session.summary();
     jsonl?.write(JSON.stringify({ summary }) + '\n');
     if (!options.quiet) process.stderr.write(formatTrackSummary(summary) + '\n');
+  } catch (e) {
+    // A failed run keeps no output: earlier files under the targets stay exactly as they were.
+    jsonl?.discard();
+    mot?.discard();
+    throw e;
   } finally {
     jsonl?.close();
     mot?.close();
