@@ -59,6 +59,17 @@ export async function main(argv: string[] = process.argv): Promise<void> {
     removeTemporaryFiles();
     dieOf(signal);
   });
+  // A closed stdout (`deimv2 detect clip.mp4 --json - | head`): stop quietly, as Unix tools do when
+  // their reader goes away, instead of an unhandled 'error' event with a stack trace. Temporary files
+  // are removed and the process dies of SIGTERM (Node ignores SIGPIPE itself; process.exit() would
+  // tear down worker threads inside onnxruntime).
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+      removeTemporaryFiles();
+      dieOf('SIGTERM');
+    });
+  }
   try {
     const unknown = unknownCommand(argv.slice(2));
     if (unknown !== undefined) {
