@@ -289,6 +289,21 @@ describe('queue mode (BullMQ on a real redis-server)', () => {
     expect(readFileSync(path.join(ann, 'x.jpg')).equals(readFileSync(path.join(ann, 'x-1.jpg')))).toBe(false);
   });
 
+  it('a worker of another model refuses a queue a live worker already serves (before: atto and femto shared it, and submit said "atto" for femto\'s results)', async () => {
+    const femto = await Detector.create({ model: 'femto', modelDir: MODEL_DIR, layout: 'single', threads: 1 });
+    try {
+      await expect(DetectionWorker.start({ redis: redis.url, queue: 'detect', detector: femto, allowDirs: [COCO_IMAGES] })).rejects.toMatchObject({
+        code: 'ERR_QUEUE',
+        message: expect.stringMatching(/queue "detect" is served by worker .* with model atto; this worker runs femto/),
+      });
+      // Its own queue is fine.
+      const own = await DetectionWorker.start({ redis: redis.url, queue: 'detect-femto', detector: femto, allowDirs: [COCO_IMAGES] });
+      await own.close();
+    } finally {
+      await femto.close();
+    }
+  });
+
   it('works with a password and a database number in the URL; a wrong password is a clear error', async () => {
     const secured = await startRedis({ password: 's3cret pass' });
     try {

@@ -24,7 +24,7 @@ import type { DetectionFailure } from '../postprocess/types.js';
 import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis, type RedisTarget } from './connection.js';
 import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, type JobData, type JobResult } from './jobs.js';
 import { checkOutputPath, isTransient, openJobImage, resolveAllowDirs, type SourcePolicy } from './sources.js';
-import { Heartbeat, workersKey } from './stats.js';
+import { Heartbeat, readWorkers, workersKey } from './stats.js';
 
 export interface DetectionWorkerOptions {
   redis: RedisTarget;
@@ -189,6 +189,15 @@ export class DetectionWorker {
     } catch (e) {
       redis.disconnect();
       throw e;
+    }
+    // One model a queue: a job's result must be the same whichever worker takes it, so a worker
+    // refuses a queue that a live worker of another model already serves.
+    const model = detector.spec.variant ?? path.basename(detector.modelPath);
+    const other = (await readWorkers(redis, workersKey(prefix, queue))).live.find((w) => w.model !== model);
+    if (other) {
+      if (!options.detector) await detector.close();
+      redis.disconnect();
+      throw new DeimError('ERR_QUEUE', `queue "${queue}" is served by worker ${other.id} with model ${other.model}; this worker runs ${model}: give each model its own queue (--queue), so every result comes from the model its submitter expects`);
     }
     const stats = detector.stats();
     const concurrency = options.concurrency ?? 4 * stats.runners * detector.batchSize + 2;

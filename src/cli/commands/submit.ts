@@ -160,6 +160,8 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
     }
     const seconds = (performance.now() - start) / 1000;
     let missing = 0;
+    const origin = madeBy(entries);
+    const mixed = origin.models !== undefined;
     const results = files.map((file, i) => {
       const e = entries[i];
       if (!e) {
@@ -167,17 +169,16 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
         return { file, error: `no result within ${timeout} s (job ${ids[i]} is still queued or running)` };
       }
       if ('error' in e) return { file, error: e.error.message };
-      return { file, width: e.width, height: e.height, detections: e.detections };
+      return { file, ...(mixed ? { model: e.model, backend: e.backend } : {}), width: e.width, height: e.height, detections: e.detections };
     });
-    const first = entries.find((e): e is Extract<QueueResult, { model: string }> => e !== undefined && !('error' in e));
-    if (options.json !== undefined) await writeJson(options.json, { model: first?.model ?? null, backend: first?.backend ?? null, results });
+    if (options.json !== undefined) await writeJson(options.json, { ...origin, results });
     const failed = results.filter((r) => 'error' in r);
     if (failed.length > 0) {
       log(`deimv2: ${failed.length} of ${files.length} file(s) failed:`);
       for (const f of failed.slice(0, 50)) log(`  ${f.error}`);
       if (failed.length > 50) log(`  ... and ${failed.length - 50} more`);
     }
-    const detections = results.reduce((s, r) => s + (r.detections?.length ?? 0), 0);
+    const detections = results.reduce((s, r) => s + ('detections' in r && r.detections ? r.detections.length : 0), 0);
     log(
       `deimv2: ${files.length - failed.length} image(s), ${detections} detection(s)` +
         (failed.length ? `, ${failed.length} failed` : '') +
@@ -241,4 +242,17 @@ function planAnnotated(files: readonly string[], annotateDir: string): Map<strin
     if (input !== undefined) throw new DeimError('ERR_OUTPUT_CLASH', `--annotate-dir ${o.path} would overwrite the input ${input}; choose another folder; nothing was submitted`, { input: o.path });
   }
   return targets;
+}
+
+/**
+ * Which model and backend made the results: one `model`/`backend` pair at the top, as detect --json
+ * writes it, when every result came from the same; otherwise `model`/`backend` are null, `models`
+ * lists each pair, and every result carries its own `model` and `backend` (never one model claimed
+ * for results another made).
+ */
+function madeBy(entries: ReadonlyArray<QueueResult | undefined>): Record<string, unknown> {
+  const made = entries.filter((e): e is Extract<QueueResult, { model: string }> => e !== undefined && !('error' in e));
+  const pairs = [...new Set(made.map((e) => `${e.model}\u0000${e.backend}`))].map((k) => k.split('\u0000') as [string, string]);
+  if (pairs.length <= 1) return { model: pairs[0]?.[0] ?? null, backend: pairs[0]?.[1] ?? null };
+  return { model: null, backend: null, models: pairs.map(([model, backend]) => ({ model, backend })) };
 }
