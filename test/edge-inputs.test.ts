@@ -1,6 +1,7 @@
 /**
- * The smaller defects of issue 9 (section 4) and the video Ctrl-C display of section 5, each
- * reproduced as it was found, then checked fixed.
+ * Edge cases of everyday inputs: video (Ctrl-C display, odd streams), files that are not regular
+ * files, options given through the API, names with control characters, inverted boxes from
+ * letterbox, and the command line's own checks.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
