@@ -59,7 +59,7 @@ export async function decodeBuffer(bytes: Uint8Array, name: string, options: Dec
   }
   if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${name}: empty input (0 bytes)`, { input: name });
   if (acceptedFormatOf(bytes) === undefined) throw await refusal(bytes, name);
-  try {
+  const decode = async (): Promise<RgbImage> => {
     const { data, info } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0, ignoreIcc: true })
       .timeout({ seconds })
       .rotate()
@@ -69,9 +69,20 @@ export async function decodeBuffer(bytes: Uint8Array, name: string, options: Dec
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoder returned ${info.channels} channels`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: 3 };
-  } catch (e) {
-    throw decodeError(e, name, seconds);
+  };
+  let error: unknown;
+  // libvips keeps one error buffer for the whole process: when several threads fail at once, one
+  // can take another's message, which then reads "Unknown error" (seen: 11 of 62 concurrent decodes
+  // of a truncated JPEG). The decode is tried again (at most twice more) for the real reason.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await decode();
+    } catch (e) {
+      error = e;
+      if (!/^\s*unknown error\s*$/i.test(errorMessage(e))) break;
+    }
   }
+  throw decodeError(error, name, seconds);
 }
 
 /**
@@ -98,7 +109,9 @@ function decodeError(e: unknown, name: string, seconds: number): DeimError {
     return new DeimError('ERR_INPUT_TOO_LARGE', `${name}: image is larger than the decoder's pixel limit (${msg})`, { input: name, cause: e });
   }
   if (/unsupported image format/i.test(msg)) return notAnImage(name, e);
-  return new DeimError('ERR_INPUT_UNREADABLE', `${name}: cannot decode image: ${msg.replace(/\s+/g, ' ').trim()}`, { input: name, cause: e });
+  // The same line twice is another thread's copy of the message (libvips's shared error buffer).
+  const lines = [...new Set(msg.split('\n').map((l) => l.replace(/\s+/g, ' ').trim()).filter(Boolean))];
+  return new DeimError('ERR_INPUT_UNREADABLE', `${name}: cannot decode image: ${lines.join(' ')}`, { input: name, cause: e });
 }
 
 /** Checks a raw pixel buffer handed to the API and returns it as RGB(A) the resizer reads. */
