@@ -3,19 +3,11 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CpuSession, Detector, DeimError, type DetectionFailure, type DetectionResult } from '../dist/index.js';
+import { CpuSession, Detector, type DetectionFailure, type DetectionResult } from '../dist/index.js';
 import { ATTO, EXAMPLE, MODEL_DIR } from './helpers/paths.js';
 import { pngHeaderOnly, tempDir, write } from './helpers/images.js';
+import { rejection } from './helpers/rejection.js';
 
-async function rejection(p: Promise<unknown>): Promise<DeimError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(DeimError);
-    return e as DeimError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('bad images', () => {
   let detector: Detector;

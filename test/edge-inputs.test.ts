@@ -6,7 +6,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Detector } from '../dist/index.js';
 import { evaluateJson } from '../dist/eval/metrics.js';
 import { COCO_CLASSES } from '../dist/models/classes.js';
@@ -17,6 +17,7 @@ import { runVideoDetect } from '../dist/video/run.js';
 import { COCO_ANNOTATIONS, EXAMPLE, MODEL_DIR, REFERENCE, ROOT, SHARED } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
 import { deimv2 } from './helpers/cli.js';
+import { attoForFile } from './helpers/detector.js';
 
 const CAR = path.join(SHARED, 'videos', 'car-detection.mp4');
 
@@ -28,13 +29,7 @@ function clip(name: string, frames: number): string {
   return file;
 }
 
-let detector: Detector;
-beforeAll(async () => {
-  detector = await Detector.create({ model: 'atto', modelDir: MODEL_DIR, backend: 'cpu' });
-});
-afterAll(async () => {
-  await detector?.close();
-});
+const atto = attoForFile();
 
 describe('video', () => {
   it('a clean video whose name says "corrupt" is not reported as damaged', async () => {
@@ -42,7 +37,7 @@ describe('video', () => {
     expect(damageLine("Input #0, mov,mp4,m4a,3gp,3g2,mj2, from '/tmp/corrupt-clip.mp4':\n", '/tmp/corrupt-clip.mp4')).toBeUndefined();
     expect(damageLine('[h264 @ 0x5581] corrupt decoded frame in stream 0\n', '/tmp/corrupt-clip.mp4')).toMatch(/corrupt decoded frame/);
     const file = clip('corrupt-clip.mp4', 6);
-    const summary = await runVideoDetect(detector, file, { quiet: true, handleSigint: false });
+    const summary = await runVideoDetect(atto(), file, { quiet: true, handleSigint: false });
     expect(summary.processed).toBe(6);
     expect(summary.decodeError).toBeUndefined();
   });
@@ -50,7 +45,7 @@ describe('video', () => {
   it('after abort(), detectVideo yields no more frames', async () => {
     const file = clip('forty.mp4', 40);
     const controller = new AbortController();
-    const run = detector.detectVideo(file, { output: path.join(dir, 'aborted.mp4'), signal: controller.signal });
+    const run = atto().detectVideo(file, { output: path.join(dir, 'aborted.mp4'), signal: controller.signal });
     let afterAbort = 0;
     let n = 0;
     for await (const _ of run) {
@@ -100,7 +95,7 @@ describe('video', () => {
 describe('files that are not regular files', () => {
   for (const dev of ['/dev/zero', '/dev/urandom']) {
     it(`${dev} is named as a character device, not as an empty file`, async () => {
-      await expect(detector.detect(dev)).rejects.toMatchObject({ code: 'ERR_INPUT_UNREADABLE', message: expect.stringContaining('not a regular file') });
+      await expect(atto().detect(dev)).rejects.toMatchObject({ code: 'ERR_INPUT_UNREADABLE', message: expect.stringContaining('not a regular file') });
       const r = await deimv2(['detect', dev, '-b', 'cpu']);
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`${dev}: not a regular file (a character device)`);
@@ -113,17 +108,17 @@ describe('options given through the API', () => {
   it('NaN and Infinity thresholds are named as such, not as null', async () => {
     await expect(Detector.create({ model: 'atto', modelDir: MODEL_DIR, threshold: NaN })).rejects.toThrow(/threshold must be a number from 0 to 1, got NaN$/);
     await expect(Detector.create({ model: 'atto', modelDir: MODEL_DIR, threshold: Infinity })).rejects.toThrow(/got Infinity$/);
-    await expect(detector.detect(EXAMPLE, { threshold: -Infinity })).rejects.toThrow(/got -Infinity$/);
-    await expect(detector.detect(EXAMPLE, { maxDetections: NaN })).rejects.toThrow(/maxDetections must be a positive integer, got NaN$/);
+    await expect(atto().detect(EXAMPLE, { threshold: -Infinity })).rejects.toThrow(/got -Infinity$/);
+    await expect(atto().detect(EXAMPLE, { maxDetections: NaN })).rejects.toThrow(/maxDetections must be a positive integer, got NaN$/);
   });
 
   it("classes: 'person' (one string) means the class person, not the letters p, e, r...", async () => {
-    const result = await detector.detect(EXAMPLE, { classes: 'person' as unknown as string[], threshold: 0.2 });
+    const result = await atto().detect(EXAMPLE, { classes: 'person' as unknown as string[], threshold: 0.2 });
     expect(result.detections.length).toBeGreaterThan(3);
     expect(result.detections.every((d) => d.label === 'person')).toBe(true);
-    const some = await detector.detect(EXAMPLE, { classes: 'person,donut' as unknown as string[], threshold: 0.2 });
+    const some = await atto().detect(EXAMPLE, { classes: 'person,donut' as unknown as string[], threshold: 0.2 });
     expect(new Set(some.detections.map((d) => d.label)).has('person')).toBe(true);
-    await expect(detector.detect(EXAMPLE, { classes: 5 as unknown as string[] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('classes must be a list of class names') });
+    await expect(atto().detect(EXAMPLE, { classes: 5 as unknown as string[] })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('classes must be a list of class names') });
   });
 });
 

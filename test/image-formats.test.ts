@@ -6,10 +6,11 @@
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeBuffer, Detector, DeimError, type DetectionFailure, type DetectionResult } from '../dist/index.js';
+import { decodeBuffer, Detector, type DetectionFailure, type DetectionResult } from '../dist/index.js';
 import { acceptedFormatOf, decodeTimedOut, isTimeoutMessage, sniffFormat } from '../dist/image/formats.js';
 import { ATTO, EXAMPLE } from './helpers/paths.js';
 import { tempDir, write } from './helpers/images.js';
+import { rejection } from './helpers/rejection.js';
 
 // 195 bytes that ask the SVG renderer for an 8000x8000 Gaussian blur of radius 500: before the
 // format check this took 13.6 minutes and 2.2 GB. The tests below give it a few seconds.
@@ -36,15 +37,6 @@ function bmp(): Buffer {
   return b;
 }
 
-async function rejection(p: Promise<unknown>): Promise<DeimError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(DeimError);
-    return e as DeimError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('image formats: decided from the content, allowlisted', () => {
   const dir = tempDir();

@@ -14,19 +14,10 @@ import { checkLocalSource, ffmpegInputOptions, ffmpegInputPath } from '../dist/v
 import { findAnnotatedImages } from '../dist/eval/detect-images.js';
 import { ATTO, CLI, EXAMPLE } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
+import { rejection } from './helpers/rejection.js';
 
 const dir = tempDir('deimv2-paths-');
 
-async function rejection(p: AsyncIterable<unknown> | Promise<unknown>): Promise<DeimError> {
-  try {
-    if (Symbol.asyncIterator in Object(p)) for await (const _ of p as AsyncIterable<unknown>) void _;
-    else await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(DeimError);
-    return e as DeimError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** A 4-frame 64x48 clip made by ffmpeg. */
 function clip(file: string): string {

@@ -10,11 +10,12 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Detector } from '../dist/index.js';
 import { detectVideo } from '../dist/video/index.js';
 import { MODEL_DIR } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
+import { attoForFile } from './helpers/detector.js';
 
 const dir = tempDir('deimv2-video-memory-');
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -26,13 +27,7 @@ function clip(name: string, size: string, frames: number): string {
   return file;
 }
 
-let detector: Detector;
-beforeAll(async () => {
-  detector = await Detector.create({ model: 'atto', modelDir: MODEL_DIR, backend: 'cpu' });
-});
-afterAll(async () => {
-  await detector?.close();
-});
+const atto = attoForFile();
 
 describe('video frames and the memory budget', () => {
   it('a budget smaller than one frame (2400x2400 = 17 MB, budget 16 MiB) gives the default run\'s results', async () => {
@@ -56,7 +51,7 @@ describe('video frames and the memory budget', () => {
   it('frames handed out (returnImage) are never reused: each keeps its own pixels after the run', async () => {
     const video = clip('handed.mkv', '320x240', 12);
     const seen: Array<{ image: Uint8Array; hash: string }> = [];
-    for await (const f of detectVideo(detector, video, { returnImage: true })) seen.push({ image: f.image!.data, hash: sha(f.image!.data) });
+    for await (const f of detectVideo(atto(), video, { returnImage: true })) seen.push({ image: f.image!.data, hash: sha(f.image!.data) });
     expect(seen.length).toBe(12);
     expect(new Set(seen.map((s) => s.hash)).size).toBe(12);
     for (const s of seen) expect(sha(s.image)).toBe(s.hash);
@@ -67,9 +62,9 @@ describe('video frames and the memory budget', () => {
     const md5s = (file: string) => execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:v', '-f', 'framemd5', '-'], { encoding: 'utf8' }).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
     const reused = path.join(dir, 'reused.mp4');
     const kept = path.join(dir, 'kept.mp4');
-    for await (const _ of detectVideo(detector, video, { output: reused }));
+    for await (const _ of detectVideo(atto(), video, { output: reused }));
     // With returnImage every frame is handed out, so none is reused.
-    for await (const _ of detectVideo(detector, video, { output: kept, returnImage: true }));
+    for await (const _ of detectVideo(atto(), video, { output: kept, returnImage: true }));
     const [a, b] = [md5s(reused), md5s(kept)];
     expect(a.length).toBe(30);
     expect(a).toEqual(b);
