@@ -16,6 +16,11 @@ export interface DecodedFrame {
   index: number;
   /** RGB, width x height x 3, owned by the receiver. */
   data: Buffer;
+  /**
+   * Presentation time in seconds from the start of the file (the source's own timestamp: frames
+   * of a variable-rate file keep their uneven times); undefined for live sources.
+   */
+  pts?: number;
 }
 
 export interface DecoderOptions {
@@ -34,6 +39,15 @@ export interface DecoderOptions {
   /** Live sources: keep at most this many frames a second; the others are skipped (not counted as dropped). */
   maxFps?: number;
 }
+
+/**
+ * Files are decoded with -fps_mode passthrough (each source frame once: no frame duplicated or
+ * dropped to make a constant rate) and ffmpeg's showinfo filter, whose log line for each frame
+ * gives its pts in the stream's time base: the decoder's side channel for the frames' real times.
+ */
+const SHOWINFO = /^\[Parsed_showinfo_\d+ @ [^\]]*\]\s*(.*)$/;
+const SHOWINFO_FRAME = /^n:\s*\d+\s+pts:\s*(-?\d+|NOPTS)\b/;
+const SHOWINFO_CONFIG = /^config in time_base: (\d+)\/(\d+)/;
 
 const DAMAGE = /partial file|Error while decoding|corrupt|Invalid NAL|error reading header/i;
 
@@ -73,6 +87,14 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   private damage: string | undefined;
   /** The log's last line, until its newline comes (a chunk can end mid-line, mid-name). */
   private logLine = '';
+  /** Files: frames cut from the pipe whose showinfo line has not been read yet. */
+  private readonly awaitingPts: DecodedFrame[] = [];
+  /** Files: showinfo pts (seconds) read ahead of their frame. */
+  private readonly ptsAhead: Array<number | undefined> = [];
+  /** The stream's time base as showinfo reports it, [num, den]. */
+  timeBase: [number, number] | undefined;
+  /** Set when the stream's frame size changed after the first frame (the filter graph was set up again). */
+  sizeChanged: string | undefined;
 
   private constructor(
     private readonly proc: ChildProcess,
@@ -91,7 +113,9 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     const args = ['-hide_banner', '-nostats', '-nostdin', '-loglevel', 'info'];
     if (options.loop) args.push('-stream_loop', String(options.loop));
     if (options.threads) args.push('-threads', String(options.threads));
-    args.push(...ffmpegInputOptions(source, options.openTimeoutMs), '-i', ffmpegInputPath(source), '-map', '0:v:0', '-an', '-sn', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+    args.push(...ffmpegInputOptions(source, options.openTimeoutMs), '-i', ffmpegInputPath(source), '-map', '0:v:0', '-an', '-sn');
+    if (!options.live) args.push('-vf', 'showinfo=checksum=0', '-fps_mode', 'passthrough');
+    args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
     // detached: ffmpeg gets its own process group, so a terminal Ctrl-C reaches only us and we
     // decide how to stop (finish the frames in flight, then close the output).
     const proc = spawn(ffmpeg.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -111,12 +135,15 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
       }, openTimeoutMs);
       this.proc.stderr!.setEncoding('utf8');
       this.proc.stderr!.on('data', (text: string) => {
-        this.log = (this.log + text).slice(-(opened ? LOG_TAIL_CHARS : 64_000));
-        // ffmpeg reports a damaged or truncated file in its log but still exits with 0. Its log
-        // also echoes the file name (which may itself say "corrupt"): that is left out of the test.
         const lines = (this.logLine + text).split('\n');
         this.logLine = lines.pop()!;
-        this.damage ??= damageLine(lines.join('\n'), this.source);
+        // showinfo's lines are the frames' times, kept out of the log (they would push ffmpeg's
+        // complaints out of its tail).
+        const logged = lines.filter((line) => !this.takeShowinfo(line));
+        if (logged.length) this.log = (this.log + logged.join('\n') + '\n').slice(-(opened ? LOG_TAIL_CHARS : 64_000));
+        // ffmpeg reports a damaged or truncated file in its log but still exits with 0. Its log
+        // also echoes the file name (which may itself say "corrupt"): that is left out of the test.
+        this.damage ??= damageLine(logged.join('\n'), this.source);
         if (opened) return;
         const info = parseFfmpegLog(this.log);
         if (!info) return;
@@ -136,6 +163,8 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
       });
       this.proc.on('close', (code, signal) => {
         clearTimeout(timer);
+        // Every log line is in: a frame still waiting for its time never gets one.
+        for (const frame of this.awaitingPts.splice(0)) this.push(frame);
         if (this.stopped) return this.finish(undefined);
         if (!opened && code === 0) {
           // ffmpeg ended cleanly but its log never gave a video stream's size: the open must still
@@ -186,10 +215,47 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
       this.partialFill += n;
       offset += n;
       if (this.partialFill === this.frameBytes) {
-        this.push({ index: this.decoded++, data: this.partial });
+        this.frameDone({ index: this.decoded++, data: this.partial });
         this.partial = undefined;
       }
     }
+  }
+
+  /** A whole frame from the pipe: files hand it out once its showinfo time is known. */
+  private frameDone(frame: DecodedFrame): void {
+    if (this.live) return this.push(frame);
+    if (this.ptsAhead.length === 0) {
+      this.awaitingPts.push(frame);
+      return;
+    }
+    const pts = this.ptsAhead.shift();
+    if (pts !== undefined) frame.pts = pts;
+    this.push(frame);
+  }
+
+  /** Reads one log line if it is showinfo's; returns false for every other line. */
+  private takeShowinfo(line: string): boolean {
+    const info = SHOWINFO.exec(line)?.[1];
+    if (info === undefined) return false;
+    const config = SHOWINFO_CONFIG.exec(info);
+    if (config) {
+      const tb: [number, number] = [Number(config[1]), Number(config[2])];
+      // A second configuration: the stream's frames changed (size or format) mid-stream.
+      if (this.timeBase) this.sizeChanged ??= info;
+      this.timeBase = tb;
+      return true;
+    }
+    const frame = SHOWINFO_FRAME.exec(info);
+    if (!frame) return true;
+    const pts = frame[1] === 'NOPTS' || !this.timeBase ? undefined : (Number(frame[1]) * this.timeBase[0]) / this.timeBase[1];
+    const waiting = this.awaitingPts.shift();
+    if (!waiting) {
+      this.ptsAhead.push(pts);
+      return true;
+    }
+    if (pts !== undefined) waiting.pts = pts;
+    this.push(waiting);
+    return true;
   }
 
   private push(frame: DecodedFrame): void {

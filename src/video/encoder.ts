@@ -7,6 +7,9 @@
  * ffmpeg writes a temporary file beside the output, renamed onto the output's name once ffmpeg
  * has finished it (removed when it failed or holds no frame), so the name never holds a
  * truncated or empty video; after a second Ctrl-C a small detached shell does that rename.
+ * Files are timed by their source: each frame goes down the pipe in a small Matroska stream
+ * (mkv.ts) with the source frame's pts, and is encoded at that time in the source's time base
+ * (a variable-rate file keeps its uneven frame times, and every frame once).
  * Live runs write a fragmented MP4 (valid at every fragment, even if ffmpeg itself is killed)
  * timed by the wall clock, since frames may have been dropped.
  */
@@ -15,6 +18,8 @@ import { DeimError } from '../errors.js';
 import { AtomicFile } from '../output/atomic.js';
 import { planOutputs } from '../output/plan.js';
 import type { FfmpegLocation } from './ffmpeg.js';
+import { mkvFrameHeader, mkvHeader } from './mkv.js';
+import { parseRate } from './probe.js';
 import { ffmpegInputPath, protocolWhitelist } from './source.js';
 
 export const DEFAULT_PRESET = 'ultrafast';
@@ -36,6 +41,12 @@ export interface EncoderOptions {
   preset?: string;
   /** x264's threads (default: its choice); each may hold frames. */
   threads?: number;
+  /**
+   * The source's time base [num, den] (files): frames are then written with their pts (write's
+   * second argument) and keep them in the MP4, whose track uses this time base. Without it frames
+   * are one every 1/fps.
+   */
+  timeBase?: [number, number];
 }
 
 /**
@@ -71,12 +82,17 @@ export class FrameEncoder {
   private readonly file: AtomicFile;
   /** Frames accepted so far. */
   written = 0;
+  /** With a time base: the last frame's time in ns (times written only ever increase). */
+  private lastNs = -1n;
+  private readonly timed: boolean;
 
   constructor(ffmpeg: FfmpegLocation, readonly output: string, options: EncoderOptions) {
     this.frameBytes = options.width * options.height * 3;
     const args = ['-hide_banner', '-nostats', '-loglevel', 'error', '-y'];
     if (options.live) args.push('-use_wallclock_as_timestamps', '1');
-    args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-r', options.fpsText, '-i', 'pipe:0');
+    this.timed = options.timeBase !== undefined && !options.live;
+    if (this.timed) args.push('-f', 'matroska', '-i', 'pipe:0');
+    else args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-r', options.fpsText, '-i', 'pipe:0');
     if (options.audioFrom) args.push(...protocolWhitelist(options.audioFrom), '-i', ffmpegInputPath(options.audioFrom));
     args.push('-map', '0:v:0');
     // The audio is padded with silence and cut at the video's end (apad + -shortest), so the MP4
@@ -86,6 +102,10 @@ export class FrameEncoder {
     if (options.width % 2 === 1 || options.height % 2 === 1) args.push('-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:black');
     args.push('-c:v', 'libx264', '-preset', options.preset ?? DEFAULT_PRESET, '-pix_fmt', 'yuv420p');
     if (options.threads) args.push('-threads', String(options.threads));
+    if (this.timed) {
+      const [num, den] = options.timeBase!;
+      args.push('-fps_mode', 'passthrough', '-enc_time_base', `${num}:${den}`, '-video_track_timescale', String(den % num === 0 ? den / num : den));
+    }
     if (options.live) {
       args.push('-fps_mode', 'vfr', '-movflags', '+frag_keyframe+empty_moov+default_base_moof');
     } else {
@@ -108,13 +128,14 @@ export class FrameEncoder {
       this.proc.on('close', (code, signal) => resolve({ code, signal }));
     });
     void this.exited.then(() => running.delete(this));
+    if (this.timed) this.proc.stdin!.write(mkvHeader(options.width, options.height, 1e9 / (parseRate(options.fpsText) ?? 25)));
   }
 
   /**
    * Writes one frame; resolves once the pipe has taken all of it (backpressure), so the caller may
-   * reuse `rgb` then.
+   * reuse `rgb` then. `pts` (seconds) times the frame when the encoder has a time base.
    */
-  async write(rgb: Uint8Array): Promise<void> {
+  async write(rgb: Uint8Array, pts?: number): Promise<void> {
     if (rgb.length !== this.frameBytes) {
       throw new DeimError('ERR_INVALID_ARGUMENT', `Expected a ${this.frameBytes}-byte RGB frame for the encoder but received ${rgb.length} bytes`);
     }
@@ -126,9 +147,18 @@ export class FrameEncoder {
         resolve();
       };
       this.proc.on('close', done);
+      if (this.timed) this.proc.stdin!.write(mkvFrameHeader(this.nextNs(pts), rgb.length));
       this.proc.stdin!.write(rgb, done);
     });
     if (this.writeError || this.proc.exitCode !== null) throw await this.failure();
+  }
+
+  /** A frame's time in ns: its pts, never before 0 nor at or before the frame before it. */
+  private nextNs(pts: number | undefined): bigint {
+    let ns = pts !== undefined && Number.isFinite(pts) ? BigInt(Math.max(0, Math.round(pts * 1e9))) : this.lastNs + 1n;
+    if (ns <= this.lastNs) ns = this.lastNs + 1n;
+    this.lastNs = ns;
+    return ns;
   }
 
   /**

@@ -95,6 +95,7 @@ export async function* runFrames(
         ...(keepAudio ? { audioFrom: source } : {}),
         ...(options.preset ? { preset: options.preset } : {}),
         ...(oneThread ? { threads: 1 } : {}),
+        ...(decoder.timeBase && !live ? { timeBase: decoder.timeBase } : {}),
       });
     }
     options.onStart?.(info);
@@ -147,11 +148,12 @@ export async function* runFrames(
       const tracked: TrackedFrame | undefined = tracking?.update(settled.frame.index, settled.detections);
       if (draw && tracked) drawTracking(settled.image, tracked, tracking!, options.draw);
       else if (draw) drawDetections(settled.image, settled.detections, options.draw);
-      if (encoder) await encoder.write(settled.image.data);
+      const pts = settled.frame.pts ?? settled.frame.index / info.fps;
+      if (encoder) await encoder.write(settled.image.data, pts);
       stats.processed++;
       // A frame in the output is reported even when the stop came while it was being written: the
       // JSON lines always match the MP4's frames (the next turn of the loop stops).
-      const result: VideoFrameResult = { frame: settled.frame.index, pts: settled.frame.index / info.fps, width: info.width, height: info.height, detections: tracked ? tracked.detections : settled.detections };
+      const result: VideoFrameResult = { frame: settled.frame.index, pts, width: info.width, height: info.height, detections: tracked ? tracked.detections : settled.detections };
       if (tracked) {
         result.tracks = tracked.tracks;
         if (tracked.counts) result.counts = tracked.counts;

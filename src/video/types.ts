@@ -53,9 +53,9 @@ export interface VideoOptions {
 }
 
 export interface VideoFrameResult {
-  /** Frame index in the source (live sources: dropped frames leave gaps). */
+  /** Frame index in the source: files, every source frame once in order (never a duplicated or dropped frame, at any frame rate); live sources: dropped frames leave gaps. */
   frame: number;
-  /** Presentation time in seconds (frame / fps). */
+  /** Presentation time in seconds: files, the source frame's own timestamp (from the start of the file; a variable-rate file keeps its uneven times); live sources, frame / fps. */
   pts: number;
   width: number;
   height: number;
