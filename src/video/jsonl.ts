@@ -7,6 +7,7 @@
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { DeimError, errorMessage } from '../errors.js';
 import { AtomicFile } from '../output/atomic.js';
+import { timeStage } from '../perf/stage-times.js';
 import { trackJson } from '../track/io.js';
 import type { VideoFrameResult } from './pipeline.js';
 
@@ -45,7 +46,7 @@ export class JsonlWriter {
   }
 
   write(result: Pick<VideoFrameResult, 'frame' | 'pts' | 'detections' | 'tracks' | 'counts'>): void {
-    const line = JSON.stringify({ frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections, ...trackFields(result) }) + '\n';
+    const line = timeStage('JSON', () => JSON.stringify({ frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections, ...trackFields(result) }) + '\n');
     this.writeLine(line);
   }
 
