@@ -10,7 +10,10 @@
  *
  *   npm run bench -- [--variants atto,femto] [--backends cpu,tensorrt] [--model-dir DIR]
  *                    [--batch 8] [--quick] [--ap atto=29.0,femto=38.1] [--images DIR] [--video FILE]
- *                    [--out bench/results]
+ *                    [--out bench/results] [--skip-breakdown]
+ *
+ * Then (unless --skip-breakdown) the per-stage CPU breakdown of four whole `deimv2` runs on the CPU
+ * backend (one image, a folder, an annotated video, eval: bench/breakdown.js), also in the JSON.
  *
  * A row that fails shows its error in the status column; the table goes on.
  */
@@ -23,6 +26,7 @@ import sharp from 'sharp';
 import { machineInfo } from './lib/machine.js';
 import { measureImages, measureModelOnly, measureVideo } from './lib/measure.js';
 import { markdownTable, svgChart } from './lib/report.js';
+import { runBreakdowns } from './breakdown.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = await import(path.join(root, 'dist/index.js'));
@@ -38,6 +42,7 @@ const { values: args } = parseArgs({
     images: { type: 'string', default: path.resolve(root, '../shared/coco/val2017') },
     video: { type: 'string', default: path.resolve(root, '../shared/videos/car-detection.mp4') },
     out: { type: 'string', default: path.join(root, 'bench/results') },
+    'skip-breakdown': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -47,7 +52,7 @@ if (args.help) {
 }
 
 function readHelp() {
-  return 'usage: npm run bench -- [--variants atto,femto] [--backends cpu,tensorrt] [--model-dir DIR] [--batch 8] [--quick] [--ap atto=29.0] [--images DIR] [--video FILE] [--out DIR]';
+  return 'usage: npm run bench -- [--variants atto,femto] [--backends cpu,tensorrt] [--model-dir DIR] [--batch 8] [--quick] [--ap atto=29.0] [--images DIR] [--video FILE] [--out DIR] [--skip-breakdown]';
 }
 
 function fail(message) {
@@ -140,6 +145,17 @@ for (const variant of variants) {
 }
 rmSync(tmpDir, { recursive: true, force: true });
 
+// --- where the CPU goes: four whole runs of the CLI, stage by stage -------------------------------
+let breakdown;
+if (!args['skip-breakdown'] && variants.includes('atto')) {
+  process.stderr.write('bench: per-stage breakdown (one image, folder, video, eval) ...\n');
+  try {
+    breakdown = runBreakdowns({ images: args.images, video: args.video, folderImages: args.quick ? 100 : 632 });
+  } catch (e) {
+    breakdown = { results: [], text: `breakdown failed: ${e.message.split('\n')[0]}` };
+  }
+}
+
 // --- report ----------------------------------------------------------------------------------
 const run = args.quick ? 'quick' : 'full';
 const table = markdownTable(rows, run);
@@ -157,6 +173,7 @@ const result = {
   durationS: Math.round((performance.now() - started) / 1000),
   notes: 'model: CPU = one onnxruntime-node session with intra-op threads = cores; TensorRT = the package backend. images: Detector.detectBatch over the image files (decode, resize, infer, postprocess). video: detectVideo with an annotated MP4 output (decode, detect, draw, encode). Warm-up excluded; spread = (p90 - p10) / median of the per-run latencies.',
   rows: rows.map((r) => ({ ...r, run, ap: apOf(r.variant) })),
+  ...(breakdown ? { breakdown: breakdown.results } : {}),
 };
 writeFileSync(jsonPath, JSON.stringify(result, null, 2) + '\n');
 writeFileSync(svgPath, svgChart(rows, apOf, `DEIMv2 AP vs speed: ${machine.cpu}${machine.gpu.length ? ' / ' + machine.gpu[0].split(',')[0] : ''}`, run) + '\n');
@@ -164,4 +181,5 @@ writeFileSync(svgPath, svgChart(rows, apOf, `DEIMv2 AP vs speed: ${machine.cpu}$
 console.log(`\nDEIMv2 benchmark: ${machine.cpu} (${machine.cores} cores)${machine.gpu.length ? `, ${machine.gpu.join('; ')}` : ''}; onnxruntime-node ${machine.onnxruntime}; Node ${machine.node}; load ${machine.loadAverage.join(' ')}`);
 console.log(`${args.quick ? 'quick run' : 'full run'}: model-only ${plan.runs} runs at batch 1 (${plan.largeRuns} at batch ${largeBatch}) after ${plan.warmup} warm-up; images ${plan.imagePasses} pass(es) over ${imageFiles.length} files; video up to ${plan.videoFrames} frames of ${path.basename(args.video)}\n`);
 console.log(table);
+if (breakdown) console.log(`\nWhere the CPU goes (atto, cpu backend; whole deimv2 processes, start-up included; core-ms by stage):\n\n${breakdown.text}`);
 console.log(`\nwrote ${path.relative(process.cwd(), jsonPath)} and ${path.relative(process.cwd(), svgPath)} (${result.durationS} s)`);

@@ -9,6 +9,7 @@
  * drawDetections({ data, width: info.width, height: info.height, channels: 3 }, result.detections);
  */
 import { DeimError } from '../errors.js';
+import { timeStage } from '../perf/stage-times.js';
 import type { Detection } from '../postprocess/types.js';
 import { CELL_WIDTH, FONT_ROWS, GLYPH_HEIGHT, GLYPH_WIDTH, fontScaleFor, glyphRowsOffset, textWidth } from './font.js';
 import { captionDrawOrder, placeCaptions, type CaptionItem, type CaptionRect } from './captions.js';
@@ -64,6 +65,10 @@ export interface CaptionLayout extends CaptionRect {
  * image, higher scores drawn last.
  */
 export function drawDetections(image: AnnotatableImage, detections: readonly Detection[], options: DrawOptions = {}): void {
+  timeStage('draw', () => drawNow(image, detections, options));
+}
+
+function drawNow(image: AnnotatableImage, detections: readonly Detection[], options: DrawOptions): void {
   checkImage(image);
   const lineWidth = positiveInteger(options.lineWidth, 'lineWidth') ?? lineWidthFor(image.width, image.height);
   const fontScale = positiveInteger(options.fontScale, 'fontScale') ?? fontScaleFor(image.width, image.height);

@@ -13,6 +13,7 @@
  */
 import { DeimError } from '../errors.js';
 import { readJsonBounded } from '../input/limits.js';
+import { timeStage, timeStageAsync } from '../perf/stage-times.js';
 
 /**
  * The most categories an evaluation takes (ERR_TOO_MANY_CATEGORIES beyond): pycocotools'
@@ -68,18 +69,20 @@ export interface Detections extends BoxArrays {
 
 /** Reads and validates a COCO instances file. */
 export async function readGroundTruth(file: string): Promise<GroundTruth> {
-  return parseGroundTruth(await readJsonFile(file), file);
+  const json = await readJsonFile(file);
+  return timeStage('eval: validate', () => parseGroundTruth(json, file));
 }
 
 /** Reads and validates a COCO results file against its ground truth. */
 export async function readResults(file: string, gt: GroundTruth): Promise<Detections> {
-  return parseResults(await readJsonFile(file), gt, file);
+  const json = await readJsonFile(file);
+  return timeStage('eval: validate', () => parseResults(json, gt, file));
 }
 
 /** Reads and parses a JSON file; a missing file or bad JSON is a DeimError naming the file. */
 export async function readJsonFile(file: string): Promise<unknown> {
   // Bounded: a file over INPUT_LIMITS.maxJsonBytes or nested deeper than maxJsonDepth is ERR_INPUT_TOO_LARGE.
-  return readJsonBounded(file, { code: 'ERR_EVAL_INPUT' });
+  return timeStageAsync('JSON parse', () => readJsonBounded(file, { code: 'ERR_EVAL_INPUT' }));
 }
 
 function fail(source: string, message: string): never {

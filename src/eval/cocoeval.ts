@@ -12,6 +12,7 @@
  * console.log(result.stats[0]); // AP @[ IoU=0.50:0.95 | area=all | maxDets=100 ]
  */
 import type { Detections, GroundTruth } from './coco-dataset.js';
+import { timeStage } from '../perf/stage-times.js';
 
 export interface EvalParams {
   iouThresholds: Float64Array;
@@ -401,8 +402,9 @@ export interface CocoEvalResult {
 
 /** evaluate + accumulate + summarize, as `COCOeval(gt, dt, 'bbox')` does. */
 export function evaluateCoco(gt: GroundTruth, dt: Detections, params: EvalParams = defaultParams()): CocoEvalResult {
-  const accumulated = accumulate(matchDetections(gt, dt, params));
-  const lines = summarize(accumulated);
+  const matched = timeStage('eval: match', () => matchDetections(gt, dt, params));
+  const accumulated = timeStage('eval: accumulate', () => accumulate(matched));
+  const lines = timeStage('eval: summarize', () => summarize(accumulated));
   return { lines, stats: lines.map((l) => l.value), accumulated };
 }
 

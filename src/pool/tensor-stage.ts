@@ -6,6 +6,7 @@
 import { imageToTensor } from '../image/tensor.js';
 import type { InputTransform, RawImage, RgbImage } from '../image/types.js';
 import type { DetectionFailure } from '../postprocess/types.js';
+import { timeStage } from '../perf/stage-times.js';
 import { failure, fileOf, type Prepared, type StageTask } from './worker-core.js';
 
 interface TensorState {
@@ -19,7 +20,7 @@ export function prepareTensor(task: StageTask, image: RawImage, item: number): I
   const plane = 3 * spec.inputSize * spec.inputSize;
   const state = (task.state ??= { tensor: new Float32Array(task.items.length * plane), preprocessMs: 0 }) as TensorState;
   const t0 = performance.now();
-  const transform = imageToTensor(image, spec.inputSize, resize, spec.normalization, state.tensor, item * plane);
+  const transform = timeStage('resize+tensor', () => imageToTensor(image, spec.inputSize, resize, spec.normalization, state.tensor, item * plane));
   state.preprocessMs += performance.now() - t0;
   return transform;
 }

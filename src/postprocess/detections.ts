@@ -6,6 +6,7 @@ import type { RawDetections } from '../backends/types.js';
 import type { InputTransform } from '../image/types.js';
 import { classLabel, type ClassInfo } from '../models/classes.js';
 import { DeimError } from '../errors.js';
+import { timeStage } from '../perf/stage-times.js';
 import type { Detection } from './types.js';
 
 export interface PostprocessOptions {
@@ -27,6 +28,10 @@ export const DEFAULT_THRESHOLD = 0.4;
 export const DEFAULT_MAX_DETECTIONS = 300;
 
 export function toDetections(raw: RawDetections, index: number, transform: InputTransform, options: PostprocessOptions): Detection[] {
+  return timeStage('postprocess', () => detectionsOf(raw, index, transform, options));
+}
+
+function detectionsOf(raw: RawDetections, index: number, transform: InputTransform, options: PostprocessOptions): Detection[] {
   const { threshold, classIds, maxDetections, classes } = options;
   const k = raw.perImage;
   const base = index * k;

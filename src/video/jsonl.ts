@@ -7,6 +7,7 @@
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { DeimError, errorMessage } from '../errors.js';
 import { AtomicFile } from '../output/atomic.js';
+import { timeStage } from '../perf/stage-times.js';
 import { trackJson } from '../track/io.js';
 import type { VideoFrameResult } from './pipeline.js';
 
@@ -50,7 +51,7 @@ export class JsonlWriter {
   }
 
   write(result: Pick<VideoFrameResult, 'frame' | 'pts' | 'detections' | 'tracks' | 'counts'>): void {
-    const line = JSON.stringify(frameRecord(result)) + '\n';
+    const line = timeStage('JSON', () => JSON.stringify(frameRecord(result)) + '\n');
     this.writeLine(line);
   }
 

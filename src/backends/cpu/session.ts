@@ -5,6 +5,7 @@
 import type * as Ort from 'onnxruntime-node';
 import { requireOrt } from '../../cjs.js';
 import { DeimError, errorMessage } from '../../errors.js';
+import { timeStageAsync } from '../../perf/stage-times.js';
 import type { Backend, ModelIO, RawDetections, TensorBatch } from '../types.js';
 
 const ort = requireOrt();
@@ -73,10 +74,10 @@ export class CpuSession implements Backend {
     const sizes = BigInt64Array.from(batch.sizes.subarray(0, 2 * n), (v) => BigInt(v));
     let out: Ort.InferenceSession.OnnxValueMapType;
     try {
-      out = await session.run({
+      out = await timeStageAsync('infer', () => session.run({
         images: new ort.Tensor('float32', batch.images, [n, 3, s, s]),
         orig_target_sizes: new ort.Tensor('int64', sizes, [n, 2]),
-      });
+      }));
     } catch (e) {
       throw new DeimError('ERR_BACKEND_FAILED', `onnxruntime run failed: ${errorMessage(e)}`, { cause: e });
     }

@@ -8,6 +8,7 @@ import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, settleWrites, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
 import { dieOf, onStopSignals, signalName, stoppedStatus, type StopSignal } from '../../signals.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
+import { timeStage } from '../../perf/stage-times.js';
 import { checkLocalSource, isImageSequence, isVideoInput } from '../../video/source.js';
 import { trackOptionsFromCli } from '../../track/options.js';
 import { detectorInputs, expandInputs, isImagePath } from '../inputs.js';
@@ -89,7 +90,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
     return problem ? failureOf(f, problem) : undefined;
   });
   const indexOf = new Map(files.map((f, i) => [f, i]));
-  const jsonText = (stopped: boolean) => {
+  const jsonText = (stopped: boolean) => timeStage('JSON', () => {
     const doc = {
       model: detector.spec.variant ?? detector.modelPath,
       backend: detector.backendLabel,
@@ -101,7 +102,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
       }),
     };
     return JSON.stringify(doc, null, 2) + '\n';
-  };
+  });
 
   // Ctrl-C or SIGTERM: the first stops starting images and finishes those in flight (their
   // results and files are kept); the second quits at once, still leaving valid JSON of every
