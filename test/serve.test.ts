@@ -145,6 +145,20 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     const before = await streams();
     const watch: Array<Record<string, Info>> = [];
     let watching = true;
+    // The stream's events go on over the reconnection, its frame numbers too (the tracking session continues).
+    const events = await fetch(`${service.url}/v1/streams/cam2/events`);
+    const reader = events.body!.getReader();
+    const frames: number[] = [];
+    const reading = (async () => {
+      for (let text = ''; ; ) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += new TextDecoder().decode(value);
+        const parts = text.split('\n\n');
+        text = parts.pop()!;
+        for (const p of parts) if (p.startsWith('id: ')) frames.push(Number(p.slice(4, p.indexOf('\n'))));
+      }
+    })().catch(() => undefined);
     const watcher = (async () => {
       while (watching) {
         watch.push(await streams());
@@ -158,6 +172,11 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }, 60_000);
     watching = false;
     await watcher;
+    const seen = frames.length;
+    await until('events after the reconnection', () => frames.length > seen + 1, 20_000);
+    await reader.cancel();
+    await reading;
+    expect(frames.every((f, i) => i === 0 || f > frames[i - 1]!), frames.join(' ')).toBe(true);
     expect(back.lastError).toBeDefined();
     expect(watch.some((s) => s.cam2!.state === 'reconnecting')).toBe(true);
     for (const id of ['cam1', 'cam3']) {
@@ -168,6 +187,25 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     const metrics = (await service.call('GET', '/metrics')).text;
     expect(metrics).toMatch(/^deimv2_stream_reconnects_total\{stream="cam2"\} [1-9]/m);
   }, 90_000);
+
+  it('a camera that hangs (connection open, no frames) is detected as stalled and reconnected', async () => {
+    cams[2]!.pause();
+    try {
+      const stalled = await until('cam3 reconnecting', async () => {
+        const s = (await streams()).cam3!;
+        return s.state === 'reconnecting' && s;
+      }, 30_000, 100);
+      // Whichever sees it first: the watchdog (no frame for 5 s) or ffmpeg's own RTSP timeout (5 s), which ends its stream.
+      expect(stalled.lastError).toMatch(/no frame for 5\.0 s \(stalled\)|the stream ended|timed out|Could not/);
+    } finally {
+      cams[2]!.resume();
+    }
+    const before = (await streams()).cam3!.frames;
+    await until('cam3 running again', async () => {
+      const s = (await streams()).cam3!;
+      return s.state === 'running' && s.frames > before;
+    }, 60_000);
+  }, 100_000);
 
   it('never shows a password of a source URL: not in the API, the metrics or the log', async () => {
     const list = (await service.call('GET', '/v1/streams')).text;
@@ -182,6 +220,10 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
   });
 
   it('SIGTERM: finishes, ends the event streams, exits 0 and leaves no ffmpeg behind', async () => {
+    await until('three cameras running', async () => {
+      const all = await streams();
+      return ['cam1', 'cam2', 'cam3'].every((id) => all[id]?.state === 'running');
+    }, 60_000);
     const ffmpegs = childrenNamed(service.child.pid!, 'ffmpeg');
     expect(ffmpegs.length).toBeGreaterThanOrEqual(3);
     const events = await fetch(`${service.url}/v1/streams/cam3/events`);

@@ -9,7 +9,7 @@
 import { errorMessage } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import type { DetectionResult } from '../postprocess/types.js';
-import type { LineSummary, ZoneSummary } from '../track/session.js';
+import type { LineSummary, TrackSession, ZoneSummary } from '../track/session.js';
 import { detectVideo, type FrameDetector, type VideoFrameResult } from '../video/pipeline.js';
 import type { CheckedStream } from './config.js';
 import { redactSource, redactText } from './redact.js';
@@ -125,6 +125,9 @@ export class StreamRunner {
   private async run(): Promise<void> {
     const c = this.config;
     let backoff = this.timing.backoffMs;
+    // Across reconnections the tracking session and the frame numbers go on: counts are the stream's, not one connection's.
+    let session: TrackSession | undefined;
+    let nextFrame = 0;
     const watchdog = setInterval(() => {
       if (this.state === 'running' && performance.now() - this.lastFrameAt > this.timing.stallMs) {
         this.lastError = `no frame for ${(this.timing.stallMs / 1000).toFixed(1)} s (stalled)`;
@@ -155,6 +158,8 @@ export class StreamRunner {
           ...(c.live ? { concurrency: 2 } : {}),
           ...(c.maxFps !== undefined ? { maxFps: c.maxFps } : {}),
           ...(c.track ? { track: { ...c.tracking, ...(c.lines ? { lines: c.lines } : {}), ...(c.zones ? { zones: c.zones } : {}) } } : {}),
+          ...(session ? { session } : {}),
+          firstFrame: nextFrame,
         });
         let droppedSeen = 0;
         const syncDropped = () => {
@@ -176,6 +181,8 @@ export class StreamRunner {
             this.times.push(this.lastFrameAt);
             if (this.times.length > 1000) this.times.shift();
             this.frames++;
+            nextFrame = frame.frame + 1;
+            session ??= run.tracking;
             syncDropped();
             if (run.tracking?.counting) {
               const s = run.tracking.summary();

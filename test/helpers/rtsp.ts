@@ -23,6 +23,9 @@ export interface TestCamera {
   kill(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a camera that hangs with its connections open, and comes back. */
+  pause(): void;
+  resume(): void;
 }
 
 /** True when python3 can load GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, python3-gst-1.0). */
@@ -106,6 +109,8 @@ export async function startCamera(video: string, options: { name?: string; port?
     start,
     kill,
     stop: kill,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     async restart(downMs = 500) {
       await kill();
       await new Promise((r) => setTimeout(r, downMs));
