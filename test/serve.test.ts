@@ -219,6 +219,27 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }
   });
 
+  it('a second SIGTERM quits at once, still leaving no ffmpeg behind', async () => {
+    const other = await startServe([], {});
+    try {
+      const added = await other.call('POST', '/v1/streams', { id: 'one', source: cams[0]!.url });
+      expect(added.status, added.text).toBe(201);
+      await until('the stream running', async () => (await other.call('GET', '/v1/streams/one')).json.state === 'running', 60_000);
+      const ffmpegs = childrenNamed(other.child.pid!, 'ffmpeg');
+      expect(ffmpegs.length).toBe(1);
+      other.child.kill('SIGTERM');
+      other.child.kill('SIGTERM');
+      const t0 = Date.now();
+      const exit = await other.stop();
+      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(exit.code === 0 || exit.signal === 'SIGTERM', JSON.stringify(exit)).toBe(true);
+      // Killed before the service died; gone once the adopting init has reaped it.
+      await until('no ffmpeg left', () => ffmpegs.filter(alive).length === 0, 5000, 100);
+    } finally {
+      await other.stop('SIGKILL');
+    }
+  }, 90_000);
+
   it('SIGTERM: finishes, ends the event streams, exits 0 and leaves no ffmpeg behind', async () => {
     await until('three cameras running', async () => {
       const all = await streams();

@@ -6,7 +6,7 @@
  * that doubles from `backoffMs` up to `maxBackoffMs`, forever. A file source is not live: it drops
  * nothing and ends ("ended"). Each processed frame goes to the stream's listeners (events, MJPEG).
  */
-import { errorMessage } from '../errors.js';
+import { errorMessage, isDeimError, type DeimErrorCode } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import type { DetectionResult } from '../postprocess/types.js';
 import type { LineSummary, TrackSession, ZoneSummary } from '../track/session.js';
@@ -52,7 +52,10 @@ export interface StreamInfo {
   counts?: { lines: LineSummary[]; zones: ZoneSummary[] };
 }
 
-/** Seconds of frames the FPS is measured over. */
+/** Errors that retrying cannot mend: the stream is "failed". */
+const CONFIG_ERRORS = new Set<DeimErrorCode>(['ERR_VIDEO_SOURCE', 'ERR_INPUT_NOT_FOUND', 'ERR_INVALID_ARGUMENT', 'ERR_INPUT_EMPTY']);
+
+/** Milliseconds of frames the FPS is measured over. */
 const FPS_WINDOW_MS = 3000;
 
 export class StreamRunner {
@@ -206,6 +209,11 @@ export class StreamRunner {
           if (this.stopped) break;
           this.lastError = this.fail(e);
           this.hooks.log(`stream ${c.id}: ${this.lastError}`);
+          // A source that cannot be what it says (a file gone, a refused protocol) is a configuration to fix, not a failure to retry.
+          if (isDeimError(e) && CONFIG_ERRORS.has(e.code)) {
+            this.state = 'failed';
+            return;
+          }
           if (!c.live) {
             this.state = 'ended';
             return;
