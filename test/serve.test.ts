@@ -3,13 +3,14 @@
  * file stream, the real model and ffmpeg, the CLI as a child process. One service runs through
  * the file's tests; SIGTERM ends it last.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deimv2 } from './helpers/cli.js';
 import { EXAMPLE, SHARED } from './helpers/paths.js';
+import { freePort } from './helpers/redis.js';
 import { rtspServerAvailable, startCamera, type TestCamera } from './helpers/rtsp.js';
 import { alive, childrenNamed, startServe, until, type TestService } from './helpers/serve.js';
 
@@ -206,6 +207,28 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
       return s.state === 'running' && s.frames > before;
     }, 60_000);
   }, 100_000);
+
+  it('takes srt and udp streams too (ffmpeg sending the clip as a camera would)', async () => {
+    const senders: ChildProcess[] = [];
+    try {
+      const srtPort = await freePort();
+      const udpPort = await freePort();
+      const send = (url: string) => senders.push(spawn('ffmpeg', ['-v', 'error', '-re', '-stream_loop', '-1', '-i', clip, '-map', '0:v:0', '-c', 'copy', '-f', 'mpegts', url], { stdio: 'ignore' }));
+      send(`srt://127.0.0.1:${srtPort}?mode=listener`);
+      send(`udp://127.0.0.1:${udpPort}?pkt_size=1316`);
+      for (const [id, source] of [['srt', `srt://127.0.0.1:${srtPort}`], ['udp', `udp://127.0.0.1:${udpPort}`]]) {
+        const r = await service.call('POST', '/v1/streams', { id, source }, auth);
+        expect(r.status, r.text).toBe(201);
+      }
+      await until('srt and udp running with frames', async () => {
+        const all = await streams();
+        return ['srt', 'udp'].every((id) => all[id]?.state === 'running' && all[id]!.frames >= 3);
+      }, 60_000);
+    } finally {
+      for (const child of senders) child.kill('SIGKILL');
+      for (const id of ['srt', 'udp']) await service.call('DELETE', `/v1/streams/${id}`, undefined, auth);
+    }
+  }, 90_000);
 
   it('never shows a password of a source URL: not in the API, the metrics or the log', async () => {
     const list = (await service.call('GET', '/v1/streams')).text;
