@@ -135,7 +135,10 @@ export async function openHttp(service: Service, host: string, port: number): Pr
       if (res.writableLength > MAX_BACKLOG_BYTES) return;
       res.write(`id: ${frame.frame}\ndata: ${JSON.stringify(frameRecord(frame))}\n\n`);
     });
+    // A comment now and then keeps proxies from closing the connection while a stream reconnects.
+    const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000);
     await done;
+    clearInterval(heartbeat);
     off();
     return reply;
   });
