@@ -122,7 +122,15 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     expect(created.status, created.text).toBe(201);
     expect(created.json).toMatchObject({ id: 'extra', source: body.source, state: 'starting' });
     expect((await service.call('GET', '/v1/streams/extra')).json.id).toBe('extra');
+    // Its event stream ends when it is deleted.
+    const events = await fetch(`${service.url}/v1/streams/extra/events`);
+    const ended = (async () => {
+      const reader = events.body!.getReader();
+      while (!(await reader.read()).done);
+      return true;
+    })();
     expect((await service.call('DELETE', '/v1/streams/extra', undefined, auth)).status).toBe(204);
+    expect(await ended).toBe(true);
     expect((await service.call('GET', '/v1/streams/extra')).status).toBe(404);
   }, 60_000);
 
