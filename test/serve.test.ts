@@ -45,7 +45,7 @@ beforeAll(async () => {
     'streams:',
     `  - { id: cam1, source: "${withPassword}", lines: ["${LINE}"] }`,
     `  - { id: cam2, source: "${cams[1]!.url}" }`,
-    `  - { id: cam3, source: "${cams[2]!.url}", track: true }`,
+    `  - { id: cam3, source: "${cams[2]!.url}", track: true, maxFps: 2 }`,
     `  - { id: file, source: "${clip}", lines: ["${LINE}"] }`,
   ].join('\n') + '\n');
   service = await startServe(['--config', config, '--allow-dir', tmp, '--api-key', KEY]);
@@ -65,6 +65,9 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }, 60_000);
     expect(s.cam1!.counts!.lines).toHaveLength(1);
     expect(s.cam2!.counts).toBeUndefined();
+    // maxFps: 2 of the camera's 12.5 frames a second are detected, the others skipped (not counted as dropped).
+    await until('cam3 measured over its FPS window', async () => (await streams()).cam3!.fps > 0, 10_000);
+    expect((await streams()).cam3!.fps).toBeLessThanOrEqual(2.5);
     // Server-Sent Events: one per frame, the JSON-lines record (frame, pts, detections, tracks, counts).
     const res = await fetch(`${service.url}/v1/streams/cam1/events`);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
