@@ -3,13 +3,14 @@
  * file stream, the real model and ffmpeg, the CLI as a child process. One service runs through
  * the file's tests; SIGTERM ends it last.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deimv2 } from './helpers/cli.js';
 import { EXAMPLE, SHARED } from './helpers/paths.js';
+import { freePort } from './helpers/redis.js';
 import { rtspServerAvailable, startCamera, type TestCamera } from './helpers/rtsp.js';
 import { alive, childrenNamed, startServe, until, type TestService } from './helpers/serve.js';
 
@@ -44,7 +45,7 @@ beforeAll(async () => {
     'streams:',
     `  - { id: cam1, source: "${withPassword}", lines: ["${LINE}"] }`,
     `  - { id: cam2, source: "${cams[1]!.url}" }`,
-    `  - { id: cam3, source: "${cams[2]!.url}", track: true }`,
+    `  - { id: cam3, source: "${cams[2]!.url}", track: true, maxFps: 2 }`,
     `  - { id: file, source: "${clip}", lines: ["${LINE}"] }`,
   ].join('\n') + '\n');
   service = await startServe(['--config', config, '--allow-dir', tmp, '--api-key', KEY]);
@@ -64,6 +65,9 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }, 60_000);
     expect(s.cam1!.counts!.lines).toHaveLength(1);
     expect(s.cam2!.counts).toBeUndefined();
+    // maxFps: 2 of the camera's 12.5 frames a second are detected, the others skipped (not counted as dropped).
+    await until('cam3 measured over its FPS window', async () => (await streams()).cam3!.fps > 0, 10_000);
+    expect((await streams()).cam3!.fps).toBeLessThanOrEqual(2.5);
     // Server-Sent Events: one per frame, the JSON-lines record (frame, pts, detections, tracks, counts).
     const res = await fetch(`${service.url}/v1/streams/cam1/events`);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
@@ -121,7 +125,15 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     expect(created.status, created.text).toBe(201);
     expect(created.json).toMatchObject({ id: 'extra', source: body.source, state: 'starting' });
     expect((await service.call('GET', '/v1/streams/extra')).json.id).toBe('extra');
+    // Its event stream ends when it is deleted.
+    const events = await fetch(`${service.url}/v1/streams/extra/events`);
+    const ended = (async () => {
+      const reader = events.body!.getReader();
+      while (!(await reader.read()).done);
+      return true;
+    })();
     expect((await service.call('DELETE', '/v1/streams/extra', undefined, auth)).status).toBe(204);
+    expect(await ended).toBe(true);
     expect((await service.call('GET', '/v1/streams/extra')).status).toBe(404);
   }, 60_000);
 
@@ -145,6 +157,20 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     const before = await streams();
     const watch: Array<Record<string, Info>> = [];
     let watching = true;
+    // The stream's events go on over the reconnection, its frame numbers too (the tracking session continues).
+    const events = await fetch(`${service.url}/v1/streams/cam2/events`);
+    const reader = events.body!.getReader();
+    const frames: number[] = [];
+    const reading = (async () => {
+      for (let text = ''; ; ) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += new TextDecoder().decode(value);
+        const parts = text.split('\n\n');
+        text = parts.pop()!;
+        for (const p of parts) if (p.startsWith('id: ')) frames.push(Number(p.slice(4, p.indexOf('\n'))));
+      }
+    })().catch(() => undefined);
     const watcher = (async () => {
       while (watching) {
         watch.push(await streams());
@@ -158,6 +184,11 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }, 60_000);
     watching = false;
     await watcher;
+    const seen = frames.length;
+    await until('events after the reconnection', () => frames.length > seen + 1, 20_000);
+    await reader.cancel();
+    await reading;
+    expect(frames.every((f, i) => i === 0 || f > frames[i - 1]!), frames.join(' ')).toBe(true);
     expect(back.lastError).toBeDefined();
     expect(watch.some((s) => s.cam2!.state === 'reconnecting')).toBe(true);
     for (const id of ['cam1', 'cam3']) {
@@ -167,6 +198,47 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }
     const metrics = (await service.call('GET', '/metrics')).text;
     expect(metrics).toMatch(/^deimv2_stream_reconnects_total\{stream="cam2"\} [1-9]/m);
+  }, 90_000);
+
+  it('a camera that hangs (connection open, no frames) is detected as stalled and reconnected', async () => {
+    cams[2]!.pause();
+    try {
+      const stalled = await until('cam3 reconnecting', async () => {
+        const s = (await streams()).cam3!;
+        return s.state === 'reconnecting' && s;
+      }, 30_000, 100);
+      // Whichever sees it first: the watchdog (no frame for 5 s) or ffmpeg's own RTSP timeout (5 s), which ends its stream.
+      expect(stalled.lastError).toMatch(/no frame for 5\.0 s \(stalled\)|the stream ended|timed out|Could not/);
+    } finally {
+      cams[2]!.resume();
+    }
+    const before = (await streams()).cam3!.frames;
+    await until('cam3 running again', async () => {
+      const s = (await streams()).cam3!;
+      return s.state === 'running' && s.frames > before;
+    }, 60_000);
+  }, 100_000);
+
+  it('takes srt and udp streams too (ffmpeg sending the clip as a camera would)', async () => {
+    const senders: ChildProcess[] = [];
+    try {
+      const srtPort = await freePort();
+      const udpPort = await freePort();
+      const send = (url: string) => senders.push(spawn('ffmpeg', ['-v', 'error', '-re', '-stream_loop', '-1', '-i', clip, '-map', '0:v:0', '-c', 'copy', '-f', 'mpegts', url], { stdio: 'ignore' }));
+      send(`srt://127.0.0.1:${srtPort}?mode=listener`);
+      send(`udp://127.0.0.1:${udpPort}?pkt_size=1316`);
+      for (const [id, source] of [['srt', `srt://127.0.0.1:${srtPort}`], ['udp', `udp://127.0.0.1:${udpPort}`]]) {
+        const r = await service.call('POST', '/v1/streams', { id, source }, auth);
+        expect(r.status, r.text).toBe(201);
+      }
+      await until('srt and udp running with frames', async () => {
+        const all = await streams();
+        return ['srt', 'udp'].every((id) => all[id]?.state === 'running' && all[id]!.frames >= 3);
+      }, 60_000);
+    } finally {
+      for (const child of senders) child.kill('SIGKILL');
+      for (const id of ['srt', 'udp']) await service.call('DELETE', `/v1/streams/${id}`, undefined, auth);
+    }
   }, 90_000);
 
   it('never shows a password of a source URL: not in the API, the metrics or the log', async () => {
@@ -181,7 +253,32 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }
   });
 
+  it('a second SIGTERM quits at once, still leaving no ffmpeg behind', async () => {
+    const other = await startServe([], {});
+    try {
+      const added = await other.call('POST', '/v1/streams', { id: 'one', source: cams[0]!.url });
+      expect(added.status, added.text).toBe(201);
+      await until('the stream running', async () => (await other.call('GET', '/v1/streams/one')).json.state === 'running', 60_000);
+      const ffmpegs = childrenNamed(other.child.pid!, 'ffmpeg');
+      expect(ffmpegs.length).toBe(1);
+      other.child.kill('SIGTERM');
+      other.child.kill('SIGTERM');
+      const t0 = Date.now();
+      const exit = await other.stop();
+      expect(Date.now() - t0).toBeLessThan(10_000); // generous: the test machine is shared and loaded
+      expect(exit.code === 0 || exit.signal === 'SIGTERM', JSON.stringify(exit)).toBe(true);
+      // Killed before the service died; gone once the adopting init has reaped it.
+      await until('no ffmpeg left', () => ffmpegs.filter(alive).length === 0, 5000, 100);
+    } finally {
+      await other.stop('SIGKILL');
+    }
+  }, 90_000);
+
   it('SIGTERM: finishes, ends the event streams, exits 0 and leaves no ffmpeg behind', async () => {
+    await until('three cameras running', async () => {
+      const all = await streams();
+      return ['cam1', 'cam2', 'cam3'].every((id) => all[id]?.state === 'running');
+    }, 60_000);
     const ffmpegs = childrenNamed(service.child.pid!, 'ffmpeg');
     expect(ffmpegs.length).toBeGreaterThanOrEqual(3);
     const events = await fetch(`${service.url}/v1/streams/cam3/events`);

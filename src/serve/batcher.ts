@@ -73,6 +73,11 @@ export class FrameBatcher {
     return this.waiting;
   }
 
+  /** Frames of `stream` waiting. */
+  queuedFor(stream: string): number {
+    return this.queues.get(stream)?.length ?? 0;
+  }
+
   /** Forgets a stream whose queue is empty (a removed stream). */
   removeStream(stream: string): void {
     if (this.queues.get(stream)?.length === 0) this.queues.delete(stream);

@@ -21,6 +21,8 @@ const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
 /** A slow client whose socket holds more than this is skipped until it catches up (memory stays bounded). */
 const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 const BOUNDARY = 'deimv2frame';
+/** POST /v1/detect images waiting for the detector at once. */
+const MAX_WAITING_IMAGES = 64;
 
 const STATUS: Partial<Record<DeimError['code'], number>> = {
   ERR_INVALID_ARGUMENT: 400, ERR_INPUT_FORMAT: 400, ERR_INPUT_EMPTY: 400, ERR_INPUT_UNREADABLE: 400, ERR_INPUT_TOO_LARGE: 413,
@@ -133,7 +135,10 @@ export async function openHttp(service: Service, host: string, port: number): Pr
       if (res.writableLength > MAX_BACKLOG_BYTES) return;
       res.write(`id: ${frame.frame}\ndata: ${JSON.stringify(frameRecord(frame))}\n\n`);
     });
+    // A comment now and then keeps proxies from closing the connection while a stream reconnects.
+    const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000);
     await done;
+    clearInterval(heartbeat);
     off();
     return reply;
   });
@@ -180,6 +185,10 @@ export async function openHttp(service: Service, host: string, port: number): Pr
     }
     if (request.body.length === 0) return reply.code(400).send({ error: { code: 'ERR_INPUT_EMPTY', message: 'the request body is empty (send the image bytes)' } });
     if (!service.batcher) return reply.code(503).send({ error: { code: 'ERR_CLOSED', message: 'the model is still loading' } });
+    // Requests waiting for the detector are bounded: beyond that the client is told to come back.
+    if (service.batcher.queuedFor('') >= MAX_WAITING_IMAGES) {
+      return reply.code(503).header('Retry-After', '1').send({ error: { code: 'ERR_BUSY', message: `${MAX_WAITING_IMAGES} images are waiting for the detector already; try again` } });
+    }
     try {
       const r = await service.batcher.submit('', request.body);
       return { width: r.width, height: r.height, detections: r.detections };

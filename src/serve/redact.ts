@@ -3,8 +3,8 @@
  * errors, page) and every message that may quote one goes through these.
  */
 
-/** Any "scheme://user[:password]@" in a text. */
-const USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^\s/@?#]*@/gi;
+/** Any "scheme://user[:password]@" in a text, malformed ones ("rtsp:/user:pw@", "rtsp:user:pw@") too. */
+const USERINFO = /([a-z][a-z0-9+.-]*:\/*)[^\s/@?#]*@/gi;
 /** Query parameters that commonly carry secrets (?password=..., &token=...). */
 const SECRET_QUERY = /([?&](?:user(?:name)?|pass(?:word)?|pwd|token|key|api_?key|auth|secret|sig(?:nature)?)=)[^&#\s]*/gi;
 

@@ -86,7 +86,7 @@ export class Service {
 
   log(line: string): void {
     const text = redactText(line, [...this.streams.values()].map((s) => s.config.source));
-    (this.options.log ?? ((l: string) => process.stderr.write(l + '\n')))(`deimv2 serve: ${text}`);
+    (this.options.log ?? ((l: string) => process.stderr.write(l + '\n')))(`${new Date().toISOString()} deimv2 serve: ${text}`);
   }
 
   /** True when `header` is "Bearer <the key>" (or no key is set). */

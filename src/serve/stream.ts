@@ -6,10 +6,10 @@
  * that doubles from `backoffMs` up to `maxBackoffMs`, forever. A file source is not live: it drops
  * nothing and ends ("ended"). Each processed frame goes to the stream's listeners (events, MJPEG).
  */
-import { errorMessage } from '../errors.js';
+import { errorMessage, isDeimError, type DeimErrorCode } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import type { DetectionResult } from '../postprocess/types.js';
-import type { LineSummary, ZoneSummary } from '../track/session.js';
+import type { LineSummary, TrackSession, ZoneSummary } from '../track/session.js';
 import { detectVideo, type FrameDetector, type VideoFrameResult } from '../video/pipeline.js';
 import type { CheckedStream } from './config.js';
 import { redactSource, redactText } from './redact.js';
@@ -52,7 +52,15 @@ export interface StreamInfo {
   counts?: { lines: LineSummary[]; zones: ZoneSummary[] };
 }
 
-/** Seconds of frames the FPS is measured over. */
+function countsOf(session: TrackSession): NonNullable<StreamInfo['counts']> {
+  const { lines, zones } = session.summary();
+  return { lines, zones };
+}
+
+/** Errors that retrying cannot mend: the stream is "failed". */
+const CONFIG_ERRORS = new Set<DeimErrorCode>(['ERR_VIDEO_SOURCE', 'ERR_INPUT_NOT_FOUND', 'ERR_INVALID_ARGUMENT', 'ERR_INPUT_EMPTY']);
+
+/** Milliseconds of frames the FPS is measured over. */
 const FPS_WINDOW_MS = 3000;
 
 export class StreamRunner {
@@ -63,7 +71,8 @@ export class StreamRunner {
   lastError: string | undefined;
   /** The newest processed frame, annotated. */
   latest: { frame: VideoFrameResult; image: RgbImage } | undefined;
-  private counts: StreamInfo['counts'];
+  /** The session whose summary gives `counts` (made when asked, not per frame). */
+  private tracking: TrackSession | undefined;
   private readonly times: number[] = [];
   private stopped = false;
   private attempt: AbortController | undefined;
@@ -99,7 +108,7 @@ export class StreamRunner {
       fps: Math.round(fps * 10) / 10,
       reconnects: this.reconnects,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
-      ...(this.counts ? { counts: this.counts } : {}),
+      ...(this.tracking ? { counts: countsOf(this.tracking) } : {}),
     };
   }
 
@@ -125,6 +134,9 @@ export class StreamRunner {
   private async run(): Promise<void> {
     const c = this.config;
     let backoff = this.timing.backoffMs;
+    // Across reconnections the tracking session and the frame numbers go on: counts are the stream's, not one connection's.
+    let session: TrackSession | undefined;
+    let nextFrame = 0;
     const watchdog = setInterval(() => {
       if (this.state === 'running' && performance.now() - this.lastFrameAt > this.timing.stallMs) {
         this.lastError = `no frame for ${(this.timing.stallMs / 1000).toFixed(1)} s (stalled)`;
@@ -155,6 +167,8 @@ export class StreamRunner {
           ...(c.live ? { concurrency: 2 } : {}),
           ...(c.maxFps !== undefined ? { maxFps: c.maxFps } : {}),
           ...(c.track ? { track: { ...c.tracking, ...(c.lines ? { lines: c.lines } : {}), ...(c.zones ? { zones: c.zones } : {}) } } : {}),
+          ...(session ? { session } : {}),
+          firstFrame: nextFrame,
         });
         let droppedSeen = 0;
         const syncDropped = () => {
@@ -176,11 +190,10 @@ export class StreamRunner {
             this.times.push(this.lastFrameAt);
             if (this.times.length > 1000) this.times.shift();
             this.frames++;
+            nextFrame = frame.frame + 1;
+            session ??= run.tracking;
             syncDropped();
-            if (run.tracking?.counting) {
-              const s = run.tracking.summary();
-              this.counts = { lines: s.lines, zones: s.zones };
-            }
+            if (run.tracking?.counting) this.tracking = run.tracking;
             if (frame.image) this.latest = { frame, image: frame.image };
             const t0 = frame.image ? latency.get(frame.image) : undefined;
             this.hooks.onFrame(this, frame, t0 === undefined ? 0 : (performance.now() - t0) / 1000);
@@ -199,6 +212,11 @@ export class StreamRunner {
           if (this.stopped) break;
           this.lastError = this.fail(e);
           this.hooks.log(`stream ${c.id}: ${this.lastError}`);
+          // A source that cannot be what it says (a file gone, a refused protocol) is a configuration to fix, not a failure to retry.
+          if (isDeimError(e) && CONFIG_ERRORS.has(e.code)) {
+            this.state = 'failed';
+            return;
+          }
           if (!c.live) {
             this.state = 'ended';
             return;

@@ -100,7 +100,8 @@ export async function* runFrames(
     }
     options.onStart?.(info);
     const draw = options.annotate === true || options.output !== undefined;
-    const tracking = options.track ? new TrackSession({ frameRate: info.fps, threshold: detector.threshold ?? 0.4, ...options.track }) : undefined;
+    const tracking = options.session ?? (options.track ? new TrackSession({ frameRate: info.fps, threshold: detector.threshold ?? 0.4, ...options.track }) : undefined);
+    const firstFrame = options.firstFrame ?? 0;
     onTracking(tracking);
     const detectOptions = tracking ? { threshold: Math.min(tracking.threshold, tracking.tracker.options.lowThresh) } : undefined;
     // Frames in memory at once follow the detector's pixel budget: those in detection, those
@@ -145,15 +146,16 @@ export async function* runFrames(
       if ('error' in settled) {
         throw new DeimError('ERR_VIDEO', `Detection failed on frame ${settled.frame.index} of ${source}: ${errorMessage(settled.error)}`, { input: source, cause: settled.error });
       }
-      const tracked: TrackedFrame | undefined = tracking?.update(settled.frame.index, settled.detections);
+      const index = settled.frame.index + firstFrame;
+      const tracked: TrackedFrame | undefined = tracking?.update(index, settled.detections);
       if (draw && tracked) drawTracking(settled.image, tracked, tracking!, options.draw);
       else if (draw) drawDetections(settled.image, settled.detections, options.draw);
-      const pts = settled.frame.pts ?? settled.frame.index / info.fps;
+      const pts = settled.frame.pts ?? index / info.fps;
       if (encoder) await encoder.write(settled.image.data, pts);
       stats.processed++;
       // A frame in the output is reported even when the stop came while it was being written: the
       // JSON lines always match the MP4's frames (the next turn of the loop stops).
-      const result: VideoFrameResult = { frame: settled.frame.index, pts, width: info.width, height: info.height, detections: tracked ? tracked.detections : settled.detections };
+      const result: VideoFrameResult = { frame: index, pts, width: info.width, height: info.height, detections: tracked ? tracked.detections : settled.detections };
       if (tracked) {
         result.tracks = tracked.tracks;
         if (tracked.counts) result.counts = tracked.counts;

@@ -2,7 +2,7 @@
 import type { DrawOptions } from '../annotate/draw.js';
 import type { RgbImage } from '../image/types.js';
 import type { Detection, DetectionResult } from '../postprocess/types.js';
-import type { FrameCounts, TrackSessionOptions } from '../track/session.js';
+import type { FrameCounts, TrackSession, TrackSessionOptions } from '../track/session.js';
 import type { Track } from '../track/tracker.js';
 import type { VideoInfo } from './probe.js';
 
@@ -48,6 +48,10 @@ export interface VideoOptions {
    * `track.threshold`) are returned and drawn. frameRate defaults to the video's.
    */
   track?: TrackSessionOptions;
+  /** Go on with this tracking session (a live stream opened again): its tracks and counts continue; `track` is then not used. */
+  session?: TrackSession;
+  /** Number the frames from this index on (a stream opened again goes on with its numbering; default 0). */
+  firstFrame?: number;
   /** Called once the stream is open, with its size, rate and (for files) frame count. */
   onStart?: (info: VideoInfo) => void;
 }

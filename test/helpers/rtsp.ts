@@ -1,7 +1,7 @@
 /**
  * Real RTSP cameras for the tests: test/helpers/rtsp-server.py (GStreamer's gst-rtsp-server via
- * python3-gi) serving a video's H.264 looped (10 times by default, stream copy) at its frame rate,
- * on a free loopback port.
+ * python3-gi) serving a video's H.264 (a keyframe a second) looped 10 times at its frame rate, on a
+ * free loopback port.
  * `restart()` brings it back on the same port (a camera that went away and came back).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +23,9 @@ export interface TestCamera {
   kill(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a camera that hangs with its connections open, and comes back. */
+  pause(): void;
+  resume(): void;
 }
 
 /** True when python3 can load GStreamer's RTSP server (gir1.2-gst-rtsp-server-1.0, python3-gst-1.0). */
@@ -37,14 +40,20 @@ export function rtspServerAvailable(): boolean {
 }
 
 const looped = new Map<string, string>();
-/** The video's H.264 repeated `times` times in one MP4 (stream copy; made once per video and test process). */
+/**
+ * The video's H.264 with a keyframe every second (a viewer joining the shared stream, or coming
+ * back after a failure, waits for the next keyframe: 4.8 s in car-detection.mp4 as it is),
+ * repeated `times` times in one MP4 (made once per video and test process).
+ */
 function loopedCopy(video: string, times: number): string {
   const key = `${video}\0${times}`;
   let out = looped.get(key);
   if (out) return out;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'deimv2-rtsp-'));
   out = path.join(dir, `${path.basename(video, path.extname(video))}.x${times}.mp4`);
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(times - 1), '-i', video, '-map', '0:v:0', '-c', 'copy', out]);
+  const once = path.join(dir, 'once.mp4');
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-i', video, '-map', '0:v:0', '-c:v', 'libx264', '-preset', 'ultrafast', '-force_key_frames', 'expr:gte(t,n_forced*1)', '-bf', '0', once]);
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-stream_loop', String(times - 1), '-i', once, '-c', 'copy', out]);
   looped.set(key, out);
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   return out;
@@ -106,6 +115,8 @@ export async function startCamera(video: string, options: { name?: string; port?
     start,
     kill,
     stop: kill,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     async restart(downMs = 500) {
       await kill();
       await new Promise((r) => setTimeout(r, downMs));
