@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
   worker: () => import('./commands/worker.js'),
   submit: () => import('./commands/submit.js'),
   queue: () => import('./commands/queue.js'),
+  serve: () => import('./commands/serve.js'),
 };
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -31,6 +31,8 @@ export interface DecoderOptions {
    * UDP or RTP source silent this long after that also ends the run.
    */
   openTimeoutMs?: number;
+  /** Live sources: keep at most this many frames a second; the others are skipped (not counted as dropped). */
+  maxFps?: number;
 }
 
 const DAMAGE = /partial file|Error while decoding|corrupt|Invalid NAL|error reading header/i;
@@ -48,6 +50,10 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   dropped = 0;
   /** Frames cut from the pipe so far. */
   decoded = 0;
+  /** Live frames skipped to keep to maxFps. */
+  skipped = 0;
+  private lastKept = -Infinity;
+  private minIntervalMs = 0;
   /** Set when ffmpeg stopped with an error after delivering frames (a truncated file). */
   decodeError: string | undefined;
 
@@ -91,6 +97,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     const proc = spawn(ffmpeg.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const placeholder: VideoInfo = { width: 0, height: 0, fps: 0, fpsText: '0', hasAudio: false };
     const decoder = new FrameDecoder(proc, source, options.maxQueue ?? (options.live ? 2 : 6), options.live, placeholder);
+    if (options.live && options.maxFps) decoder.minIntervalMs = 1000 / options.maxFps;
     await decoder.start(options.openTimeoutMs ?? 15_000);
     return decoder;
   }
@@ -187,6 +194,15 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
 
   private push(frame: DecodedFrame): void {
     if (this.stopped) return;
+    if (this.minIntervalMs > 0) {
+      // A 10% tolerance: a source at exactly maxFps keeps every frame despite jitter.
+      const now = performance.now();
+      if (now - this.lastKept < this.minIntervalMs * 0.9) {
+        this.skipped++;
+        return this.recycle(frame);
+      }
+      this.lastKept = now;
+    }
     this.queue.push(frame);
     if (this.queue.length > this.maxQueue) {
       if (this.live) {

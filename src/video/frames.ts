@@ -46,6 +46,7 @@ export async function* runFrames(
     ...(threads ? { threads } : {}),
     ...(loop ? { loop } : {}),
     ...(options.openTimeoutMs !== undefined ? { openTimeoutMs: options.openTimeoutMs } : {}),
+    ...(options.maxFps !== undefined ? { maxFps: options.maxFps } : {}),
   });
   // How many decoded frames the detector's pixel budget holds.
   const framesFit = (info: VideoInfo) => (detector.maxMemory !== undefined ? Math.floor(detector.maxMemory / (info.width * info.height * 3)) : Infinity);

@@ -16,6 +16,11 @@ function trackFields(r: Pick<VideoFrameResult, 'tracks' | 'counts'>): Record<str
   return { tracks: r.tracks.map(trackJson), ...(r.counts ? { counts: r.counts } : {}) };
 }
 
+/** The JSON-lines record of one frame, as `detect --json` writes it (and `serve` sends it as an event). */
+export function frameRecord(result: Pick<VideoFrameResult, 'frame' | 'pts' | 'detections' | 'tracks' | 'counts'>): Record<string, unknown> {
+  return { frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections, ...trackFields(result) };
+}
+
 export class JsonlWriter {
   private readonly fd: number;
   private readonly ownsFd: boolean;
@@ -45,7 +50,7 @@ export class JsonlWriter {
   }
 
   write(result: Pick<VideoFrameResult, 'frame' | 'pts' | 'detections' | 'tracks' | 'counts'>): void {
-    const line = JSON.stringify({ frame: result.frame, pts: Math.round(result.pts * 1e6) / 1e6, detections: result.detections, ...trackFields(result) }) + '\n';
+    const line = JSON.stringify(frameRecord(result)) + '\n';
     this.writeLine(line);
   }
 

@@ -34,6 +34,8 @@ export interface VideoOptions {
   loop?: number;
   /** Give up opening the source after this long (default 15 s); a UDP/RTP source silent this long also ends the run. */
   openTimeoutMs?: number;
+  /** Live sources: detect at most this many frames a second (the others are skipped, not counted as dropped). */
+  maxFps?: number;
   /** Keep the input's audio in `output` (default true; files only). */
   keepAudio?: boolean;
   /** x264 preset for `output` (default ultrafast: the cheapest; see encoder.ts for the measured costs). */

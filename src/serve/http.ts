@@ -1,0 +1,194 @@
+/**
+ * The service's HTTP API (fastify), JSON everywhere:
+ *   GET /health, GET /metrics, GET /
+ *   GET|POST /v1/streams, GET|DELETE /v1/streams/:id
+ *   GET /v1/streams/:id/events (Server-Sent Events: the `detect --json` JSON-lines record of each frame)
+ *   GET /v1/streams/:id/frame.jpg, GET /v1/streams/:id/mjpeg (multipart/x-mixed-replace)
+ *   POST /v1/detect (image bytes -> one entry of `detect --json`'s results, through the batcher)
+ * With an API key every call that changes something needs `Authorization: Bearer KEY` (401).
+ */
+import type { ServerResponse } from 'node:http';
+import Fastify, { type FastifyReply } from 'fastify';
+import { requireSharp } from '../cjs.js';
+import { DeimError, errorMessage } from '../errors.js';
+import type { RgbImage } from '../image/types.js';
+import { frameRecord } from '../video/jsonl.js';
+import { PAGE_HTML } from './page.js';
+import { redactText } from './redact.js';
+import type { Service } from './service.js';
+
+const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
+/** A slow client whose socket holds more than this is skipped until it catches up (memory stays bounded). */
+const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+const BOUNDARY = 'deimv2frame';
+
+const STATUS: Partial<Record<DeimError['code'], number>> = {
+  ERR_INVALID_ARGUMENT: 400, ERR_INPUT_FORMAT: 400, ERR_INPUT_EMPTY: 400, ERR_INPUT_UNREADABLE: 400, ERR_INPUT_TOO_LARGE: 413,
+  ERR_INPUT_NOT_ALLOWED: 400, ERR_INPUT_NOT_FOUND: 400, ERR_VIDEO_SOURCE: 400, ERR_CLOSED: 503, ERR_INPUT_TIMEOUT: 400,
+};
+
+function sendError(reply: FastifyReply, service: Service, e: unknown, fallback = 500) {
+  const code = e instanceof DeimError ? e.code : 'ERR_INTERNAL';
+  const status = e instanceof DeimError ? (STATUS[e.code] ?? fallback) : fallback;
+  const message = redactText(errorMessage(e), [...service.streams.values()].map((s) => s.config.source));
+  return reply.code(status).send({ error: { code, message } });
+}
+
+/** JPEG of an RGB frame. */
+export function encodeJpeg(image: RgbImage): Promise<Buffer> {
+  return requireSharp()(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).jpeg({ quality: 80 }).toBuffer();
+}
+
+/** One JPEG per frame, made only when someone looks (frame.jpg, MJPEG), shared by every viewer. */
+class JpegCache {
+  private frame = -1;
+  private jpeg: Promise<Buffer> | undefined;
+  private image: RgbImage | undefined;
+  get(frame: number, image: RgbImage): Promise<Buffer> {
+    if (this.frame !== frame || this.image !== image || !this.jpeg) {
+      this.frame = frame;
+      this.image = image;
+      this.jpeg = encodeJpeg(image);
+    }
+    return this.jpeg;
+  }
+}
+
+function hijack(service: Service, reply: FastifyReply, stream: string, headers: Record<string, string>): { res: ServerResponse; done: Promise<void>; end(): void } {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'Cache-Control': 'no-cache, no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no', ...headers });
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  const client = {
+    stream,
+    end: () => {
+      service.clients.delete(client);
+      if (!res.writableEnded) res.end();
+      resolveDone();
+    },
+  };
+  service.clients.add(client);
+  res.on('close', client.end);
+  return { res, done, end: client.end };
+}
+
+export async function openHttp(service: Service, host: string, port: number): Promise<void> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const jpegs = new Map<string, JpegCache>();
+  const jpegOf = (id: string) => {
+    let c = jpegs.get(id);
+    if (!c) jpegs.set(id, (c = new JpegCache()));
+    return c;
+  };
+
+  app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit: service.maxImageBytes }, (_req, body, done) => done(null, body));
+  app.addHook('onRequest', async (request, reply) => {
+    if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
+    if (!service.authorized(request.headers.authorization)) {
+      return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: { code: 'ERR_UNAUTHORIZED', message: 'this call needs Authorization: Bearer <API key>' } });
+    }
+  });
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+    if (error instanceof DeimError) return sendError(reply, service, error);
+    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
+    const code = status === 413 ? 'ERR_INPUT_TOO_LARGE' : status === 415 ? 'ERR_INPUT_FORMAT' : status < 500 ? 'ERR_INVALID_ARGUMENT' : 'ERR_INTERNAL';
+    const message = status === 415 ? `Content-Type must be one of ${IMAGE_TYPES.join(', ')} (POST /v1/detect) or application/json` : status === 413 ? `the body is larger than the limit (${service.maxImageBytes} bytes for images)` : error.message;
+    return reply.code(status).send({ error: { code, message } });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
+
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PAGE_HTML));
+  app.get('/health', async (_request, reply) => {
+    const d = service.detector;
+    if (!d || service.stopping) return reply.code(503).send({ status: service.stopping ? 'stopping' : 'loading' });
+    return { status: 'ok', model: d.spec.variant ?? d.modelPath, backend: d.backendLabel, streams: service.streams.size };
+  });
+  app.get('/metrics', async (_request, reply) => reply.type(service.metrics.registry.contentType).send(await service.metrics.text()));
+
+  const found = (id: string, reply: FastifyReply) => {
+    const s = service.streams.get(id);
+    if (!s) void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no stream "${id}"` } });
+    return s;
+  };
+  app.get('/v1/streams', async () => ({ streams: [...service.streams.values()].map((s) => s.info()) }));
+  app.get<{ Params: { id: string } }>('/v1/streams/:id', async (request, reply) => found(request.params.id, reply)?.info());
+  app.post('/v1/streams', async (request, reply) => {
+    if (!service.detector) return reply.code(503).send({ error: { code: 'ERR_CLOSED', message: 'the model is still loading' } });
+    const runner = service.add(service.check(request.body));
+    return reply.code(201).send(runner.info());
+  });
+  app.delete<{ Params: { id: string } }>('/v1/streams/:id', async (request, reply) => {
+    if (!(await service.remove(request.params.id))) return reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no stream "${request.params.id}"` } });
+    jpegs.delete(request.params.id);
+    return reply.code(204).send();
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/streams/:id/events', async (request, reply) => {
+    const id = request.params.id;
+    if (!found(id, reply)) return reply;
+    const { res, done } = hijack(service, reply, id, { 'Content-Type': 'text/event-stream; charset=utf-8' });
+    res.write(': deimv2 events\n\n');
+    const off = service.listen(id, (frame) => {
+      if (res.writableLength > MAX_BACKLOG_BYTES) return;
+      res.write(`id: ${frame.frame}\ndata: ${JSON.stringify(frameRecord(frame))}\n\n`);
+    });
+    await done;
+    off();
+    return reply;
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/streams/:id/frame.jpg', async (request, reply) => {
+    const s = found(request.params.id, reply);
+    if (!s) return reply;
+    const latest = s.latest;
+    if (!latest) return reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `stream "${s.id}" has no frame yet (state ${s.state})` } });
+    const jpeg = await jpegOf(s.id).get(latest.frame.frame, latest.image);
+    return reply.type('image/jpeg').header('Cache-Control', 'no-store').header('X-Frame', String(latest.frame.frame)).send(jpeg);
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/streams/:id/mjpeg', async (request, reply) => {
+    const s = found(request.params.id, reply);
+    if (!s) return reply;
+    const { res, done } = hijack(service, reply, s.id, { 'Content-Type': `multipart/x-mixed-replace; boundary=${BOUNDARY}` });
+    let busy = false;
+    const send = (frame: number, image: RgbImage) => {
+      if (busy || res.writableLength > MAX_BACKLOG_BYTES) return; // the newest frame wins; a slow viewer skips frames
+      busy = true;
+      jpegOf(s.id).get(frame, image).then(
+        (jpeg) => {
+          busy = false;
+          if (res.writableEnded) return;
+          res.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
+          res.write(jpeg);
+          res.write('\r\n');
+        },
+        () => (busy = false),
+      );
+    };
+    if (s.latest) send(s.latest.frame.frame, s.latest.image);
+    const off = service.listen(s.id, (frame, image) => send(frame.frame, image));
+    await done;
+    off();
+    return reply;
+  });
+
+  app.post('/v1/detect', async (request, reply) => {
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (!IMAGE_TYPES.includes(type) || !Buffer.isBuffer(request.body)) {
+      return reply.code(415).send({ error: { code: 'ERR_INPUT_FORMAT', message: `POST /v1/detect takes image bytes with Content-Type ${IMAGE_TYPES.join(', ')}, got ${type || 'none'}` } });
+    }
+    if (request.body.length === 0) return reply.code(400).send({ error: { code: 'ERR_INPUT_EMPTY', message: 'the request body is empty (send the image bytes)' } });
+    if (!service.batcher) return reply.code(503).send({ error: { code: 'ERR_CLOSED', message: 'the model is still loading' } });
+    try {
+      const r = await service.batcher.submit('', request.body);
+      return { width: r.width, height: r.height, detections: r.detections };
+    } catch (e) {
+      return sendError(reply, service, e);
+    }
+  });
+
+  const address = await app.listen({ host, port });
+  service.url = address.replace('[::1]', 'localhost');
+  service.closeHttp = () => app.close();
+}

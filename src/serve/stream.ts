@@ -1,0 +1,227 @@
+/**
+ * One stream's supervisor: runs the video pipeline (src/video: the decoder, its protocol
+ * whitelists and live-frame dropping; src/track: the tracking session `detect --track` uses) on
+ * the stream's source with the shared batcher as its detector, and keeps the stream going: a
+ * live source that fails, ends or stalls (no frame for `stallMs`) is opened again after a backoff
+ * that doubles from `backoffMs` up to `maxBackoffMs`, forever. A file source is not live: it drops
+ * nothing and ends ("ended"). Each processed frame goes to the stream's listeners (events, MJPEG).
+ */
+import { errorMessage } from '../errors.js';
+import type { RgbImage } from '../image/types.js';
+import type { DetectionResult } from '../postprocess/types.js';
+import type { LineSummary, ZoneSummary } from '../track/session.js';
+import { detectVideo, type FrameDetector, type VideoFrameResult } from '../video/pipeline.js';
+import type { CheckedStream } from './config.js';
+import { redactSource, redactText } from './redact.js';
+
+export type StreamState = 'starting' | 'running' | 'reconnecting' | 'ended' | 'failed';
+
+export interface StreamTiming {
+  /** No frame for this long while running: reconnect (default 5000). */
+  stallMs: number;
+  /** First wait before reconnecting (default 1000), doubled each time up to maxBackoffMs (default 30000). */
+  backoffMs: number;
+  maxBackoffMs: number;
+  /** Give up opening the source after this long (default 10000). */
+  openTimeoutMs: number;
+}
+
+export interface StreamHooks {
+  /** The detector for this stream's frames (the batcher), with the stream's threshold and classes. */
+  detect(image: RgbImage, options: { threshold?: number; classes?: string[] }): Promise<DetectionResult>;
+  /** The detector's default threshold and pixel budget. */
+  threshold: number;
+  maxMemory: number;
+  runners: number;
+  log(line: string): void;
+  onFrame(stream: StreamRunner, frame: VideoFrameResult, latencyS: number): void;
+  onDropped(stream: StreamRunner, n: number): void;
+  onReconnect(stream: StreamRunner): void;
+}
+
+export interface StreamInfo {
+  id: string;
+  source: string;
+  state: StreamState;
+  frames: number;
+  dropped: number;
+  fps: number;
+  reconnects: number;
+  lastError?: string;
+  /** With lines or zones: as `summary.lines` / `summary.zones` of `detect --track --json`. */
+  counts?: { lines: LineSummary[]; zones: ZoneSummary[] };
+}
+
+/** Seconds of frames the FPS is measured over. */
+const FPS_WINDOW_MS = 3000;
+
+export class StreamRunner {
+  state: StreamState = 'starting';
+  frames = 0;
+  dropped = 0;
+  reconnects = 0;
+  lastError: string | undefined;
+  /** The newest processed frame, annotated. */
+  latest: { frame: VideoFrameResult; image: RgbImage } | undefined;
+  private counts: StreamInfo['counts'];
+  private readonly times: number[] = [];
+  private stopped = false;
+  private attempt: AbortController | undefined;
+  private lastFrameAt = 0;
+  private loop: Promise<void> | undefined;
+  private wakeSleep: (() => void) | undefined;
+
+  constructor(
+    readonly config: CheckedStream,
+    private readonly hooks: StreamHooks,
+    private readonly timing: StreamTiming,
+  ) {}
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  info(): StreamInfo {
+    const now = performance.now();
+    while (this.times.length && now - this.times[0]! > FPS_WINDOW_MS) this.times.shift();
+    const span = this.times.length > 1 ? (this.times.at(-1)! - this.times[0]!) / 1000 : 0;
+    const fps = span > 0 && now - this.times.at(-1)! < FPS_WINDOW_MS ? (this.times.length - 1) / span : 0;
+    return {
+      id: this.id,
+      source: redactSource(this.config.source),
+      state: this.state,
+      frames: this.frames,
+      dropped: this.dropped,
+      fps: Math.round(fps * 10) / 10,
+      reconnects: this.reconnects,
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(this.counts ? { counts: this.counts } : {}),
+    };
+  }
+
+  /** Stops taking frames; settles when the frames in detection are done and the decoder is gone. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.attempt?.abort();
+    this.wakeSleep?.();
+    await this.loop;
+  }
+
+  /** Stops at once (a second signal): kills the decoder, waits for nothing. */
+  kill(): void {
+    this.stopped = true;
+    this.attempt?.abort();
+    this.wakeSleep?.();
+  }
+
+  private fail(e: unknown): string {
+    return redactText(errorMessage(e), [this.config.source]);
+  }
+
+  private async run(): Promise<void> {
+    const c = this.config;
+    let backoff = this.timing.backoffMs;
+    const watchdog = setInterval(() => {
+      if (this.state === 'running' && performance.now() - this.lastFrameAt > this.timing.stallMs) {
+        this.lastError = `no frame for ${(this.timing.stallMs / 1000).toFixed(1)} s (stalled)`;
+        this.hooks.log(`stream ${c.id}: ${this.lastError}: reconnecting`);
+        this.attempt?.abort();
+      }
+    }, Math.min(1000, this.timing.stallMs / 2));
+    watchdog.unref();
+    try {
+      while (!this.stopped) {
+        const controller = (this.attempt = new AbortController());
+        const latency = new WeakMap<RgbImage, number>();
+        const view: FrameDetector = {
+          detect: (image, options) => {
+            latency.set(image, performance.now());
+            return this.hooks.detect(image, { ...(options?.threshold !== undefined ? { threshold: options.threshold } : c.threshold !== undefined ? { threshold: c.threshold } : {}), ...(c.classes ? { classes: c.classes } : {}) });
+          },
+          threshold: c.threshold ?? this.hooks.threshold,
+          maxMemory: this.hooks.maxMemory,
+          stats: () => ({ runners: this.hooks.runners }),
+        };
+        const run = detectVideo(view, c.source, {
+          annotate: true,
+          signal: controller.signal,
+          live: c.live,
+          openTimeoutMs: this.timing.openTimeoutMs,
+          // Live: two frames in detection at most, the decoder keeps the newest and drops the rest.
+          ...(c.live ? { concurrency: 2 } : {}),
+          ...(c.maxFps !== undefined ? { maxFps: c.maxFps } : {}),
+          ...(c.track ? { track: { ...c.tracking, ...(c.lines ? { lines: c.lines } : {}), ...(c.zones ? { zones: c.zones } : {}) } } : {}),
+        });
+        let droppedSeen = 0;
+        const syncDropped = () => {
+          const n = run.stats.dropped - droppedSeen;
+          if (n > 0) {
+            droppedSeen += n;
+            this.dropped += n;
+            this.hooks.onDropped(this, n);
+          }
+        };
+        try {
+          for await (const frame of run) {
+            if (this.state !== 'running') {
+              this.state = 'running';
+              this.hooks.log(`stream ${c.id}: running (${redactSource(c.source)})`);
+            }
+            backoff = this.timing.backoffMs;
+            this.lastFrameAt = performance.now();
+            this.times.push(this.lastFrameAt);
+            if (this.times.length > 1000) this.times.shift();
+            this.frames++;
+            syncDropped();
+            if (run.tracking?.counting) {
+              const s = run.tracking.summary();
+              this.counts = { lines: s.lines, zones: s.zones };
+            }
+            if (frame.image) this.latest = { frame, image: frame.image };
+            const t0 = frame.image ? latency.get(frame.image) : undefined;
+            this.hooks.onFrame(this, frame, t0 === undefined ? 0 : (performance.now() - t0) / 1000);
+          }
+          syncDropped();
+          if (this.stopped) break;
+          if (!c.live) {
+            this.state = 'ended';
+            if (run.stats.decodeError) this.lastError = this.fail(run.stats.decodeError);
+            this.hooks.log(`stream ${c.id}: ended after ${this.frames} frames`);
+            return;
+          }
+          if (!controller.signal.aborted) this.lastError = 'the stream ended';
+        } catch (e) {
+          syncDropped();
+          if (this.stopped) break;
+          this.lastError = this.fail(e);
+          this.hooks.log(`stream ${c.id}: ${this.lastError}`);
+          if (!c.live) {
+            this.state = 'ended';
+            return;
+          }
+        }
+        // Live: open it again after the backoff, forever.
+        this.state = 'reconnecting';
+        this.reconnects++;
+        this.hooks.onReconnect(this);
+        this.hooks.log(`stream ${c.id}: reconnecting in ${(backoff / 1000).toFixed(1)} s`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, backoff);
+          this.wakeSleep = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeSleep = undefined;
+        backoff = Math.min(backoff * 2, this.timing.maxBackoffMs);
+      }
+    } finally {
+      clearInterval(watchdog);
+      this.attempt = undefined;
+    }
+  }
+}
