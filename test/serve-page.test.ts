@@ -3,9 +3,9 @@
  * puppeteer-core (headless, --no-sandbox: the tests run as root; nothing is downloaded), against the
  * real CLI (Atto on the CPU) serving a file stream of the car clip (played four times, with a
  * counting line the tracks cross) with an API key. The page must show the MJPEG frames, the state,
- * FPS and counts as they change, add a stream through its form (401 without the key, the service's
- * 400 shown as text, never as markup) and remove it; its screenshot must not be blank; nothing
- * (chromium, ffmpeg) may be left running.
+ * FPS and counts as they change, add a stream with a line and a zone through its form (401 without
+ * the key; the service's 400 and markup in sources and errors shown as text, never as markup) and
+ * remove it; its screenshot must not be blank; nothing (chromium, ffmpeg) may be left running.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +20,7 @@ import { freePort } from './helpers/redis.js';
 const CAR = path.join(SHARED, 'videos', 'car-detection.mp4');
 const KEY = 'page-test-key';
 const LINE = '0,200,768,200:mid';
+const ZONE = '100,100,400,100,400,400,100,400:box';
 
 let dir: string;
 let service: ChildProcess;
@@ -156,14 +157,14 @@ describe('deimv2 serve: the live page in chromium', () => {
   }, 90_000);
 
   it('adds a stream through the form (with the key; 401 said without it) and removes it', async () => {
-    const add = async (id: string, source: string, lines = '') => {
+    const add = async (id: string, source: string, lines = '', zones = '') => {
       // The fields filled in one step (typing key by key costs seconds on a busy machine), then the button clicked.
-      await page.evaluate((id, source, lines) => {
+      await page.evaluate((id, source, lines, zones) => {
         const f = document.querySelector<HTMLFormElement>('#add')!;
         f.reset();
         document.querySelector('#message')!.textContent = '';
-        for (const [name, value] of [['id', id], ['source', source], ['lines', lines]]) (f.elements.namedItem(name!) as HTMLInputElement).value = value!;
-      }, id, source, lines);
+        for (const [name, value] of [['id', id], ['source', source], ['lines', lines], ['zones', zones]]) (f.elements.namedItem(name!) as HTMLInputElement).value = value!;
+      }, id, source, lines, zones);
       await page.click('#add button[type=submit]');
       return until('the form\'s answer', () => page.$eval('#message', (m) => m.textContent || undefined));
     };
@@ -192,12 +193,12 @@ describe('deimv2 serve: the live page in chromium', () => {
     await until('the remove to be answered', async () => (await page.$eval('#message', (m) => m.textContent)) === 'removed markup' || undefined);
     await until('the unreachable camera to leave the page', async () => (await card('markup')) === undefined || undefined);
 
-    expect(await add('second', second, LINE)).toBe('added second');
+    expect(await add('second', second, LINE, ZONE)).toBe('added second');
     const shown = await until('the added stream to show frames', async () => {
       const c = await card('second');
       return c && c.imgWidth > 0 && c.frames > 0 ? c : undefined;
     });
-    expect(shown.counts).toEqual([expect.stringMatching(/^linemid/)]);
+    expect(shown.counts).toEqual([expect.stringMatching(/^linemidin \d+out \d+$/), expect.stringMatching(/^zoneboxtracks \d+max \d+$/)]);
     const listed = (await (await fetch(`${base}/v1/streams`)).json()) as { streams: { id: string }[] };
     expect(listed.streams.map((s) => s.id).sort()).toEqual(['cars', 'second']);
 

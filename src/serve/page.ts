@@ -1,10 +1,11 @@
 /**
  * The live page `deimv2 serve` answers at `GET /`: one self-contained HTML document (inline CSS and
  * JS, no build step, no framework, nothing fetched from elsewhere). It shows a grid of the streams
- * of `GET /v1/streams`, each with its MJPEG view, state, FPS, frames, dropped frames, last error and
- * live counts (polled every second), a form that adds a stream (`POST /v1/streams`) and a remove
- * button per stream (`DELETE /v1/streams/:id`). An API key typed into the key field is sent as
- * `Authorization: Bearer KEY` with every call that changes something (kept in sessionStorage,
+ * of `GET /v1/streams`, each with its MJPEG view, state, FPS, frames, dropped frames, reconnections,
+ * last error and live counts (polled every second), a form that adds a stream (`POST /v1/streams`:
+ * id, source, lines and zones in the `--line`/`--zone` syntax, track) and a remove button per stream
+ * (`DELETE /v1/streams/:id`). An API key typed into the key field is sent as
+ * `Authorization: Bearer KEY` with every call (kept in sessionStorage,
  * never in the page's URL).
  *
  * Every string that comes from the API (ids, redacted sources, states, errors, line and zone and
@@ -123,7 +124,7 @@ function makeCard(s, index) {
   const source = el('div', 'source');
   const stats = el('div', 'stats');
   const fields = {};
-  for (const [k, label] of [['fps', 'FPS'], ['frames', 'frames'], ['dropped', 'dropped']]) {
+  for (const [k, label] of [['fps', 'FPS'], ['frames', 'frames'], ['dropped', 'dropped'], ['reconnects', 'reconnects']]) {
     const span = el('span', 'stat');
     const v = el('b', 'value ' + k);
     span.append(label + ' ', v);
@@ -161,6 +162,7 @@ function update(c, s) {
   c.fields.fps.textContent = fmt(s.fps, 1);
   c.fields.frames.textContent = fmt(s.frames, 0);
   c.fields.dropped.textContent = fmt(s.dropped, 0);
+  c.fields.reconnects.textContent = fmt(s.reconnects, 0);
   c.error.textContent = s.lastError ? 'last error: ' + (typeof s.lastError === 'string' ? s.lastError : s.lastError.message || JSON.stringify(s.lastError)) : '';
   const rows = countRows(s.counts);
   const sig = JSON.stringify(rows);
@@ -220,10 +222,13 @@ $('add').addEventListener('submit', async (ev) => {
   const f = ev.target;
   const id = f.elements.id.value.trim();
   const source = f.elements.source.value.trim();
-  const lines = f.elements.lines.value.split(/[\\n;]+/).map((l) => l.trim()).filter(Boolean);
+  const list = (name) => f.elements[name].value.split(/[\\n;]+/).map((l) => l.trim()).filter(Boolean);
+  const lines = list('lines');
+  const zones = list('zones');
   const body = { id, source };
   if (lines.length) body.lines = lines;
-  if (f.elements.track.checked || lines.length) body.track = true;
+  if (zones.length) body.zones = zones;
+  if (f.elements.track.checked || lines.length || zones.length) body.track = true;
   const button = f.querySelector('button');
   button.disabled = true;
   try {
@@ -232,6 +237,7 @@ $('add').addEventListener('submit', async (ev) => {
     f.elements.id.value = '';
     f.elements.source.value = '';
     f.elements.lines.value = '';
+    f.elements.zones.value = '';
     refresh();
   } catch (e) {
     say('could not add ' + id + ': ' + e.message, true);
@@ -269,6 +275,7 @@ export const PAGE_HTML: string = `<!doctype html>
     <label>id <input name="id" required placeholder="gate"></label>
     <label>source <input name="source" required placeholder="rtsp://camera/stream"></label>
     <label>lines (x1,y1,x2,y2[:name], one a line) <textarea name="lines" placeholder="0,400,1280,400:gate"></textarea></label>
+    <label>zones (x1,y1,x2,y2,x3,y3,...[:name]) <textarea name="zones" placeholder="100,100,600,100,600,500:dock"></textarea></label>
     <label>track <input name="track" type="checkbox" checked></label>
     <button type="submit">Add stream</button>
     <p id="message" role="status"></p>
