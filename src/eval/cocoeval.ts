@@ -63,7 +63,7 @@ export interface MatchTable {
   score: Float64Array;
   /** Rank of each slot among its image's detections of its category (0 = best score). */
   rank: Uint32Array;
-  /** outcome[(a*T + t) * slots + s]. */
+  /** outcome[s * A*T + a*T + t]: a slot's outcomes side by side (accumulate reads them so). */
   outcome: Uint8Array;
   /** Ground-truth boxes that count (not crowd, area in range), per [k*A + a]. */
   positives: Uint32Array;
@@ -78,6 +78,58 @@ function groupByKey(keys: Uint32Array, n: number, keyCount: number): { start: Ui
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[fill[keys[i]]++] = i;
   return { start, order };
+}
+
+/** Runs this long are sorted by insertion before they are merged. */
+const INSERTION_RUN = 16;
+
+/** Whether index x goes before index y: the better score, or on a tie the lower index. */
+function before(score: Float64Array, x: number, y: number): boolean {
+  const sx = score[x];
+  const sy = score[y];
+  return sx > sy || (sx === sy && x < y);
+}
+
+/** Insertion sort of group[from, to) by `before`. */
+function insertionSort(group: Uint32Array, score: Float64Array, from: number, to: number): void {
+  for (let i = from + 1; i < to; i++) {
+    const x = group[i];
+    let j = i - 1;
+    while (j >= from && before(score, x, group[j])) {
+      group[j + 1] = group[j];
+      j--;
+    }
+    group[j + 1] = x;
+  }
+}
+
+let mergeScratch = new Uint32Array(0);
+
+/**
+ * Sorts `group` (indices into `score`) best score first, ties by index: the order numpy's stable
+ * mergesort gives on -score over indices in ascending order (a total order, so any correct sort
+ * gives it). Insertion-sorted runs, merged bottom up: no comparator calls.
+ */
+function sortByScore(group: Uint32Array, score: Float64Array): void {
+  const n = group.length;
+  if (n <= 64) return insertionSort(group, score, 0, n);
+  for (let from = 0; from < n; from += INSERTION_RUN) insertionSort(group, score, from, Math.min(n, from + INSERTION_RUN));
+  if (n <= INSERTION_RUN) return;
+  if (mergeScratch.length < n) mergeScratch = new Uint32Array(n);
+  let src: Uint32Array = group;
+  let dst: Uint32Array = mergeScratch.subarray(0, n);
+  for (let width = INSERTION_RUN; width < n; width *= 2) {
+    for (let lo = 0; lo < n; lo += 2 * width) {
+      const mid = Math.min(n, lo + width);
+      const hi = Math.min(n, lo + 2 * width);
+      let i = lo, j = mid, o = lo;
+      while (i < mid && j < hi) dst[o++] = before(score, src[j], src[i]) ? src[j++] : src[i++];
+      while (i < mid) dst[o++] = src[i++];
+      while (j < hi) dst[o++] = src[j++];
+    }
+    [src, dst] = [dst, src];
+  }
+  if (src !== group) group.set(src);
 }
 
 /**
@@ -105,14 +157,13 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
   const kept = new Uint32Array(dt.count);
   const keptStart = new Uint32Array(K * I + 1);
   let slots = 0;
-  const byScore = (a: number, b: number) => dt.score[b] - dt.score[a] || a - b;
   for (let key = 0; key < K * I; key++) {
     keptStart[key] = slots;
     const s0 = dtGroups.start[key];
     const s1 = dtGroups.start[key + 1];
     if (s1 === s0) continue;
     const group = dtGroups.order.subarray(s0, s1);
-    group.sort(byScore);
+    sortByScore(group, dt.score);
     const n = Math.min(s1 - s0, maxDet);
     kept.set(group.subarray(0, n), slots);
     slots += n;
@@ -193,7 +244,8 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
       }
 
       for (let t = 0; t < T; t++) {
-        const row = (a * T + t) * slots + d0;
+        const row = d0 * A * T + a * T + t;
+        const step = A * T;
         gtMatched.fill(0, 0, G);
         const threshold = Math.min(iouThresholds[t], 1 - 1e-10);
         for (let d = 0; d < D; d++) {
@@ -214,18 +266,18 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
           const dtArea = dt.area[kept[d0 + d]];
           const outOfRange = dtArea < lo || dtArea > hi;
           if (m === -1) {
-            table.outcome[row + d] = outOfRange ? IGNORED : FALSE_POSITIVE;
+            table.outcome[row + d * step] = outOfRange ? IGNORED : FALSE_POSITIVE;
             continue;
           }
           gtMatched[m] = 1;
           if (gtIgnored[m]) {
-            table.outcome[row + d] = IGNORED;
+            table.outcome[row + d * step] = IGNORED;
           } else if (g.annotationId[gtGroups.order[g0 + gtOrder[m]]] !== 0) {
-            table.outcome[row + d] = TRUE_POSITIVE;
+            table.outcome[row + d * step] = TRUE_POSITIVE;
           } else {
             // pycocotools stores the matched annotation id in dtm and tests it for truth: a
             // match to annotation id 0 counts as no match.
-            table.outcome[row + d] = outOfRange ? IGNORED : FALSE_POSITIVE;
+            table.outcome[row + d * step] = outOfRange ? IGNORED : FALSE_POSITIVE;
           }
         }
       }
@@ -254,17 +306,23 @@ export function accumulate(table: MatchTable): Accumulated {
   const K = table.categoryCount;
   const A = params.areaRanges.length;
   const M = params.maxDets.length;
-  const slots = table.score.length;
   const precision = new Float64Array(T * R * K * A * M).fill(-1);
   const recall = new Float64Array(T * K * A * M).fill(-1);
 
   let maxInCategory = 0;
   for (let k = 0; k < K; k++) maxInCategory = Math.max(maxInCategory, table.categoryStart[k + 1] - table.categoryStart[k]);
   const sorted = new Uint32Array(maxInCategory);
-  const selected = new Uint32Array(maxInCategory);
-  const rc = new Float64Array(maxInCategory);
-  const pr = new Float64Array(maxInCategory);
-  const byScore = (a: number, b: number) => table.score[b] - table.score[a] || a - b;
+  // The detections of each maxDets, in score order; their outcomes' offsets in table.outcome.
+  const selected = Array.from({ length: M }, () => new Uint32Array(maxInCategory));
+  const selectedCount = new Uint32Array(M);
+  // rc and pr of every IoU threshold, computed side by side: [t * maxInCategory + i].
+  const rc = new Float64Array(T * maxInCategory);
+  const pr = new Float64Array(T * maxInCategory);
+  const tps = new Float64Array(T);
+  const fps = new Float64Array(T);
+  const kept = new Uint32Array(T);
+  const AT = A * T;
+  const { outcome, score, rank } = table;
 
   for (let k = 0; k < K; k++) {
     const s0 = table.categoryStart[k];
@@ -273,36 +331,54 @@ export function accumulate(table: MatchTable): Accumulated {
     // smaller maxDets are a subsequence, and a stable sort keeps a subsequence's order.
     const order = sorted.subarray(0, count);
     for (let i = 0; i < count; i++) order[i] = s0 + i;
-    order.sort(byScore);
+    sortByScore(order, score);
+    for (let m = 0; m < M; m++) {
+      const maxDet = params.maxDets[m];
+      const sel = selected[m];
+      let nd = 0;
+      for (let i = 0; i < count; i++) if (rank[order[i]] < maxDet) sel[nd++] = order[i] * AT;
+      selectedCount[m] = nd;
+    }
 
     for (let a = 0; a < A; a++) {
       const positives = table.positives[k * A + a];
       if (positives === 0) continue;
       for (let m = 0; m < M; m++) {
-        const maxDet = params.maxDets[m];
-        let nd = 0;
-        for (let i = 0; i < count; i++) if (table.rank[order[i]] < maxDet) selected[nd++] = order[i];
-
-        for (let t = 0; t < T; t++) {
-          const row = (a * T + t) * slots;
-          let tp = 0;
-          let fp = 0;
-          for (let i = 0; i < nd; i++) {
-            const outcome = table.outcome[row + selected[i]];
-            if (outcome === TRUE_POSITIVE) tp++;
-            else if (outcome === FALSE_POSITIVE) fp++;
-            rc[i] = tp / positives;
-            pr[i] = tp / (fp + tp + EPS);
+        const sel = selected[m];
+        const nd = selectedCount[m];
+        tps.fill(0);
+        fps.fill(0);
+        kept.fill(0);
+        // The cumulative sums of pycocotools' tps and fps, every threshold at once (the same
+        // divisions, in the same order for each threshold). An ignored detection changes neither
+        // sum, so its rc and pr repeat the previous entry's: it is left out, which changes no
+        // figure (a run of equal entries has one recall, one enveloped precision; a leading run
+        // of zeros is raised by the envelope to what the first kept entry gets).
+        for (let i = 0; i < nd; i++) {
+          const base = sel[i] + a * T;
+          for (let t = 0; t < T; t++) {
+            const o = outcome[base + t];
+            if (o === IGNORED) continue;
+            if (o === TRUE_POSITIVE) tps[t]++;
+            else fps[t]++;
+            const tp = tps[t];
+            const at = t * maxInCategory + kept[t]++;
+            rc[at] = tp / positives;
+            pr[at] = tp / (fps[t] + tp + EPS);
           }
-          recall[((t * K + k) * A + a) * M + m] = nd > 0 ? rc[nd - 1] : 0;
+        }
+        for (let t = 0; t < T; t++) {
+          const off = t * maxInCategory;
+          const nd = kept[t];
+          recall[((t * K + k) * A + a) * M + m] = nd > 0 ? rc[off + nd - 1] : 0;
           // Precision envelope: the best precision at this recall or beyond.
-          for (let i = nd - 1; i > 0; i--) if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+          for (let i = off + nd - 1; i > off; i--) if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
           // np.searchsorted(rc, recThrs, side='left'); thresholds past the last recall stay 0.
           let i = 0;
           for (let r = 0; r < R; r++) {
             const threshold = params.recallThresholds[r];
-            while (i < nd && rc[i] < threshold) i++;
-            precision[(((t * R + r) * K + k) * A + a) * M + m] = i < nd ? pr[i] : 0;
+            while (i < nd && rc[off + i] < threshold) i++;
+            precision[(((t * R + r) * K + k) * A + a) * M + m] = i < nd ? pr[off + i] : 0;
           }
         }
       }
