@@ -144,7 +144,7 @@ export async function* runFrames(
       if ('error' in settled) {
         throw new DeimError('ERR_VIDEO', `Detection failed on frame ${settled.frame.index} of ${source}: ${errorMessage(settled.error)}`, { input: source, cause: settled.error });
       }
-      const tracked: TrackedFrame | undefined = tracking?.update(settled.frame.index, settled.detections);
+      const tracked: TrackedFrame | undefined = tracking?.update(settled.frame.index, settled.detections, settled.frame.pts);
       if (draw && tracked) drawTracking(settled.image, tracked, tracking!, options.draw);
       else if (draw) drawDetections(settled.image, settled.detections, options.draw);
       const pts = settled.frame.pts ?? settled.frame.index / info.fps;
