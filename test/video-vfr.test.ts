@@ -11,6 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Detector } from '../dist/index.js';
 import { runVideoDetect } from '../dist/video/index.js';
+import { TrackSession } from '../src/track/index.js';
 import { SHARED, MODEL_DIR } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
 
@@ -60,5 +61,26 @@ describe('variable frame rate', () => {
     // within the source's time base (1/90000 s)
     written.forEach((t, i) => expect(Math.abs(t - source[i]!)).toBeLessThanOrEqual(1 / 90000 + 1e-9));
     expect(summary.decodeError).toBeUndefined();
+  });
+});
+
+describe('tracking a variable-rate video', () => {
+  it('zone dwell follows the frames\' real times; at a constant rate it is frames / frame rate', () => {
+    const person = { classId: 0, categoryId: 1, label: 'person', score: 0.9, box: [100, 100, 140, 180] as [number, number, number, number] };
+    const run = (times: number[] | undefined) => {
+      const session = new TrackSession({ zones: ['0,0,1000,0,1000,1000,0,1000:all'], frameRate: 30 });
+      for (let f = 0; f < 20; f++) session.update(f, [person], times?.[f]);
+      return session.summary().zones[0]!.dwell[0]!;
+    };
+    // 10 frames 0.1 s apart, then 10 frames 1/30 s apart; each frame in the zone counts the time
+    // since the frame before (the first frame of the video 1/30 s): 1/30 + 10 x 0.1 + 9/30 s.
+    const vfrTimes = Array.from({ length: 20 }, (_, f) => (f < 10 ? f * 0.1 : 1 + (f - 10) / 30));
+    const vfr = run(vfrTimes);
+    expect(vfr.frames).toBe(20);
+    expect(vfr.seconds).toBeCloseTo(1 / 30 + 1 + 9 / 30, 3);
+    // A constant 30 FPS, with or without times: frames / 30 exactly as before.
+    const cfr = run(Array.from({ length: 20 }, (_, f) => f / 30));
+    expect(cfr.seconds).toBe(Math.round((cfr.frames / 30) * 1000) / 1000);
+    expect(run(undefined)).toEqual(cfr);
   });
 });

@@ -97,6 +97,14 @@ export class TrackSession {
   private readonly lineState: Array<Map<number, { side: number; x: number; y: number }>>;
   private readonly lineCounts: Array<{ in: Record<string, number>; out: Record<string, number>; totalIn: number; totalOut: number }>;
   private readonly dwell: Array<Map<number, DwellEntry>>;
+  /**
+   * Per zone and track: seconds the frames' real times (update's `time`) add to frames / frameRate
+   * (zero at a constant rate, so a constant-rate video's dwell is exactly frames / frameRate).
+   */
+  private readonly dwellExtra: Array<Map<number, number>>;
+  private lastTime: number | undefined;
+  /** This frame's real time step beyond 1 / frameRate (0 without times). */
+  private stepExtra = 0;
   private readonly maxOccupancy: number[];
 
   constructor(options: TrackSessionOptions = {}) {
@@ -109,6 +117,7 @@ export class TrackSession {
     this.lineState = this.lines.map(() => new Map());
     this.lineCounts = this.lines.map(() => ({ in: {}, out: {}, totalIn: 0, totalOut: 0 }));
     this.dwell = this.zones.map(() => new Map());
+    this.dwellExtra = this.zones.map(() => new Map());
     this.maxOccupancy = this.zones.map(() => 0);
   }
 
@@ -119,11 +128,19 @@ export class TrackSession {
   /**
    * One frame. `frame` is the source's frame index: it must increase from call to call (gaps, as
    * from a live source dropping frames, are fine). Throws ERR_INVALID_ARGUMENT otherwise.
+   * `time` (seconds, the frame's pts) times zone dwell by the real time since the frame before
+   * (a variable-rate video); without it each frame counts 1 / frameRate. ByteTrack itself stays
+   * frame-based, as the reference: its lost-track buffer is in frames (track_buffer x frameRate / 30).
    */
-  update(frame: number, detections: readonly Detection[]): TrackedFrame {
+  update(frame: number, detections: readonly Detection[], time?: number): TrackedFrame {
     if (!Number.isInteger(frame) || frame <= this.lastFrame) {
       throw new DeimError('ERR_INVALID_ARGUMENT', `frames must come in increasing order: frame ${frame} after frame ${this.lastFrame}`, { input: String(frame) });
     }
+    const nominal = 1 / this.tracker.options.frameRate;
+    const step = time !== undefined && this.lastTime !== undefined ? time - this.lastTime : nominal;
+    // Steps within a microsecond of the nominal one are the nominal one (rounding of the pts).
+    this.stepExtra = Number.isFinite(step) && Math.abs(step - nominal) > 1e-6 ? step - nominal : 0;
+    if (time !== undefined) this.lastTime = time;
     this.lastFrame = frame;
     this.frames++;
     const tracks = this.tracker.update(detections);
@@ -189,6 +206,7 @@ export class TrackSession {
         inside.push(t.trackId);
         const dwell = this.dwell[k]!;
         const e = dwell.get(t.trackId);
+        if (this.stepExtra !== 0) this.dwellExtra[k]!.set(t.trackId, (this.dwellExtra[k]!.get(t.trackId) ?? 0) + this.stepExtra);
         if (e) {
           e.frames++;
           e.lastFrame = frame;
@@ -214,7 +232,7 @@ export class TrackSession {
       tracksByClass,
       lines: this.lines.map((l, k) => ({ name: l.name, points: [...l.points], ...structuredClone(this.lineCounts[k]!) })),
       zones: this.zones.map((z, k) => {
-        const dwell = [...this.dwell[k]!.values()].map((e) => ({ ...e, seconds: Math.round((e.frames / fps) * 1000) / 1000 }));
+        const dwell = [...this.dwell[k]!.values()].map((e) => ({ ...e, seconds: Math.round((e.frames / fps + (this.dwellExtra[k]!.get(e.trackId) ?? 0)) * 1000) / 1000 }));
         const visitors: Record<string, number> = {};
         for (const e of dwell) visitors[e.label] = (visitors[e.label] ?? 0) + 1;
         return { name: z.name, points: [...z.points], maxOccupancy: this.maxOccupancy[k]!, visitors, dwell };
@@ -244,7 +262,10 @@ export function formatTrackSummary(s: TrackSummary): string {
       for (const e of z.dwell) byClass.set(e.label, [...(byClass.get(e.label) ?? []), e]);
       for (const [label, entries] of [...byClass].sort()) {
         const mean = entries.reduce((a, e) => a + e.frames, 0) / entries.length;
-        out.push(`${pad(z.name, 16)}${pad(label, 16)}${pad(String(entries.length), 8)}${pad('', 6)}${(mean / s.frameRate).toFixed(2)} s (${mean.toFixed(1)} frames)`);
+        // Frames timed by their real times (a variable-rate video) give seconds of their own.
+        const timed = entries.some((e) => e.seconds !== Math.round((e.frames / s.frameRate) * 1000) / 1000);
+        const meanSeconds = timed ? entries.reduce((a, e) => a + e.seconds, 0) / entries.length : mean / s.frameRate;
+        out.push(`${pad(z.name, 16)}${pad(label, 16)}${pad(String(entries.length), 8)}${pad('', 6)}${meanSeconds.toFixed(2)} s (${mean.toFixed(1)} frames)`);
       }
       out.push(`${pad(z.name, 16)}${pad('all', 16)}${pad(String(z.dwell.length), 8)}${pad(String(z.maxOccupancy), 6)}`);
     }

@@ -147,7 +147,7 @@ export async function* runFrames(
         throw new DeimError('ERR_VIDEO', `Detection failed on frame ${settled.frame.index} of ${source}: ${errorMessage(settled.error)}`, { input: source, cause: settled.error });
       }
       const index = settled.frame.index + firstFrame;
-      const tracked: TrackedFrame | undefined = tracking?.update(index, settled.detections);
+      const tracked: TrackedFrame | undefined = tracking?.update(index, settled.detections, settled.frame.pts);
       if (draw && tracked) drawTracking(settled.image, tracked, tracking!, options.draw);
       else if (draw) drawDetections(settled.image, settled.detections, options.draw);
       const pts = settled.frame.pts ?? index / info.fps;
