@@ -173,3 +173,56 @@ describe('duplicate annotation ids against pycocotools', () => {
     Object.values(metrics).forEach((v, i) => expect(v).toBeCloseTo(golden.stats[i]!, 12));
   });
 });
+
+describe('serve --config reader', () => {
+  const cam = 'rtsp://127.0.0.1:8554/cam';
+  const yaml = (name: string, body: string) => file(name, `streams:\n  - id: a\n    source: ${cam}\n${body}`);
+  const bomb = () => {
+    let y = 'a: &a [x,x,x,x,x,x,x,x,x]\n';
+    for (let i = 0; i < 9; i++) y += `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(9).fill('*' + String.fromCharCode(97 + i)).join(',')}]\n`;
+    return file('sc-bomb.yaml', y);
+  };
+  const points = (n: number) => Array.from({ length: n }, (_, i) => [500 + 400 * Math.cos((2 * Math.PI * i) / n), 500 + 400 * Math.sin((2 * Math.PI * i) / n)].map((v) => v.toFixed(2)).join(',')).join(',');
+  const cases: Array<[string, () => string, string, RegExp]> = [
+    ['empty', () => file('sc-empty.json', ''), 'ERR_INPUT_FORMAT', /not valid JSON/],
+    ['sparse 3 GB', () => sparse('sc-big.yaml', 3 * GB), 'ERR_INPUT_TOO_LARGE', /3072 MiB, over the limit of 4 MiB/],
+    ['binary garbage', () => file('sc-bin.yaml', Buffer.from([0x73, 0, 0xff, 0x0a])), 'ERR_INPUT_FORMAT', /NUL byte at offset 1/],
+    ['truncated mid-record', () => file('sc-trunc.json', '{"streams":[{"id":"a","sour'), 'ERR_INPUT_FORMAT', /not valid JSON/],
+    ['wrong types', () => file('sc-types.json', JSON.stringify({ streams: { id: 'a' } })), 'ERR_INVALID_ARGUMENT', /: streams: must be an array of streams/],
+    ['NaN threshold', () => yaml('sc-nan.yaml', '    threshold: .nan\n'), 'ERR_INVALID_ARGUMENT', /: streams\[0\]\.threshold: .*got NaN/],
+    ['Infinity maxFps', () => yaml('sc-inf.yaml', '    maxFps: .inf\n'), 'ERR_INVALID_ARGUMENT', /: streams\[0\]\.maxFps: .*got Infinity/],
+    ['negative maxFps', () => yaml('sc-neg.yaml', '    maxFps: -3\n'), 'ERR_INVALID_ARGUMENT', /: streams\[0\]\.maxFps: .*got -3/],
+    ['duplicate ids', () => file('sc-dup.json', JSON.stringify({ streams: [{ id: 'a', source: cam }, { id: 'a', source: cam }] })), 'ERR_INVALID_ARGUMENT', /: streams\[1\]\.id: "a" is used by another stream/],
+    ['1,000 streams', () => file('sc-many.json', JSON.stringify({ streams: Array.from({ length: 1e3 }, (_, i) => ({ id: `s${i}`, source: cam })) })), 'ERR_INPUT_TOO_LARGE', /1000 streams, over the limit of 256/],
+    ['200,000 counting lines', () => file('sc-lines.json', JSON.stringify({ streams: [{ id: 'a', source: cam, lines: Array(2e5).fill('0,0,1,1') }] })), 'ERR_INVALID_ARGUMENT', /streams\[0\]\.lines: 200000 counting lines, over the limit of 100/],
+    ['a zone of 100,000 points (its check is quadratic)', () => file('sc-zone.json', JSON.stringify({ streams: [{ id: 'a', source: cam, zones: [points(1e5)] }] })), 'ERR_INVALID_ARGUMENT', /streams\[0\]\.zones\[0\]: --zone "[0-9.,]+\.\.\.": more than 1000 points, the limit of a zone/],
+    ['__proto__ key', () => file('sc-proto.json', `{"streams":[{"id":"a","source":"${cam}","__proto__":{"x":1}}]}`), 'ERR_INVALID_ARGUMENT', /streams\[0\]\.__proto__: unknown field/],
+    ['YAML alias bomb', bomb, 'ERR_INPUT_FORMAT', /not valid YAML: Excessive alias count/],
+    ['deep YAML nesting', () => file('sc-deep.yaml', 'a: ' + '['.repeat(50000) + ']'.repeat(50000)), 'ERR_INPUT_TOO_LARGE', /YAML nested deeper than the limit of 16 levels/],
+    ['deep JSON nesting', () => file('sc-deep.json', '['.repeat(100000) + ']'.repeat(100000)), 'ERR_INPUT_TOO_LARGE', /nested deeper than the limit of 64/],
+  ];
+  it.each(cases)('%s', async (_name, make, code, message) => {
+    const { readConfigFile } = await import('../dist/serve/config.js');
+    const f = make();
+    const t0 = Date.now();
+    const e = await error(() => readConfigFile(f, { allowDirs: [] }));
+    expect(e.code).toBe(code);
+    expect(e.message).toMatch(message);
+    expect(e.message.startsWith(f)).toBe(true);
+    expect(e.message.length).toBeLessThan(400);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe('--line / --zone specs', () => {
+  it('a zone over 1,000 points is refused before its quadratic check; 1,000 are taken', async () => {
+    const { checkTrackSessionOptions } = await import('../dist/track/check.js');
+    const ring = (n: number) => Array.from({ length: n }, (_, i) => [500 + 400 * Math.cos((2 * Math.PI * i) / n), 500 + 400 * Math.sin((2 * Math.PI * i) / n)].map((v) => v.toFixed(3)).join(',')).join(',');
+    const t0 = Date.now();
+    expect(await error(() => checkTrackSessionOptions({ zones: [ring(200000)] }))).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/^--zone ".{57}\.\.\.": more than 1000 points/) });
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(checkTrackSessionOptions({ zones: [ring(1000)] }).zones[0]!.points.length).toBe(2000);
+    expect(await error(() => checkTrackSessionOptions({ lines: Array(101).fill('0,0,1,1') }))).toMatchObject({ message: '101 counting lines, over the limit of 100' });
+    expect(await error(() => checkTrackSessionOptions({ zones: Array(101).fill('0,0,9,0,9,9') }))).toMatchObject({ message: '101 zones, over the limit of 100' });
+  });
+});

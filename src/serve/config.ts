@@ -51,6 +51,11 @@ export interface ConfigContext {
   classes?: ClassInfo;
 }
 
+/** Streams one service runs (each is an ffmpeg process and a tracker). */
+export const MAX_STREAMS = 256;
+/** Nesting of a config document (a stream's config needs 3 levels). */
+const MAX_CONFIG_DEPTH = 16;
+
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const KEYS = new Set(['id', 'source', 'track', 'lines', 'zones', 'maxFps', 'threshold', 'classes', 'tracking']);
 const TRACKING_KEYS = new Set<string>(TRACK_OPTION_TABLE.map((r) => r.key).filter((k) => k !== 'lines' && k !== 'zones'));
@@ -65,12 +70,33 @@ export async function readConfigFile(file: string, context: ConfigContext): Prom
     try {
       doc = parseYaml(text, { maxAliasCount: 100 });
     } catch (e) {
-      throw new DeimError('ERR_INPUT_FORMAT', `${file}: not valid YAML: ${errorMessage(e)}`, { input: file });
+      // The yaml parser recurses per flow level: a deep nest overflows its stack before any depth check.
+      if (e instanceof RangeError || /call stack/i.test(errorMessage(e))) throw new DeimError('ERR_INPUT_TOO_LARGE', `${file}: YAML nested deeper than the limit of ${MAX_CONFIG_DEPTH} levels`, { input: file });
+      throw new DeimError('ERR_INPUT_FORMAT', `${file}: not valid YAML: ${errorMessage(e).split('\n')[0]}`, { input: file });
     }
+    if (depthOver(doc, MAX_CONFIG_DEPTH)) throw new DeimError('ERR_INPUT_TOO_LARGE', `${file}: YAML nested deeper than the limit of ${MAX_CONFIG_DEPTH} levels`, { input: file });
   } else {
     doc = parseJsonBounded(text, file);
   }
-  return checkConfig(doc, context, file);
+  try {
+    return checkConfig(doc, context);
+  } catch (e) {
+    // Field errors name the file too: "streams.yaml: streams[2].source: ...".
+    if (e instanceof DeimError) throw new DeimError(e.code, `${file}: ${e.message}`, { input: file, cause: e });
+    throw e;
+  }
+}
+
+/** Whether a parsed document nests arrays/objects deeper than `limit` (iterative: no recursion). */
+function depthOver(doc: unknown, limit: number): boolean {
+  const stack: Array<[unknown, number]> = [[doc, 1]];
+  while (stack.length > 0) {
+    const [x, depth] = stack.pop()!;
+    if (x === null || typeof x !== 'object') continue;
+    if (depth > limit) return true;
+    for (const v of Object.values(x)) if (v !== null && typeof v === 'object') stack.push([v, depth + 1]);
+  }
+  return false;
 }
 
 /** Checks a parsed config document `{ streams: [...] }`. */
@@ -79,6 +105,7 @@ export function checkConfig(doc: unknown, context: ConfigContext, label = 'confi
   for (const key of Object.keys(doc)) if (key !== 'streams') throw fieldError(`${label}: ${key}`, 'unknown field (the config holds "streams")');
   const streams = (doc as { streams?: unknown }).streams ?? [];
   if (!Array.isArray(streams)) throw fieldError('streams', 'must be an array of streams');
+  if (streams.length > MAX_STREAMS) throw new DeimError('ERR_INPUT_TOO_LARGE', `streams: ${streams.length} streams, over the limit of ${MAX_STREAMS} a service`, { input: 'streams' });
   const out = streams.map((s, i) => checkStream(s, context, `streams[${i}]`));
   const ids = new Set<string>();
   out.forEach((s, i) => {
@@ -193,6 +220,6 @@ export function resolveAllowDirs(dirs: readonly string[]): string[] {
 
 function shown(x: unknown): string {
   if (x === undefined) return 'nothing';
-  const text = JSON.stringify(x) ?? String(x);
+  const text = typeof x === 'number' && !Number.isFinite(x) ? String(x) : (JSON.stringify(x) ?? String(x));
   return redactText(text.length > 80 ? text.slice(0, 77) + '...' : text);
 }

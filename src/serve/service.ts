@@ -10,7 +10,7 @@ import { DeimError } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import type { VideoFrameResult } from '../video/pipeline.js';
 import type { FrameBatcher } from './batcher.js';
-import { checkStream, resolveAllowDirs, type CheckedStream, type StreamConfig } from './config.js';
+import { checkStream, MAX_STREAMS, resolveAllowDirs, type CheckedStream, type StreamConfig } from './config.js';
 import { ServiceMetrics } from './metrics.js';
 import { redactText } from './redact.js';
 import { StreamRunner, type StreamTiming } from './stream.js';
@@ -105,6 +105,7 @@ export class Service {
   /** Adds and starts a checked stream. Throws ERR_INVALID_ARGUMENT for an id already in use. */
   add(config: CheckedStream): StreamRunner {
     if (this.stopping) throw new DeimError('ERR_CLOSED', 'the service is stopping');
+    if (this.streams.size >= MAX_STREAMS) throw new DeimError('ERR_INVALID_ARGUMENT', `the service runs ${this.streams.size} streams, its limit: remove one first`, { input: 'streams' });
     if (this.streams.has(config.id)) throw new DeimError('ERR_INVALID_ARGUMENT', `id: a stream "${config.id}" exists already`, { input: 'id' });
     const detector = this.detector!;
     const batcher = this.batcher!;

@@ -4,7 +4,7 @@
  * never loads the tracking code at all.
  */
 import { DeimError } from '../errors.js';
-import { checkLine, checkZone, parseLine, parseZone, type CountLine, type Zone } from './geometry.js';
+import { checkLine, checkZone, GEOMETRY_LIMITS, parseLine, parseZone, type CountLine, type Zone } from './geometry.js';
 
 /**
  * The most detections the tracker takes in one frame (ERR_TOO_MANY_DETECTIONS beyond). Association
@@ -100,6 +100,8 @@ export function checkTrackSessionOptions(options: TrackSessionOptions = {}): Che
   const tracker = resolveTrackerOptions(trackerOptions);
   if (!Array.isArray(lines)) throw new DeimError('ERR_INVALID_ARGUMENT', 'lines must be an array');
   if (!Array.isArray(zones)) throw new DeimError('ERR_INVALID_ARGUMENT', 'zones must be an array');
+  if (lines.length > GEOMETRY_LIMITS.maxLines) throw new DeimError('ERR_INVALID_ARGUMENT', `${lines.length} counting lines, over the limit of ${GEOMETRY_LIMITS.maxLines}`);
+  if (zones.length > GEOMETRY_LIMITS.maxZones) throw new DeimError('ERR_INVALID_ARGUMENT', `${zones.length} zones, over the limit of ${GEOMETRY_LIMITS.maxZones}`);
   const checked = {
     lines: lines.map((l, i) => (typeof l === 'string' ? parseLine(l, i) : checkLine(l, i))),
     zones: zones.map((z, i) => (typeof z === 'string' ? parseZone(z, i) : checkZone(z, i))),

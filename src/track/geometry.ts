@@ -4,6 +4,18 @@
  */
 import { DeimError } from '../errors.js';
 
+/**
+ * Bounds of one run's counting geometry: checking a zone is quadratic in its points (edge pairs
+ * must not cross) and counting costs lines + zones per track and frame, so a 20,000-point zone
+ * took 6 s to check and a 4 MB config's 200,000 could take hours.
+ */
+export const GEOMETRY_LIMITS = { maxLines: 100, maxZones: 100, maxZonePoints: 1000 } as const;
+
+/** A spec as shown in messages: at most 60 characters (a spec may be megabytes long). */
+function quoted(spec: string): string {
+  return JSON.stringify(spec.length > 60 ? `${spec.slice(0, 57)}...` : spec);
+}
+
 export interface CountLine {
   name: string;
   /** x1, y1, x2, y2 in frame pixels. */
@@ -17,23 +29,29 @@ export interface Zone {
 }
 
 function parseNumbers(spec: string, what: string): { values: number[]; name: string | undefined } {
-  if (typeof spec !== 'string') throw new DeimError('ERR_INVALID_ARGUMENT', `${what} must be a string like "x1,y1,x2,y2[:name]", got ${JSON.stringify(spec)}`, { input: String(spec) });
+  if (typeof spec !== 'string') throw new DeimError('ERR_INVALID_ARGUMENT', `${what} must be a string like "x1,y1,x2,y2[:name]", got ${quoted(String(JSON.stringify(spec)))}`, { input: String(spec).slice(0, 200) });
   const colon = spec.indexOf(':');
   const coords = colon >= 0 ? spec.slice(0, colon) : spec;
   const name = colon >= 0 ? spec.slice(colon + 1).trim() : undefined;
+  // A zone of at most maxZonePoints points has 2x that many numbers; more are refused before they are split.
+  let commas = 0;
+  for (let i = coords.indexOf(','); i >= 0 && commas < 2 * GEOMETRY_LIMITS.maxZonePoints; i = coords.indexOf(',', i + 1)) commas++;
+  if (commas >= 2 * GEOMETRY_LIMITS.maxZonePoints) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `${what} ${quoted(spec)}: more than ${GEOMETRY_LIMITS.maxZonePoints} points, the limit of a zone`, { input: spec.slice(0, 200) });
+  }
   const parts = coords.split(',').map((s) => s.trim());
   const values = parts.map((s) => (s === '' ? NaN : Number(s)));
   const bad = parts.find((_, i) => !Number.isFinite(values[i]!));
-  if (bad !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', `${what} "${spec}": "${bad}" is not a number`, { input: spec });
-  if (name === '') throw new DeimError('ERR_INVALID_ARGUMENT', `${what} "${spec}": the name after ":" is empty`, { input: spec });
+  if (bad !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', `${what} ${quoted(spec)}: ${quoted(bad)} is not a number`, { input: spec.slice(0, 200) });
+  if (name === '') throw new DeimError('ERR_INVALID_ARGUMENT', `${what} ${quoted(spec)}: the name after ":" is empty`, { input: spec.slice(0, 200) });
   return { values, name };
 }
 
 /** Parses "x1,y1,x2,y2[:name]" (pixels). Throws ERR_INVALID_ARGUMENT naming the spec. */
 export function parseLine(spec: string, index = 0): CountLine {
   const { values, name } = parseNumbers(spec, '--line');
-  if (values.length !== 4) throw new DeimError('ERR_INVALID_ARGUMENT', `--line "${spec}": needs exactly 4 numbers x1,y1,x2,y2, got ${values.length}`, { input: spec });
-  if (values[0] === values[2] && values[1] === values[3]) throw new DeimError('ERR_INVALID_ARGUMENT', `--line "${spec}": its two ends are the same point`, { input: spec });
+  if (values.length !== 4) throw new DeimError('ERR_INVALID_ARGUMENT', `--line ${quoted(spec)}: needs exactly 4 numbers x1,y1,x2,y2, got ${values.length}`, { input: spec.slice(0, 200) });
+  if (values[0] === values[2] && values[1] === values[3]) throw new DeimError('ERR_INVALID_ARGUMENT', `--line ${quoted(spec)}: its two ends are the same point`, { input: spec.slice(0, 200) });
   return { name: name ?? `line${index + 1}`, points: values as [number, number, number, number] };
 }
 
@@ -41,10 +59,10 @@ export function parseLine(spec: string, index = 0): CountLine {
 export function parseZone(spec: string, index = 0): Zone {
   const { values, name } = parseNumbers(spec, '--zone');
   if (values.length < 6 || values.length % 2 !== 0) {
-    throw new DeimError('ERR_INVALID_ARGUMENT', `--zone "${spec}": needs at least 3 points as x,y pairs (6 or more numbers, an even count), got ${values.length} numbers`, { input: spec });
+    throw new DeimError('ERR_INVALID_ARGUMENT', `--zone ${quoted(spec)}: needs at least 3 points as x,y pairs (6 or more numbers, an even count), got ${values.length} numbers`, { input: spec.slice(0, 200) });
   }
   const problem = polygonProblem(values);
-  if (problem) throw new DeimError('ERR_INVALID_ARGUMENT', `--zone "${spec}": not a simple polygon: ${problem}`, { input: spec });
+  if (problem) throw new DeimError('ERR_INVALID_ARGUMENT', `--zone ${quoted(spec)}: not a simple polygon: ${problem}`, { input: spec.slice(0, 200) });
   return { name: name ?? `zone${index + 1}`, points: values };
 }
 
