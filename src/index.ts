@@ -35,5 +35,3 @@ export { prepareModel, DEIMV2_KEEP_FP32, type PrepareOptions, type PrepareResult
 export { writeTritonPlan, writeTritonOnnx, tritonConfig, configText as tritonConfigText, type TritonPlanOptions, type TritonOnnxOptions, type TritonModelConfig, type RepositoryResult as TritonRepositoryResult } from './triton/index.js';
 export * from './track/index.js';
 export { drawTracking } from './annotate/overlays.js';
-export { DetectionQueue, DetectionWorker } from './queue/index.js';
-export type { DetectionQueueOptions, AddJob, QueueResult, DetectionWorkerOptions, DetectionJobOptions, JobResult, QueueStats, WorkerInfo, RedisTarget } from './queue/index.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DetectionQueue, type QueueResult } from '../dist/index.js';
+import { DetectionQueue, type QueueResult } from '../dist/queue/index.js';
 import { CLI, COCO_IMAGES, MODEL_DIR } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';

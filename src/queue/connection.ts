@@ -3,17 +3,11 @@
  * (TLS). Every client retries forever with a capped backoff and queues commands while Redis is
  * away, so a Redis restart is survived by reconnecting.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import { DeimError } from '../errors.js';
+import type { RedisConnectionOptions, RedisTarget } from './types.js';
 
-export interface RedisConnectionOptions {
-  /** A redis:// or rediss:// URL, with password and database number when needed. */
-  url: string;
-  /** Extra TLS options for rediss:// (a private CA, client certificates). */
-  tls?: RedisOptions['tls'];
-}
-
-export type RedisTarget = string | RedisConnectionOptions;
+export type { RedisConnectionOptions, RedisTarget } from './types.js';
 
 /** The URL with its password replaced by ***, for messages and logs. */
 export function redactRedisUrl(url: string): string {

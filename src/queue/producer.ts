@@ -17,9 +17,10 @@ import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeimError } from '../errors.js';
-import { checkRedisTarget, createRedis, waitForRedis, type RedisConnectionOptions, type RedisTarget } from './connection.js';
+import { checkRedisTarget, createRedis, waitForRedis } from './connection.js';
 import { checkJobId, checkJobOptions, checkUrl, decodeFailure, defaultJobId, DEFAULT_MAX_BYTES, JOB_NAME, JOB_VERSION, type DetectionJobOptions, type JobData, type JobImage, type JobResult } from './jobs.js';
-import { readWorkers, workersKey, type QueueStats } from './stats.js';
+import { readWorkers, workersKey } from './stats.js';
+import type { QueueStats, RedisConnectionOptions, RedisTarget } from './types.js';
 import { checkQueueName } from './worker.js';
 
 export interface DetectionQueueOptions {

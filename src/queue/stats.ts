@@ -4,6 +4,9 @@
  * 30 s, model and backend).
  */
 import type { Redis } from 'ioredis';
+import type { WorkerInfo } from './types.js';
+
+export type { QueueStats, WorkerInfo } from './types.js';
 
 export const HEARTBEAT_MS = 2000;
 /** A worker not heard from for this long is reported as gone. */
@@ -13,36 +16,6 @@ const RATE_WINDOW_MS = 30_000;
 
 export function workersKey(prefix: string, queue: string): string {
   return `deimv2:${prefix}:${queue}:workers`;
-}
-
-export interface WorkerInfo {
-  id: string;
-  host: string;
-  pid: number;
-  model: string;
-  backend: string;
-  concurrency: number;
-  startedAt: number;
-  seenAt: number;
-  completed: number;
-  failed: number;
-  /** Jobs finished per second over the last 30 s. */
-  jobsPerSecond: number;
-}
-
-export interface QueueStats {
-  queue: string;
-  waiting: number;
-  active: number;
-  delayed: number;
-  completed: number;
-  failed: number;
-  /** Workers heard from in the last 15 s. */
-  workers: WorkerInfo[];
-  /** Workers that stopped sending heartbeats (closed or killed) in the last 10 minutes. */
-  gone: WorkerInfo[];
-  /** Sum of the live workers' rates. */
-  jobsPerSecond: number;
 }
 
 /** Keeps a worker's entry fresh; record() counts each finished job. */

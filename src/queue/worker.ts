@@ -21,10 +21,11 @@ import { writeAnnotatedImage } from '../annotate/write.js';
 import { Detector, type DetectOptions, type DetectorOptions, type DetectorResult } from '../detector.js';
 import { DeimError, errorMessage } from '../errors.js';
 import type { DetectionFailure } from '../postprocess/types.js';
-import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis, type RedisTarget } from './connection.js';
+import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis } from './connection.js';
 import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, type JobData, type JobResult } from './jobs.js';
 import { checkOutputPath, isTransient, openJobImage, resolveAllowDirs, type SourcePolicy } from './sources.js';
 import { Heartbeat, readWorkers, workersKey } from './stats.js';
+import type { RedisTarget } from './types.js';
 
 export interface DetectionWorkerOptions {
   redis: RedisTarget;

@@ -1,7 +1,7 @@
 /** `deimv2 queue stats --redis URL --queue detect`: job counts and each worker's throughput. */
 import type { Command } from 'commander';
 import { DetectionQueue } from '../../queue/producer.js';
-import type { QueueStats, WorkerInfo } from '../../queue/stats.js';
+import type { QueueStats, WorkerInfo } from '../../queue/types.js';
 
 interface QueueCliOptions {
   redis: string;
