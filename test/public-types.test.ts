@@ -1,71 +1,67 @@
 /**
- * The published declarations compile on their own: a TypeScript user with `strict` and without
- * `skipLibCheck` imports the package and gets no errors (onnx-proto's declarations, which need
- * protobufjs' global `Long`, used to leak in through dist/prepare/*.d.ts: 24 errors).
- * Runs the tsc of node_modules on a tiny consumer in a temporary folder.
+ * What the published declarations import, read statically from dist (fast; test/package-consumer.test.ts
+ * compiles real consumers of the installed package with tsc --strict and without skipLibCheck).
+ * Each entry of package.json's `exports` reaches, through its .d.ts and the relative imports they
+ * make, only packages whose own declarations compile for such a user: never onnx-proto (its
+ * declarations need protobufjs' global `Long`: 24 errors), ioredis (its declarations import the
+ * untyped 'redis-errors') or BullMQ (which brings ioredis's). The main entry used to re-export the
+ * queue, and with it ioredis's declarations; the queue is `deimv2/queue` now.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from './helpers/paths.js';
-import { tempDir } from './helpers/images.js';
 
-const CONSUMER = `
-import {
-  Detector, DeimError, isDeimError, detectVideo, drawDetections, layoutCaptions, prepareModel, decodeBuffer,
-  type DetectionResult, type DetectionFailure, type Detection, type DetectorOptions, type CaptionLayout, type PrepareResult,
-} from 'deimv2';
+/** Packages the declarations may import: their declarations compile strictly (node: builtins come with @types/node). */
+const ALLOWED = new Set(['commander', 'onnxruntime-node', 'sharp', 'prom-client']);
 
-const options: DetectorOptions = { model: 'atto', backend: 'cpu' };
-export async function main(): Promise<number> {
-  const detector = await Detector.create(options);
-  try {
-    const result = await detector.detect('photo.jpg');
-    const many: Array<DetectionResult | DetectionFailure> = await detector.detectBatch(['a.jpg']);
-    const first: Detection | undefined = result.detections[0];
-    const captions: CaptionLayout[] = layoutCaptions(result, result.detections);
-    const image = await decodeBuffer(new Uint8Array(4), 'x');
-    drawDetections({ data: image.data, width: image.width, height: image.height, channels: 3 }, result.detections);
-    for await (const frame of detectVideo(detector, 'clip.mp4')) void frame.detections.length;
-    const prepared: PrepareResult = await prepareModel('atto');
-    return many.length + (first?.score ?? 0) + captions.length + prepared.bytes.length;
-  } catch (e) {
-    if (isDeimError(e) && e instanceof DeimError) return e.code.length;
-    throw e;
-  } finally {
-    await detector.close();
+const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, string | { types?: string; import?: string }> };
+const entries = Object.entries(pkg.exports).filter((e): e is [string, { types: string; import: string }] => typeof e[1] === 'object' && e[1].types !== undefined);
+
+/** The declaration files an entry reaches through relative imports, and the packages they import. */
+function reach(entry: string): { files: string[]; packages: Map<string, string[]> } {
+  const files = new Set<string>();
+  const packages = new Map<string, string[]>();
+  const todo = [path.resolve(ROOT, entry)];
+  while (todo.length > 0) {
+    const file = todo.pop()!;
+    if (files.has(file)) continue;
+    files.add(file);
+    const info = ts.preProcessFile(readFileSync(file, 'utf8'), true, true);
+    const specifiers = [...info.importedFiles, ...info.referencedFiles].map((f) => f.fileName).concat(info.typeReferenceDirectives.map((t) => `@types/${t.fileName}`));
+    for (const s of specifiers) {
+      if (s.startsWith('.')) {
+        todo.push(path.resolve(path.dirname(file), s.replace(/\.js$/, '.d.ts')));
+      } else if (!s.startsWith('node:') && s !== '@types/node') {
+        const name = s.startsWith('@') ? s.split('/').slice(0, 2).join('/') : s.split('/')[0]!;
+        packages.set(name, [...(packages.get(name) ?? []), path.relative(ROOT, file)]);
+      }
+    }
   }
+  return { files: [...files], packages };
 }
-`;
 
 describe('published type declarations', () => {
-  it('compile for a strict consumer without skipLibCheck', () => {
-    const dir = tempDir('deimv2-types-');
-    mkdirSync(path.join(dir, 'node_modules'));
-    symlinkSync(ROOT, path.join(dir, 'node_modules', 'deimv2'), 'dir');
-    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-    writeFileSync(path.join(dir, 'main.ts'), CONSUMER);
-    writeFileSync(
-      path.join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          skipLibCheck: false,
-          noEmit: true,
-          target: 'ES2022',
-          module: 'NodeNext',
-          moduleResolution: 'NodeNext',
-          types: ['node'],
-          typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-        },
-        files: ['main.ts'],
-      }),
-    );
-    const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    const r = spawnSync(process.execPath, [tsc, '-p', path.join(dir, 'tsconfig.json')], { cwd: dir, encoding: 'utf8', timeout: 100_000 });
-    expect(r.stdout + r.stderr).toBe('');
-    expect(r.status).toBe(0);
+  it('package.json names deimv2, deimv2/queue and deimv2/serve, each with built types and code', () => {
+    expect(entries.map(([k]) => k)).toEqual(expect.arrayContaining(['.', './queue', './serve']));
+    for (const [, target] of entries) {
+      expect(existsSync(path.join(ROOT, target.types)), target.types).toBe(true);
+      expect(existsSync(path.join(ROOT, target.import)), target.import).toBe(true);
+    }
+  });
+
+  it.each(entries.map(([k, t]) => [k, t.types]))('%s reaches only declarations that compile strictly (no ioredis, BullMQ or onnx-proto)', (_entry, types) => {
+    const { files, packages } = reach(types);
+    expect(files.length).toBeGreaterThan(1);
+    const offending = Object.fromEntries([...packages].filter(([name]) => !ALLOWED.has(name)));
+    expect(offending).toEqual({});
+  });
+
+  it('the main entry reaches no declaration of the queue', () => {
+    const main = entries.find(([k]) => k === '.')![1];
+    const queueFiles = reach(main.types).files.filter((f) => f.startsWith(path.join(ROOT, 'dist', 'queue') + path.sep));
+    expect(queueFiles.map((f) => path.relative(ROOT, f))).toEqual([]);
   });
 
   it('no declaration file in dist refers to onnx-proto', () => {
