@@ -13,9 +13,9 @@
  * The pack and the install run once, in beforeAll.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXAMPLE, ROOT } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
 
@@ -164,7 +164,7 @@ describe('the packed package, installed into an empty project', () => {
     expect(pack.status, output(pack)).toBe(0);
     const [packed] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
     packedFiles = packed.files.map((f) => f.path);
-    spawnSync('mkdir', [app]);
+    mkdirSync(app);
     const { manifest, lock } = consumerLock(`../${packed.filename}`);
     writeFileSync(path.join(app, 'package.json'), JSON.stringify(manifest, null, 2));
     writeFileSync(path.join(app, 'package-lock.json'), JSON.stringify(lock, null, 2));
@@ -194,6 +194,8 @@ describe('the packed package, installed into an empty project', () => {
       }),
     );
   }, 400_000);
+  // The install is some 400 MB (onnxruntime-node's libraries).
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('the tarball holds the built entries and the Atto model', () => {
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/queue/index.js', 'dist/queue/index.d.ts', 'dist/serve/index.js', 'dist/serve/index.d.ts', 'models/deimv2_hgnetv2_atto_coco.onnx', 'scripts/install-native.js']) {
