@@ -11,7 +11,7 @@ export interface RedisConnectionOptions {
   /** A redis:// or rediss:// URL, with password and database number when needed. */
   url: string;
   /** Extra TLS options for rediss:// (a private CA, client certificates): Node's tls.connect options, as ioredis takes them. */
-  tls?: ConnectionOptions;
+  tls?: ConnectionOptions | undefined;
 }
 
 export type RedisTarget = string | RedisConnectionOptions;
