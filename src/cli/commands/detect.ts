@@ -9,7 +9,7 @@ import { planOutputs, printable, removeTemporaryFiles, settleWrites, writeFileAt
 import { dieOf, onStopSignals, signalName, stoppedStatus, type StopSignal } from '../../signals.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { timeStage } from '../../perf/stage-times.js';
-import { checkLocalSource, isImageSequence, isVideoInput } from '../../video/source.js';
+import { checkLocalSource, isAudioFile, isImageSequence, isVideoInput } from '../../video/source.js';
 import { trackOptionsFromCli } from '../../track/options.js';
 import { detectorInputs, expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
@@ -49,7 +49,9 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const detectorOptions = detectorOptionsFrom(options);
   // An image-sequence pattern (frames/%04d.png) ends like an image but is a video (unless a file has that very name).
   const sequence = inputs.length === 1 && isImageSequence(inputs[0]!) && !existsSync(inputs[0]!);
-  if (inputs.length === 1 && isVideoInput(inputs[0]!) && (!isImagePath(inputs[0]!) || sequence)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
+  // An audio file goes to the video path too, which says it has no video stream (not "not an image").
+  const video = inputs.length === 1 && (isVideoInput(inputs[0]!) || isAudioFile(inputs[0]!));
+  if (video && (!isImagePath(inputs[0]!) || sequence)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
   if (options.track || options.mot !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--track and --mot work on a video (a file, an image sequence or a stream), not on images');
   const { files, problems, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(printable(s) + '\n');
