@@ -166,6 +166,11 @@ export async function* runFrames(
       // A frame never handed out is done with (detected, drawn, encoded): its memory serves the next.
       if (!result.image) decoder.recycle(settled.frame);
     }
+    // A file whose stream opened but not one frame of it decoded: an error, not an empty success
+    // (a header declaring 15000x15000 followed by too few bytes for a frame).
+    if (!live && !stats.stopped && decoder.decoded === 0) {
+      throw new DeimError('ERR_VIDEO', `Could not decode ${source}: its ${info.width}x${info.height} video stream has no frame that decodes (a truncated or damaged file)${decoder.decodeError ? ` (${decoder.decodeError})` : ''}`, { input: source });
+    }
     // A file that ends early: ffmpeg's complaint, or else fewer frames than ffprobe counted.
     const missing = !live && !stats.stopped && framesCounted && info.frames !== undefined ? info.frames - decoder.decoded : 0;
     if (missing > 0) {
