@@ -3,6 +3,7 @@ import { existsSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { annotatedTargets, loadEncoder, writeAnnotatedImage } from '../../annotate/write.js';
+import { requireSharp } from '../../cjs.js';
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, settleWrites, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
@@ -254,15 +255,14 @@ async function animationNote(file: string): Promise<string | undefined> {
   if (!ANIMATED_IMAGE.test(file)) return undefined;
   let pages: number | undefined;
   try {
-    const sharp = (await import('sharp')).default;
-    ({ pages } = await sharp(file, { pages: 1 }).metadata());
+    ({ pages } = await requireSharp()(file, { pages: 1 }).metadata());
   } catch {
     return undefined; // the image run reports what is wrong with it
   }
   if (pages === undefined || pages < 2) return undefined;
   const how = /\.gif$/i.test(file)
     ? `to detect every frame, read it as a video: --out ${path.basename(file, path.extname(file))}.mp4 (or --track)`
-    : 'ffmpeg cannot read an animated WebP as a video: to detect every frame, convert it to a video (MP4, GIF) first';
+    : 'ffmpeg cannot read an animated WebP as a video: to detect every frame, convert it to an MP4 or an animated GIF first';
   return `deimv2: note: ${file} is animated (${pages} frames): as an image, only its first frame is detected; ${how}`;
 }
 
