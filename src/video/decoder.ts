@@ -82,6 +82,8 @@ export function explainFailure(log: string, source: string): string | undefined 
   const has = (re: RegExp) => lines.some((l) => re.test(l));
   const inputBlock = log.split('\n').filter((l) => /^\s+Stream #0:\d+/.test(l));
   if (has(/skipping unsupported chunk: ANIM/)) return ': an animated WebP, which ffmpeg cannot decode (convert it first, e.g. to an animated GIF or an MP4)';
+  // ffmpeg guessed MP4 from the name alone: the bytes are no video at all.
+  if (has(/misdetection possible/) && has(/Invalid data found when processing input/)) return ': not a video file (ffmpeg: Invalid data found when processing input)';
   if (has(/moov atom not found/)) return ': moov atom not found: the MP4 has no index, so the file is truncated or was never finished (a recording stopped before it was closed)';
   if (has(/matches no streams/) && !inputBlock.some((l) => /: Video:/.test(l))) {
     if (inputBlock.some((l) => /: Audio:/.test(l))) return ': it has no video stream (audio only)';

@@ -167,7 +167,7 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
 
 /** "clip.mp4: 377 frames in 4.8 s (78.5 FPS), 0 dropped -> annotated.mp4, clip.jsonl" (+ truncation or stop notes). */
 export function summaryLine(s: VideoRunSummary): string {
-  const parts = [`${path.basename(s.source) || s.source}: ${s.processed} frame${s.processed === 1 ? '' : 's'} in ${(s.elapsedMs / 1000).toFixed(1)} s (${s.fps.toFixed(1)} FPS)`];
+  const parts = [`${path.basename(s.source) || s.source}: ${s.processed} frames in ${(s.elapsedMs / 1000).toFixed(1)} s (${s.fps.toFixed(1)} FPS)`];
   if (s.dropped > 0 || s.info?.frames === undefined) parts.push(`${s.dropped} dropped`);
   let line = parts.join(', ');
   const outputs = [s.output, s.json && s.json !== '-' ? s.json : undefined].filter(Boolean);
