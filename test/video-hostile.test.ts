@@ -156,6 +156,13 @@ describe('the CLI on hostile inputs and outputs', () => {
     expect(lines.at(-1)).toMatchObject({ summary: { incomplete: true, framesRead: read, framesExpected: 30 } });
     expect(frames(out)).toBe(read);
     expect(leftRunning()).toEqual([]);
+    // deimv2 track on those detections carries the mark on (it was lost: exit 0, no word of it).
+    const tracks = file('cut.tracks.jsonl');
+    const t = await deimv2(['track', '--detections', json, '--out', tracks]);
+    expect(t.code).toBe(0);
+    expect(t.stderr).toMatch(new RegExp(`warning: .*cut\\.out\\.jsonl holds the detections of an incomplete video \\(${read} of 30 frames read`));
+    const last = JSON.parse(readFileSync(tracks, 'utf8').trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(last).toMatchObject({ summary: { incomplete: true, framesRead: read, framesExpected: 30 } });
   });
 
   it('an audio file is read as a video with no video stream (was "not an image")', async () => {
