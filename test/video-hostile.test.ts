@@ -83,6 +83,7 @@ beforeAll(() => {
   const matrix = tkhd + 4 + 4 + (rotated[tkhd + 4] === 0 ? 20 : 32) + 16;
   [0, 0x10000, 0, 0xffff0000, 0, 0, 0, 0, 0x40000000].forEach((v, i) => rotated.writeUInt32BE(v, matrix + 4 * i));
   writeFileSync(file('rotated.mp4'), rotated);
+  ffmpeg('-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=10', '-frames:v', '1', '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', file('one.mp4'));
   execFileSync('mkfifo', [file('pipe.mp4')]);
   symlinkSync('/dev/full', file('full.mp4'));
   symlinkSync('/dev/full', file('full.jsonl'));
@@ -204,6 +205,24 @@ describe('the CLI on hostile inputs and outputs', () => {
     const run = runVideoDetect(atto(), file('clip.mp4'), { out: file('full.mp4'), quiet: true, handleSigint: false });
     await expect(run).rejects.toMatchObject({ code: 'ERR_OUTPUT_WRITE', message: expect.stringMatching(/Could not write .*full\.mp4: .*No space left on device/) });
     expect(leftRunning()).toEqual([]);
+  });
+
+  it('a 1-frame video gives one result and a 1-frame MP4', async () => {
+    const out = file('one.out.mp4');
+    const summary = await runVideoDetect(atto(), file('one.mp4'), { out, quiet: true, handleSigint: false });
+    expect(summary.processed).toBe(1);
+    expect(summary.decodeError).toBeUndefined();
+    expect(frames(out)).toBe(1);
+  });
+
+  it('two runs writing the same output at once: each writes a whole file, the last to finish wins, no temporary file left', async () => {
+    const out = file('shared.out.mp4');
+    const json = file('shared.out.jsonl');
+    const runs = await Promise.all(['clip.mp4', 'one.mp4'].map((f) => runVideoDetect(atto(), file(f), { out, json, quiet: true, handleSigint: false })));
+    const counts = runs.map((r) => r.processed);
+    expect(counts).toContain(frames(out));
+    expect(readFileSync(json, 'utf8').trim().split('\n')).toHaveLength(frames(out));
+    expect(readdirSync(dir).filter((f) => f.includes('.partial'))).toEqual([]);
   });
 
   it('--out equal to the input, or into a read-only folder, is refused before anything runs', async () => {

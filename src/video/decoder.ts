@@ -78,7 +78,7 @@ export function failureReason(log: string, source: string): string {
 
 /** The situations failureReason says in words, or undefined. */
 export function explainFailure(log: string, source: string): string | undefined {
-  const lines = log.split('\n').map((l) => cleanLogLine(source ? l.split(source).join('') : l));
+  const lines = logLines(log, source);
   const has = (re: RegExp) => lines.some((l) => re.test(l));
   const inputBlock = log.split('\n').filter((l) => /^\s+Stream #0:\d+/.test(l));
   if (has(/skipping unsupported chunk: ANIM/)) return ': an animated WebP, which ffmpeg cannot decode (convert it first, e.g. to an animated GIF or an MP4)';
@@ -92,10 +92,14 @@ export function explainFailure(log: string, source: string): string | undefined 
   return undefined;
 }
 
+/** The log's lines without their "[component @ 0x...]" prefixes and without the source's name. */
+function logLines(log: string, source: string): string[] {
+  return log.split('\n').map((l) => cleanLogLine(source ? l.split(source).join('') : l));
+}
+
 /** Up to two of ffmpeg's last distinct complaints, as ": a; b" ('' for none). */
 function complaints(log: string, source: string): string {
-  const lines = log.split('\n').map((l) => cleanLogLine(source ? l.split(source).join('') : l));
-  const complaints = lines.filter((l) => /error|invalid|no such|not found|refused|timed out|failed|unable|could not|moov|partial/i.test(l));
+  const complaints = logLines(log, source).filter((l) => /error|invalid|no such|not found|refused|timed out|failed|unable|could not|moov|partial/i.test(l));
   const last = [...new Set(complaints)].slice(-2);
   return last.length ? `: ${last.join('; ')}` : '';
 }
