@@ -48,11 +48,11 @@ function checkFileDetection(d: unknown, file: string, line: number, k: number): 
 /**
  * Reads a detection JSONL file frame by frame (streamed; a line over INPUT_LIMITS.maxLineBytes is
  * ERR_INPUT_TOO_LARGE, a frame over MAX_FRAME_DETECTIONS is ERR_TOO_MANY_DETECTIONS) (a line `{"frame", "pts", "detections": [...]}`;
- * blank lines and a trailing `{"summary": ...}` line are skipped). Throws ERR_INPUT_NOT_FOUND,
+ * blank lines and a trailing `{"summary": ...}` line are skipped, the summary handed to `onSummary`). Throws ERR_INPUT_NOT_FOUND,
  * or ERR_INPUT_UNREADABLE naming the file and line: not JSON lines, a line that is not a frame,
  * frames out of order, boxes that are not finite, negative or inverted, scores out of 0..1.
  */
-export async function* readDetectionsJsonl(file: string): AsyncGenerator<DetectionFrame> {
+export async function* readDetectionsJsonl(file: string, options: { onSummary?: (summary: Record<string, unknown>) => void } = {}): AsyncGenerator<DetectionFrame> {
   if (!existsSync(file)) throw new DeimError('ERR_INPUT_NOT_FOUND', `detections file not found: ${file}`, { input: file });
   if (statSync(file).isDirectory()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file} is a folder, not a detections file`, { input: file });
   let last = -Infinity;
@@ -67,7 +67,11 @@ export async function* readDetectionsJsonl(file: string): AsyncGenerator<Detecti
     }
     if (typeof o !== 'object' || o === null || Array.isArray(o)) throw bad(file, n, 'not a JSON object');
     const r = o as Record<string, unknown>;
-    if ('summary' in r && !('frame' in r)) continue;
+    if ('summary' in r && !('frame' in r)) {
+      // The run's own summary (tracking counts; `incomplete` for a truncated or damaged video).
+      if (typeof r.summary === 'object' && r.summary !== null && !Array.isArray(r.summary)) options.onSummary?.(r.summary as Record<string, unknown>);
+      continue;
+    }
     if (typeof r.frame !== 'number' || !Number.isInteger(r.frame) || r.frame < 0) {
       throw bad(file, n, `"frame" must be an integer >= 0, got ${JSON.stringify(r.frame)}${'results' in r ? ' (this looks like the JSON of an image run, not of a video)' : ''}`);
     }

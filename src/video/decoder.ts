@@ -47,13 +47,61 @@ export interface DecoderOptions {
  */
 const SHOWINFO = /^\[Parsed_showinfo_\d+ @ [^\]]*\]\s*(.*)$/;
 const SHOWINFO_FRAME = /^n:\s*\d+\s+pts:\s*(-?\d+|NOPTS)\b/;
+const SHOWINFO_SIZE = /\bs:(\d+x\d+)\b/;
 const SHOWINFO_CONFIG = /^config in time_base: (\d+)\/(\d+)/;
 
 const DAMAGE = /partial file|Error while decoding|corrupt|Invalid NAL|error reading header/i;
 
 /** The first line of ffmpeg's log that reports damage, judged without the source's own name in it. */
 export function damageLine(text: string, source: string): string | undefined {
-  return text.split('\n').find((line) => DAMAGE.test(source ? line.split(source).join('') : line))?.trim();
+  const line = text.split('\n').find((l) => DAMAGE.test(source ? l.split(source).join('') : l));
+  return line === undefined ? undefined : cleanLogLine(line);
+}
+
+/** ffmpeg's log line prefix naming the component and its address ("[mov,mp4,m4a @ 0x55d0...] "). */
+const LOG_PREFIX = /^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i;
+
+/** A line of ffmpeg's log for a message: without its "[component @ 0x...]" prefix, trimmed. */
+export function cleanLogLine(line: string): string {
+  return line.replace(LOG_PREFIX, '').trim();
+}
+
+/**
+ * Why ffmpeg could not decode `source`, from its log, as ": reason" (or '' when the log says
+ * nothing useful). The situations a user can act on are said in words (no video stream, an MP4
+ * without its index, an animated WebP); otherwise up to two of ffmpeg's last distinct complaints.
+ * Lines are judged without the source's own name in them (a file named "moov-partial.mp4").
+ */
+export function failureReason(log: string, source: string): string {
+  return explainFailure(log, source) ?? complaints(log, source);
+}
+
+/** The situations failureReason says in words, or undefined. */
+export function explainFailure(log: string, source: string): string | undefined {
+  const lines = logLines(log, source);
+  const has = (re: RegExp) => lines.some((l) => re.test(l));
+  const inputBlock = log.split('\n').filter((l) => /^\s+Stream #0:\d+/.test(l));
+  if (has(/skipping unsupported chunk: ANIM/)) return ': an animated WebP, which ffmpeg cannot decode (convert it first, e.g. to an animated GIF or an MP4)';
+  // ffmpeg guessed MP4 from the name alone: the bytes are no video at all.
+  if (has(/misdetection possible/) && has(/Invalid data found when processing input/)) return ': not a video file (ffmpeg: Invalid data found when processing input)';
+  if (has(/moov atom not found/)) return ': moov atom not found: the MP4 has no index, so the file is truncated or was never finished (a recording stopped before it was closed)';
+  if (has(/matches no streams/) && !inputBlock.some((l) => /: Video:/.test(l))) {
+    if (inputBlock.some((l) => /: Audio:/.test(l))) return ': it has no video stream (audio only)';
+    return ': it has no video stream (no stream could be read: an empty, unfinished or damaged file)';
+  }
+  return undefined;
+}
+
+/** The log's lines without their "[component @ 0x...]" prefixes and without the source's name. */
+function logLines(log: string, source: string): string[] {
+  return log.split('\n').map((l) => cleanLogLine(source ? l.split(source).join('') : l));
+}
+
+/** Up to two of ffmpeg's last distinct complaints, as ": a; b" ('' for none). */
+function complaints(log: string, source: string): string {
+  const complaints = logLines(log, source).filter((l) => /error|invalid|no such|not found|refused|timed out|failed|unable|could not|moov|partial/i.test(l));
+  const last = [...new Set(complaints)].slice(-2);
+  return last.length ? `: ${last.join('; ')}` : '';
 }
 
 /** Lines of ffmpeg's log kept for error messages. */
@@ -93,8 +141,15 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   private readonly ptsAhead: Array<number | undefined> = [];
   /** The stream's time base as showinfo reports it, [num, den]. */
   timeBase: [number, number] | undefined;
-  /** Set when the stream's frame size changed after the first frame (the filter graph was set up again). */
-  sizeChanged: string | undefined;
+  /**
+   * Set when the stream's frame size changed after the first frame (a concatenation of two
+   * resolutions): ffmpeg then scales the later frames to the first size, so every frame handed out
+   * has the size of `info`, and `frame` is the first frame that was scaled.
+   */
+  sizeChanged: { frame: number; from: string; to: string } | undefined;
+  /** Files: the first frame's size as showinfo reports it ("320x240"), and frames reported so far. */
+  private firstSize: string | undefined;
+  private showinfoFrames = 0;
 
   private constructor(
     private readonly proc: ChildProcess,
@@ -179,7 +234,9 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
         }
         const reason = `ffmpeg exited with ${signal ?? `code ${code}`}${this.reason()}`;
         if (!opened || this.decoded === 0) {
-          const error = new DeimError('ERR_VIDEO', `Could not decode ${this.source}: ${reason}`, { input: this.source });
+          // A situation said in words needs no exit code ("Could not decode a.m4a: it has no video stream (audio only)").
+          const explained = explainFailure(this.log, this.source);
+          const error = new DeimError('ERR_VIDEO', `Could not decode ${this.source}${explained ?? `: ${reason}`}`, { input: this.source });
           this.finish(error);
           if (!opened) reject(error);
           return;
@@ -192,12 +249,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
 
   /** ffmpeg's last complaints (up to two distinct lines), as ": a; b", for error messages. */
   private reason(): string {
-    const lines = this.log
-      .split('\n')
-      .map((l) => l.replace(/^\[[^\]]*@ 0x[0-9a-f]+\]\s*/i, '').trim())
-      .filter((l) => /error|invalid|no such|not found|refused|timed out|failed|unable|could not|moov|partial/i.test(l));
-    const last = [...new Set(lines)].slice(-2);
-    return last.length ? `: ${last.join('; ')}` : '';
+    return failureReason(this.log, this.source);
   }
 
   private takeChunk(chunk: Buffer): void {
@@ -239,14 +291,17 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     if (info === undefined) return false;
     const config = SHOWINFO_CONFIG.exec(info);
     if (config) {
-      const tb: [number, number] = [Number(config[1]), Number(config[2])];
-      // A second configuration: the stream's frames changed (size or format) mid-stream.
-      if (this.timeBase) this.sizeChanged ??= info;
-      this.timeBase = tb;
+      this.timeBase = [Number(config[1]), Number(config[2])];
       return true;
     }
     const frame = SHOWINFO_FRAME.exec(info);
     if (!frame) return true;
+    const size = SHOWINFO_SIZE.exec(info)?.[1];
+    if (size !== undefined) {
+      this.firstSize ??= size;
+      if (size !== this.firstSize) this.sizeChanged ??= { frame: this.showinfoFrames, from: this.firstSize, to: size };
+    }
+    this.showinfoFrames++;
     const pts = frame[1] === 'NOPTS' || !this.timeBase ? undefined : (Number(frame[1]) * this.timeBase[0]) / this.timeBase[1];
     const waiting = this.awaitingPts.shift();
     if (!waiting) {

@@ -192,14 +192,17 @@ export class FrameEncoder {
 
   private async failure(code?: number | null, signal?: NodeJS.Signals | null): Promise<DeimError> {
     if (code === undefined) ({ code, signal } = await this.exited);
-    const last = (this.log.trim().split('\n').pop() ?? '').split(this.file.path).join(this.output);
+    // The line that says why (ffmpeg's last line is often only "Error initializing output stream 0:0 --").
+    const lines = this.log.trim().split('\n').map((l) => l.split(this.file.path).join(this.output).trim()).filter(Boolean);
+    const last = [...lines].reverse().find((l) => WRITE_FAILED.test(l) || /could not|permission denied|read-only|not permitted/i.test(l)) ?? lines.pop() ?? '';
     const why = last || this.writeError?.message || `ffmpeg exited with ${signal ?? `code ${code}`}`;
     return new DeimError('ERR_OUTPUT_WRITE', `Could not write ${this.output}: ${why}`, { input: this.output });
   }
 
-  /** Stop without finishing: the output is not written. */
-  kill(): void {
+  /** Stop without finishing: the output is not written (resolves once ffmpeg is gone and its temporary file removed). */
+  async kill(): Promise<void> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-    void this.exited.then(() => this.file.discard());
+    await this.exited;
+    this.file.discard();
   }
 }

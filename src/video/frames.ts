@@ -23,6 +23,7 @@ export async function* runFrames(
   options: VideoOptions,
   stats: VideoStats,
   onTracking: (session: TrackSession | undefined) => void,
+  control: { discard: boolean } = { discard: false },
 ): AsyncGenerator<VideoFrameResult> {
   const started = performance.now();
   const ffmpeg = requireFfmpeg();
@@ -165,11 +166,16 @@ export async function* runFrames(
       // A frame never handed out is done with (detected, drawn, encoded): its memory serves the next.
       if (!result.image) decoder.recycle(settled.frame);
     }
+    // A file whose stream opened but not one frame of it decoded: an error, not an empty success
+    // (a header declaring 15000x15000 followed by too few bytes for a frame).
+    if (!live && !stats.stopped && decoder.decoded === 0) {
+      throw new DeimError('ERR_VIDEO', `Could not decode ${source}: its ${info.width}x${info.height} video stream has no frame that decodes (a truncated or damaged file)${decoder.decodeError ? ` (${decoder.decodeError})` : ''}`, { input: source });
+    }
     // A file that ends early: ffmpeg's complaint, or else fewer frames than ffprobe counted.
     const missing = !live && !stats.stopped && framesCounted && info.frames !== undefined ? info.frames - decoder.decoded : 0;
     if (missing > 0) {
       stats.missingFrames = missing;
-      stats.decodeError = decoder.decodeError ?? `${missing} of ${info.frames} frames did not decode`;
+      stats.decodeError = decoder.decodeError ?? `the file ended after ${decoder.decoded} of its ${info.frames} frames`;
     } else {
       stats.decodeError = decoder.decodeError;
     }
@@ -181,13 +187,13 @@ export async function* runFrames(
     decoder.stop();
     stats.decoded = decoder.decoded;
     stats.dropped = decoder.dropped;
+    if (decoder.sizeChanged) stats.sizeChanged = decoder.sizeChanged;
     await Promise.allSettled(inflight);
-    // Finish the file even after a failure or an early break: what was written stays playable.
-    if (encoder) {
-      const finishing = encoder.finish();
-      if (failed) await finishing.catch(() => undefined);
-      else await finishing;
-    }
+    // A stop or an early break finishes the file: what was written stays playable. A failed run
+    // (here, or in the consumer: control.discard) leaves no output: a partial video under the
+    // output's name would look complete (an earlier file there stays as it was).
+    if (encoder && (failed || control.discard)) await encoder.kill();
+    else if (encoder) await encoder.finish();
     stats.elapsedMs = performance.now() - started;
   }
 }

@@ -26,6 +26,7 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
   private iterated = false;
   /** With `track`: the tracking session (its summary() holds the counts so far). */
   tracking: TrackSession | undefined;
+  private readonly control = { discard: false };
 
   constructor(
     private readonly detector: FrameDetector,
@@ -41,12 +42,22 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
     return this.run();
   }
 
+  /**
+   * For a consumer whose own work failed mid-run: call it before leaving the loop (break or throw)
+   * and `output` is not written (a video with only the frames before the failure would look
+   * complete; an earlier file there stays as it was). Leaving the loop without it finishes the
+   * output with the frames written so far, as a stop does.
+   */
+  discardOutput(): void {
+    this.control.discard = true;
+  }
+
   /** The stages (frames.ts) load on the first iteration: an image run never loads them. */
   private async *run(): AsyncGenerator<VideoFrameResult> {
     const { runFrames } = await import('./frames.js');
     yield* runFrames(this.detector, this.source, this.options, this.stats, (session) => {
       this.tracking = session;
-    });
+    }, this.control);
   }
 }
 

@@ -123,19 +123,29 @@ export async function runVideoDetect(detector: FrameDetector, input: string, opt
   const run = detectVideo(detector, input, { ...options.video, ...(options.out ? { output: options.out } : {}), signal: controller.signal, onStart });
   try {
     for await (const result of run) {
-      jsonl?.write(result);
-      if (mot && result.tracks) mot.write(motLines(result.frame, result.tracks));
+      try {
+        jsonl?.write(result);
+        if (mot && result.tracks) mot.write(motLines(result.frame, result.tracks));
+      } catch (e) {
+        run.discardOutput(); // a failed run writes no MP4 either (the loop's exit would finish it)
+        throw e;
+      }
       bar?.update(run.stats.processed, { fps: (run.stats.processed / ((performance.now() - started) / 1000)).toFixed(1), dropped: run.stats.dropped });
     }
   } catch (e) {
-    // A failed run keeps no output (the MP4's temporary file is the encoder's to remove): earlier
-    // files under the targets stay exactly as they were.
+    // A failed run keeps no output (the MP4's temporary file is removed by the pipeline, above):
+    // earlier files under the targets stay exactly as they were.
     jsonl?.discard();
     mot?.discard();
     throw e;
   } finally {
     clearBar();
-    if (run.tracking) jsonl?.writeObject({ summary: run.tracking.summary() });
+    // The last line says what the frames are: a truncated or damaged input is marked there too,
+    // so the file never looks like the whole video's results.
+    const warnings = inputWarnings(run.stats);
+    const incomplete = run.stats.decodeError !== undefined || run.stats.missingFrames > 0;
+    const facts = warnings.length ? { ...(incomplete ? { incomplete: true, framesRead: run.stats.processed, ...(run.stats.info?.frames !== undefined ? { framesExpected: run.stats.info.frames } : {}) } : {}), warnings } : {};
+    if (run.tracking || warnings.length) jsonl?.writeObject({ summary: { ...(run.tracking ? run.tracking.summary() : {}), ...facts } });
     jsonl?.close();
     mot?.close();
     removeSignalHandlers();
@@ -163,6 +173,23 @@ export function summaryLine(s: VideoRunSummary): string {
   const outputs = [s.output, s.json && s.json !== '-' ? s.json : undefined].filter(Boolean);
   if (outputs.length) line += ` -> ${outputs.join(', ')}`;
   if (s.stopped) line += ' (stopped)';
-  if (s.decodeError) line += `; input ended early${s.missingFrames ? ` (${s.missingFrames} of ${s.info?.frames} frames did not decode)` : ''}: ${s.decodeError}`;
-  return line;
+  return line + inputWarnings(s).map((w) => `; ${w}`).join('');
+}
+
+/**
+ * What was wrong with the input, said plainly: a truncated or damaged file (how many frames were
+ * read of how many), or a frame size that changed mid-stream (what the boxes are relative to).
+ */
+export function inputWarnings(s: Pick<VideoStats, 'decodeError' | 'missingFrames' | 'processed' | 'info' | 'sizeChanged' | 'stopped'>): string[] {
+  const warnings: string[] = [];
+  if (s.decodeError && s.missingFrames > 0) {
+    warnings.push(`INCOMPLETE: the input is truncated or damaged: ${s.processed} of its ${s.info?.frames} frames were read (${s.decodeError})`);
+  } else if (s.decodeError) {
+    warnings.push(`the input is damaged, frames may be missing or wrong (${s.decodeError})`);
+  }
+  if (s.sizeChanged) {
+    const { frame, from, to } = s.sizeChanged;
+    warnings.push(`the frame size changed at frame ${frame} from ${from} to ${to}: later frames were scaled to ${from}, and their boxes are in ${from} pixels`);
+  }
+  return warnings;
 }

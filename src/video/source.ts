@@ -13,6 +13,15 @@ const VIDEO_EXTENSIONS = new Set([
   'mp4', 'm4v', 'mov', 'mkv', 'webm', 'avi', 'wmv', 'flv', 'mpg', 'mpeg', 'ts', 'mts', 'm2ts', '3gp', 'ogv', 'y4m', 'gif',
 ]);
 
+/** Audio-only file types: given to `deimv2 detect`, they go to the video path, which says they have no video stream. */
+const AUDIO_EXTENSIONS = new Set(['m4a', 'mp3', 'aac', 'wav', 'flac', 'ogg', 'oga', 'opus', 'wma', 'aiff', 'aif', 'ac3', 'amr', 'mka']);
+
+/** True for a file name of an audio-only type (song.mp3, voice.m4a). */
+export function isAudioFile(source: string): boolean {
+  const ext = /\.([a-z0-9]+)$/i.exec(source)?.[1]?.toLowerCase();
+  return ext !== undefined && AUDIO_EXTENSIONS.has(ext);
+}
+
 /** The URL schemes accepted for video sources (live streams and remote files). */
 export const STREAM_PROTOCOLS = ['rtsp', 'rtsps', 'rtmp', 'rtmps', 'http', 'https', 'udp', 'tcp', 'srt', 'rtp'] as const;
 const LIVE_URL = new RegExp(`^(${STREAM_PROTOCOLS.join('|')})://`, 'i');
@@ -118,10 +127,22 @@ export function checkLocalSource(source: string): void {
   }
   if (isImageSequence(source) || WEBCAM.test(source)) return;
   if (!existsSync(source)) throw new DeimError('ERR_INPUT_NOT_FOUND', `Video not found: ${source}`, { input: source });
-  if (statSync(source).isDirectory()) {
+  const stats = statSync(source);
+  if (stats.isDirectory()) {
     throw new DeimError('ERR_VIDEO', `${source} is a directory, not a video (for an image sequence pass a pattern such as dir/%04d.jpg)`, { input: source });
   }
-  if (statSync(source).size === 0) throw new DeimError('ERR_INPUT_EMPTY', `Video file is empty: ${source}`, { input: source });
+  // A FIFO, socket or device (other than a webcam) cannot be read as a file: ffprobe, the decoder
+  // and the audio copy each open the file, and each would take part of a pipe's bytes (or wait
+  // forever for a writer). A stream belongs on a URL (udp://, tcp://, rtsp://...).
+  if (!stats.isFile()) {
+    const kind = stats.isFIFO() ? 'a FIFO (named pipe)' : stats.isSocket() ? 'a socket' : 'a device';
+    throw new DeimError(
+      'ERR_VIDEO_SOURCE',
+      `${source} is ${kind}, not a video file: a video file is read more than once (its frame count, its frames, its audio); save the video to a file, or send it as a stream (udp://, tcp://, rtsp://...)`,
+      { input: source },
+    );
+  }
+  if (stats.size === 0) throw new DeimError('ERR_INPUT_EMPTY', `Video file is empty: ${source}`, { input: source });
 }
 
 /**

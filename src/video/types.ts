@@ -86,5 +86,11 @@ export interface VideoStats {
   decodeError: string | undefined;
   /** Frames the file should have had but that did not decode (when known). */
   missingFrames: number;
+  /**
+   * Set when the frame size changed mid-stream (two resolutions concatenated): from `frame` on,
+   * ffmpeg scaled the frames from `to` to the first size `from`, which every result's
+   * width/height and boxes are in.
+   */
+  sizeChanged?: { frame: number; from: string; to: string };
   elapsedMs: number;
 }

@@ -3,13 +3,14 @@ import { existsSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { annotatedTargets, loadEncoder, writeAnnotatedImage } from '../../annotate/write.js';
+import { requireSharp } from '../../cjs.js';
 import { Detector, type DetectorOptions, type DetectorResult } from '../../detector.js';
 import { DeimError, errorMessage } from '../../errors.js';
 import { planOutputs, printable, removeTemporaryFiles, settleWrites, writeFileAtomic, writeFileAtomicSync } from '../../output/index.js';
 import { dieOf, onStopSignals, signalName, stoppedStatus, type StopSignal } from '../../signals.js';
 import type { DetectionFailure } from '../../postprocess/types.js';
 import { timeStage } from '../../perf/stage-times.js';
-import { checkLocalSource, isImageSequence, isVideoInput } from '../../video/source.js';
+import { checkLocalSource, isAudioFile, isImageSequence, isVideoInput } from '../../video/source.js';
 import { trackOptionsFromCli } from '../../track/options.js';
 import { detectorInputs, expandInputs, isImagePath } from '../inputs.js';
 import { addDetectorOptions, detectorOptionsFrom, type DetectorCliOptions } from '../options.js';
@@ -49,13 +50,23 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const detectorOptions = detectorOptionsFrom(options);
   // An image-sequence pattern (frames/%04d.png) ends like an image but is a video (unless a file has that very name).
   const sequence = inputs.length === 1 && isImageSequence(inputs[0]!) && !existsSync(inputs[0]!);
-  if (inputs.length === 1 && isVideoInput(inputs[0]!) && (!isImagePath(inputs[0]!) || sequence)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
+  // An audio file goes to the video path too, which says it has no video stream (not "not an image").
+  const video = inputs.length === 1 && (isVideoInput(inputs[0]!) || isAudioFile(inputs[0]!));
+  if (video && (!isImagePath(inputs[0]!) || sequence)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
+  // One GIF or WebP asked for a video's outputs (an MP4 --out, --track, --mot) is read as a video:
+  // every frame of an animation. Otherwise it is an image (its first frame; see animationNote).
+  const wantsVideo = options.track === true || options.mot !== undefined || (options.out !== undefined && VIDEO_OUT_EXTENSIONS.includes(path.extname(options.out).toLowerCase()));
+  if (inputs.length === 1 && ANIMATED_IMAGE.test(inputs[0]!) && wantsVideo) return detectVideoCommand(inputs[0]!, options, detectorOptions);
   if (options.track || options.mot !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--track and --mot work on a video (a file, an image sequence or a stream), not on images');
   const { files, problems, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(printable(s) + '\n');
   // What cannot run is said before the model loads.
   for (const p of [...problems, ...unreadable.values()]) log(`deimv2: ${p.message}`);
   const runnable = files.filter((f) => !unreadable.has(f));
+  if (runnable.length === 1 && inputs.length === 1 && !options.quiet) {
+    const note = await animationNote(runnable[0]!);
+    if (note) log(note);
+  }
   if (runnable.length === 0) {
     if (files.length === 0 && problems.length === 0) log('deimv2: no input images');
     return 1;
@@ -232,6 +243,28 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
  */
 /** Containers the annotated video can be written as (the encoder writes MP4). */
 const VIDEO_OUT_EXTENSIONS = ['.mp4', '.m4v', '.mov'];
+
+/** Image types that can hold an animation (several frames). */
+const ANIMATED_IMAGE = /\.(gif|webp)$/i;
+
+/**
+ * For one animated GIF or WebP given as an image: a note that only its first frame is detected,
+ * and how to get every frame (read from the header only; undefined for a still image).
+ */
+async function animationNote(file: string): Promise<string | undefined> {
+  if (!ANIMATED_IMAGE.test(file)) return undefined;
+  let pages: number | undefined;
+  try {
+    ({ pages } = await requireSharp()(file, { pages: 1 }).metadata());
+  } catch {
+    return undefined; // the image run reports what is wrong with it
+  }
+  if (pages === undefined || pages < 2) return undefined;
+  const how = /\.gif$/i.test(file)
+    ? `to detect every frame, read it as a video: --out ${path.basename(file, path.extname(file))}.mp4 (or --track)`
+    : 'ffmpeg cannot read an animated WebP as a video: to detect every frame, convert it to an MP4 or an animated GIF first';
+  return `deimv2: note: ${file} is animated (${pages} frames): as an image, only its first frame is detected; ${how}`;
+}
 
 async function detectVideoCommand(input: string, options: DetectCliOptions, detectorOptions: DetectorOptions): Promise<number> {
   checkLocalSource(input); // a missing file is reported before the model loads

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { DeimError } from '../../errors.js';
 import { planOutputs } from '../../output/plan.js';
+import { printable } from '../../output/printable.js';
 import { LineWriter, motLines, readDetectionsJsonl, trackJson } from '../../track/io.js';
 import { trackOptionsFromCli } from '../../track/options.js';
 import { addTrackOptions } from '../track-options.js';
@@ -59,7 +60,13 @@ export async function trackCommand(options: TrackCliOptions): Promise<number> {
   });
 
   // The frame rate comes from --fps, else from the first two frames' pts: read those first.
-  const frames = readDetectionsJsonl(input);
+  // The detections of a truncated or damaged video say so in their summary line: so do the tracks.
+  let incomplete: Record<string, unknown> | undefined;
+  const frames = readDetectionsJsonl(input, {
+    onSummary: (s) => {
+      if (s.incomplete === true) incomplete = { incomplete: true, ...(typeof s.framesRead === 'number' ? { framesRead: s.framesRead } : {}), ...(typeof s.framesExpected === 'number' ? { framesExpected: s.framesExpected } : {}) };
+    },
+  });
   const head: Array<Awaited<ReturnType<typeof frames.next>>> = [await frames.next(), await frames.next()];
   const firstTwo = head.filter((r) => !r.done).map((r) => r.value as { frame: number; pts?: number });
   if (sessionOptions.frameRate === undefined) sessionOptions.frameRate = rateFrom(firstTwo[0], firstTwo[1]) ?? 30;
@@ -79,8 +86,10 @@ export async function trackCommand(options: TrackCliOptions): Promise<number> {
     for (const h of head) if (!h.done) handle(h.value);
     for await (const f of frames) handle(f);
     const summary = session.summary();
-    jsonl?.write(JSON.stringify({ summary }) + '\n');
+    const note = incomplete ? `${input} holds the detections of an incomplete video (${incomplete.framesRead ?? '?'} of ${incomplete.framesExpected ?? '?'} frames read: truncated or damaged): the tracks are of those frames only` : undefined;
+    jsonl?.write(JSON.stringify({ summary: { ...summary, ...incomplete, ...(note ? { warnings: [note] } : {}) } }) + '\n');
     if (!options.quiet) process.stderr.write(formatTrackSummary(summary) + '\n');
+    if (note) process.stderr.write(printable(`deimv2: warning: ${note}`) + '\n');
   } catch (e) {
     // A failed run keeps no output: earlier files under the targets stay exactly as they were.
     jsonl?.discard();
