@@ -149,7 +149,8 @@ function countRows(counts) {
   for (const l of lines) rows.push(['line', l.name, 'in ' + fmt(l.totalIn, 0), 'out ' + fmt(l.totalOut, 0)]);
   const zones = Array.isArray(counts.zones) ? counts.zones : Object.entries(counts.zones || {}).map(([name, z]) => ({ name, count: z && z.count }));
   for (const z of zones) {
-    const visitors = Array.isArray(z.dwell) ? z.dwell.length : z.count;
+    // visitors (per class) counts every track that was inside; dwell lists only the newest of them.
+    const visitors = z.visitors && typeof z.visitors === 'object' ? Object.values(z.visitors).reduce((a, n) => a + (typeof n === 'number' ? n : 0), 0) : Array.isArray(z.dwell) ? z.dwell.length : z.count;
     rows.push(['zone', z.name, 'tracks ' + fmt(visitors, 0), z.maxOccupancy === undefined ? '' : 'max ' + fmt(z.maxOccupancy, 0)]);
   }
   return rows;
