@@ -7,7 +7,7 @@
  *   POST /v1/detect (image bytes -> one entry of `detect --json`'s results, through the batcher)
  * With an API key every call that changes something needs `Authorization: Bearer KEY` (401).
  */
-import type { ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyReply } from 'fastify';
 import { requireSharp } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
@@ -18,8 +18,6 @@ import { redactText } from './redact.js';
 import type { Service } from './service.js';
 
 const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
-/** A slow client whose socket holds more than this is skipped until it catches up (memory stays bounded). */
-const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 const BOUNDARY = 'deimv2frame';
 /** POST /v1/detect images waiting for the detector at once. */
 const MAX_WAITING_IMAGES = 64;
@@ -56,14 +54,30 @@ class JpegCache {
   }
 }
 
-function hijack(service: Service, reply: FastifyReply, stream: string, headers: Record<string, string>): { res: ServerResponse; done: Promise<void>; end(): void } {
+interface Client {
+  res: ServerResponse;
+  done: Promise<void>;
+  end(): void;
+  /**
+   * Whether the client is too far behind to be sent more now: its response holds more than the
+   * backlog limit (the frame is dropped for it and counted); held there for slowClientMs, it is
+   * closed (counted). Memory per client is bounded by the limit plus one message.
+   */
+  behind(): boolean;
+}
+
+function hijack(service: Service, reply: FastifyReply, stream: string, headers: Record<string, string>): Client {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { 'Cache-Control': 'no-cache, no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no', ...headers });
+  // Headers now: an MJPEG view of a stream with no frame yet is answered at once, not when a frame comes.
+  res.flushHeaders();
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
+  let overSince: number | undefined;
   const client = {
     stream,
+    buffered: () => res.writableLength,
     end: () => {
       service.clients.delete(client);
       if (!res.writableEnded) res.end();
@@ -72,11 +86,38 @@ function hijack(service: Service, reply: FastifyReply, stream: string, headers: 
   };
   service.clients.add(client);
   res.on('close', client.end);
-  return { res, done, end: client.end };
+  const behind = (): boolean => {
+    if (res.destroyed || res.writableEnded) return true;
+    if (res.writableLength <= service.maxClientBacklogBytes) {
+      overSince = undefined;
+      return false;
+    }
+    const now = performance.now();
+    overSince ??= now;
+    if (now - overSince >= service.slowClientMs) {
+      service.metrics.clientsClosed.inc({ stream });
+      service.log(`a client of stream ${stream} read nothing for ${Math.round((now - overSince) / 1000)} s with ${res.writableLength} bytes waiting: closed`);
+      res.destroy(); // drops what it holds now ('close' ends the client)
+    } else service.metrics.clientDropped.inc({ stream });
+    return true;
+  };
+  return { res, done, end: client.end, behind };
+}
+
+/** Whether a request carries a body (its arrival is timed). */
+function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
+  return headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined;
 }
 
 export async function openHttp(service: Service, host: string, port: number): Promise<void> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const timeout = service.requestTimeoutMs;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: 1024 * 1024,
+    forceCloseConnections: true,
+    // Node's own limits are the backstop of the body timer below (headers that never end, too).
+    serverFactory: (handler) => createServer({ requestTimeout: timeout + 5000, headersTimeout: timeout + 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeout / 4)) }, handler),
+  });
   const jpegs = new Map<string, JpegCache>();
   const jpegOf = (id: string) => {
     let c = jpegs.get(id);
@@ -84,6 +125,33 @@ export async function openHttp(service: Service, host: string, port: number): Pr
     return c;
   };
 
+  // A body that trickles in (a client sending a byte a second) is cut off: 408 JSON, then the connection is closed.
+  app.addHook('onRequest', (request, reply, next) => {
+    if (!hasBody(request.headers)) return next();
+    const timer = setTimeout(() => {
+      const res = reply.raw;
+      if (res.headersSent || res.destroyed) return;
+      const body = JSON.stringify({ error: { code: 'ERR_INPUT_TIMEOUT', message: `the request body did not arrive within ${timeout} ms (${request.method} ${request.url.split('?')[0]})` } });
+      res.writeHead(408, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+      res.end(body, () => request.raw.socket?.destroy());
+    }, timeout);
+    timer.unref();
+    const clear = () => clearTimeout(timer);
+    request.raw.once('end', clear);
+    request.raw.once('close', clear);
+    reply.raw.once('finish', clear);
+    next();
+  });
+  // Images being received or waiting for the detector are bounded (each may be maxImageBytes).
+  let detecting = 0;
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST' || request.url.split('?')[0] !== '/v1/detect') return;
+    if (detecting >= MAX_WAITING_IMAGES) {
+      return reply.code(503).header('Retry-After', '1').send({ error: { code: 'ERR_BUSY', message: `${MAX_WAITING_IMAGES} images are being received or detected already; try again` } });
+    }
+    detecting++;
+    reply.raw.once('close', () => detecting--);
+  });
   app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit: service.maxImageBytes }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', async (request, reply) => {
     if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
@@ -108,6 +176,11 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   });
   app.get('/metrics', async (_request, reply) => reply.type(service.metrics.registry.contentType).send(await service.metrics.text()));
 
+  const tooMany = (reply: FastifyReply) => {
+    if (service.clients.size < service.maxClients) return false;
+    void reply.code(503).header('Retry-After', '5').send({ error: { code: 'ERR_BUSY', message: `${service.clients.size} event and MJPEG clients are connected, the limit; try again later` } });
+    return true;
+  };
   const found = (id: string, reply: FastifyReply) => {
     const s = service.streams.get(id);
     if (!s) void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no stream "${id}"` } });
@@ -129,14 +202,15 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.get<{ Params: { id: string } }>('/v1/streams/:id/events', async (request, reply) => {
     const id = request.params.id;
     if (!found(id, reply)) return reply;
-    const { res, done } = hijack(service, reply, id, { 'Content-Type': 'text/event-stream; charset=utf-8' });
+    if (tooMany(reply)) return reply;
+    const { res, done, behind } = hijack(service, reply, id, { 'Content-Type': 'text/event-stream; charset=utf-8' });
     res.write(': deimv2 events\n\n');
     const off = service.listen(id, (frame) => {
-      if (res.writableLength > MAX_BACKLOG_BYTES) return;
+      if (behind()) return;
       res.write(`id: ${frame.frame}\ndata: ${JSON.stringify(frameRecord(frame))}\n\n`);
     });
-    // A comment now and then keeps proxies from closing the connection while a stream reconnects.
-    const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000);
+    // A comment now and then keeps proxies from closing the connection while a stream reconnects (and closes a client stuck behind).
+    const heartbeat = setInterval(() => behind() || res.write(': ping\n\n'), 15_000);
     await done;
     clearInterval(heartbeat);
     off();
@@ -155,15 +229,16 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.get<{ Params: { id: string } }>('/v1/streams/:id/mjpeg', async (request, reply) => {
     const s = found(request.params.id, reply);
     if (!s) return reply;
-    const { res, done } = hijack(service, reply, s.id, { 'Content-Type': `multipart/x-mixed-replace; boundary=${BOUNDARY}` });
+    if (tooMany(reply)) return reply;
+    const { res, done, behind } = hijack(service, reply, s.id, { 'Content-Type': `multipart/x-mixed-replace; boundary=${BOUNDARY}` });
     let busy = false;
-    const send = (frame: number, image: RgbImage) => {
-      if (busy || res.writableLength > MAX_BACKLOG_BYTES) return; // the newest frame wins; a slow viewer skips frames
+    const send = (frame: number, image: RgbImage | undefined) => {
+      if (busy || !image || behind()) return; // the newest frame wins; a slow viewer skips frames
       busy = true;
       jpegOf(s.id).get(frame, image).then(
         (jpeg) => {
           busy = false;
-          if (res.writableEnded) return;
+          if (res.writableEnded || res.destroyed) return;
           res.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
           res.write(jpeg);
           res.write('\r\n');
