@@ -11,6 +11,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyReply } from 'fastify';
 import { requireSharp } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
+import { parseJsonBounded } from '../input/limits.js';
 import type { RgbImage } from '../image/types.js';
 import { frameRecord } from '../video/jsonl.js';
 import { PAGE_HTML } from './page.js';
@@ -19,6 +20,8 @@ import type { Service } from './service.js';
 
 const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
 const BOUNDARY = 'deimv2frame';
+/** Largest JSON body (a stream's config). */
+const MAX_JSON_BYTES = 1024 * 1024;
 /** POST /v1/detect images waiting for the detector at once. */
 const MAX_WAITING_IMAGES = 64;
 
@@ -104,6 +107,19 @@ function hijack(service: Service, reply: FastifyReply, stream: string, headers: 
   return { res, done, end: client.end, behind };
 }
 
+/** The 415 message of a route: what it takes, and what came. */
+function wrongType(url: string, contentType: string | undefined): string {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase() || 'none';
+  return url.split('?')[0] === '/v1/detect'
+    ? `POST /v1/detect takes image bytes with Content-Type ${IMAGE_TYPES.join(', ')}, got ${type}`
+    : `this call takes JSON (Content-Type application/json), got ${type}`;
+}
+
+function tooLargeMessage(contentType: string | undefined, maxImageBytes: number): string {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return IMAGE_TYPES.includes(type) ? `the image is larger than the limit of ${maxImageBytes} bytes` : `the body is larger than the limit of ${MAX_JSON_BYTES} bytes for JSON`;
+}
+
 /** Whether a request carries a body (its arrival is timed). */
 function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
   return headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined;
@@ -113,7 +129,7 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   const timeout = service.requestTimeoutMs;
   const app = Fastify({
     logger: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: MAX_JSON_BYTES,
     forceCloseConnections: true,
     // Node's own limits are the backstop of the body timer below (headers that never end, too).
     serverFactory: (handler) => createServer({ requestTimeout: timeout + 5000, headersTimeout: timeout + 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeout / 4)) }, handler),
@@ -152,6 +168,16 @@ export async function openHttp(service: Service, host: string, port: number): Pr
     detecting++;
     reply.raw.once('close', () => detecting--);
   });
+  // JSON bodies: bounded nesting, and a syntax error said as one (not as a refused key); "__proto__" and
+  // "constructor" keys are plain own keys here, which the field checks refuse by name.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: MAX_JSON_BYTES }, (_req, body, done) => {
+    try {
+      done(null, body === '' ? undefined : parseJsonBounded(body as string, 'the request body', { maxDepth: 16 }));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
   app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit: service.maxImageBytes }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', async (request, reply) => {
     if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
@@ -159,11 +185,11 @@ export async function openHttp(service: Service, host: string, port: number): Pr
       return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: { code: 'ERR_UNAUTHORIZED', message: 'this call needs Authorization: Bearer <API key>' } });
     }
   });
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof DeimError) return sendError(reply, service, error);
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     const code = status === 413 ? 'ERR_INPUT_TOO_LARGE' : status === 415 ? 'ERR_INPUT_FORMAT' : status < 500 ? 'ERR_INVALID_ARGUMENT' : 'ERR_INTERNAL';
-    const message = status === 415 ? `Content-Type must be one of ${IMAGE_TYPES.join(', ')} (POST /v1/detect) or application/json` : status === 413 ? `the body is larger than the limit (${service.maxImageBytes} bytes for images)` : error.message;
+    const message = status === 415 ? wrongType(request.url, request.headers['content-type']) : status === 413 ? tooLargeMessage(request.headers['content-type'], service.maxImageBytes) : error.message;
     return reply.code(status).send({ error: { code, message } });
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
@@ -189,6 +215,10 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.get('/v1/streams', async () => ({ streams: [...service.streams.values()].map((s) => s.info()) }));
   app.get<{ Params: { id: string } }>('/v1/streams/:id', async (request, reply) => found(request.params.id, reply)?.info());
   app.post('/v1/streams', async (request, reply) => {
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      return reply.code(415).send({ error: { code: 'ERR_INPUT_FORMAT', message: wrongType(request.url, type) } });
+    }
     if (!service.detector) return reply.code(503).send({ error: { code: 'ERR_CLOSED', message: 'the model is still loading' } });
     const runner = service.add(service.check(request.body));
     return reply.code(201).send(runner.info());
@@ -256,7 +286,7 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.post('/v1/detect', async (request, reply) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!IMAGE_TYPES.includes(type) || !Buffer.isBuffer(request.body)) {
-      return reply.code(415).send({ error: { code: 'ERR_INPUT_FORMAT', message: `POST /v1/detect takes image bytes with Content-Type ${IMAGE_TYPES.join(', ')}, got ${type || 'none'}` } });
+      return reply.code(415).send({ error: { code: 'ERR_INPUT_FORMAT', message: wrongType(request.url, type) } });
     }
     if (request.body.length === 0) return reply.code(400).send({ error: { code: 'ERR_INPUT_EMPTY', message: 'the request body is empty (send the image bytes)' } });
     if (!service.batcher) return reply.code(503).send({ error: { code: 'ERR_CLOSED', message: 'the model is still loading' } });

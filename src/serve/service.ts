@@ -43,6 +43,8 @@ export interface ServiceOptions {
   maxClientBacklogBytes?: number;
   /** A client held over maxClientBacklogBytes this long is closed (counted; default 30000 ms). */
   slowClientMs?: number;
+  /** Streams at once (default and most: MAX_STREAMS, 256); beyond, POST /v1/streams is 400 naming the limit. */
+  maxStreams?: number;
   /** Event and MJPEG responses open at once (default 1024); beyond, 503 ERR_BUSY. */
   maxClients?: number;
   /** A request's body must have arrived this long after it began (default 30000 ms): 408 ERR_INPUT_TIMEOUT. */
@@ -89,6 +91,7 @@ export class Service {
   readonly maxClientBacklogBytes: number;
   readonly slowClientMs: number;
   readonly maxClients: number;
+  readonly maxStreams: number;
   readonly requestTimeoutMs: number;
   stopping = false;
   private closing: Promise<void> | undefined;
@@ -107,6 +110,7 @@ export class Service {
     this.maxClientBacklogBytes = positive(options.maxClientBacklogBytes, 4 * 1024 * 1024, 'maxClientBacklogBytes');
     this.slowClientMs = positive(options.slowClientMs, 30_000, 'slowClientMs');
     this.maxClients = positive(options.maxClients, 1024, 'maxClients');
+    this.maxStreams = Math.min(MAX_STREAMS, positive(options.maxStreams, MAX_STREAMS, 'maxStreams'));
     this.requestTimeoutMs = positive(options.requestTimeoutMs, 30_000, 'requestTimeoutMs');
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
   }
@@ -132,7 +136,7 @@ export class Service {
   /** Adds and starts a checked stream. Throws ERR_INVALID_ARGUMENT for an id already in use. */
   add(config: CheckedStream): StreamRunner {
     if (this.stopping) throw new DeimError('ERR_CLOSED', 'the service is stopping');
-    if (this.streams.size >= MAX_STREAMS) throw new DeimError('ERR_INVALID_ARGUMENT', `the service runs ${this.streams.size} streams, its limit: remove one first`, { input: 'streams' });
+    if (this.streams.size >= this.maxStreams) throw new DeimError('ERR_INVALID_ARGUMENT', `the service runs ${this.streams.size} streams, its limit: remove one first`, { input: 'streams' });
     if (this.streams.has(config.id)) throw new DeimError('ERR_INVALID_ARGUMENT', `id: a stream "${config.id}" exists already`, { input: 'id' });
     const detector = this.detector!;
     const batcher = this.batcher!;
