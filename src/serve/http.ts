@@ -66,7 +66,7 @@ interface Client {
    * backlog limit (the frame is dropped for it and counted); held there for slowClientMs, it is
    * closed (counted). Memory per client is bounded by the limit plus one message.
    */
-  behind(): boolean;
+  behind(count?: boolean): boolean;
 }
 
 function hijack(service: Service, reply: FastifyReply, stream: string, headers: Record<string, string>): Client {
@@ -89,7 +89,7 @@ function hijack(service: Service, reply: FastifyReply, stream: string, headers: 
   };
   service.clients.add(client);
   res.on('close', client.end);
-  const behind = (): boolean => {
+  const behind = (count = true): boolean => {
     if (res.destroyed || res.writableEnded) return true;
     if (res.writableLength <= service.maxClientBacklogBytes) {
       overSince = undefined;
@@ -101,7 +101,7 @@ function hijack(service: Service, reply: FastifyReply, stream: string, headers: 
       service.metrics.clientsClosed.inc({ stream });
       service.log(`a client of stream ${stream} read nothing for ${Math.round((now - overSince) / 1000)} s with ${res.writableLength} bytes waiting: closed`);
       res.destroy(); // drops what it holds now ('close' ends the client)
-    } else service.metrics.clientDropped.inc({ stream });
+    } else if (count) service.metrics.clientDropped.inc({ stream });
     return true;
   };
   return { res, done, end: client.end, behind };
@@ -240,7 +240,7 @@ export async function openHttp(service: Service, host: string, port: number): Pr
       res.write(`id: ${frame.frame}\ndata: ${JSON.stringify(frameRecord(frame))}\n\n`);
     });
     // A comment now and then keeps proxies from closing the connection while a stream reconnects (and closes a client stuck behind).
-    const heartbeat = setInterval(() => behind() || res.write(': ping\n\n'), 15_000);
+    const heartbeat = setInterval(() => behind(false) || res.write(': ping\n\n'), 15_000);
     await done;
     clearInterval(heartbeat);
     off();

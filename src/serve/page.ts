@@ -198,6 +198,14 @@ function render(streams) {
     c.card.remove();
     cards.delete(id);
   }
+  // The first MJPEG_VIEWS streams have the live views: a stream removed above hands its view on.
+  streams.forEach((s, i) => {
+    const c = cards.get(String(s.id));
+    const mode = i < MJPEG_VIEWS ? 'mjpeg' : 'still';
+    if (!c || c.view.dataset.mode === mode) return;
+    c.view.dataset.mode = mode;
+    c.view.setAttribute('src', mode === 'mjpeg' ? streamUrl(String(s.id), 'mjpeg') : streamUrl(String(s.id), 'frame.jpg') + '?t=' + Date.now());
+  });
   $('empty').hidden = streams.length > 0;
 }
 
