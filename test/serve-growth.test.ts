@@ -199,3 +199,22 @@ describe('clients that read slowly or never', () => {
     expect((await fetch(`${service.url}/health`)).status).toBe(200);
   }, 90_000);
 });
+
+describe('the cross-stream batcher over streams that come and go', () => {
+  it('keeps no queue of a removed stream, even one removed while its frames were waiting', async () => {
+    const { FrameBatcher } = await import('../dist/serve/batcher.js');
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const detector = { detectBatch: async (inputs: readonly unknown[]) => { await gate; return inputs.map(() => ({ width: 1, height: 1, detections: [] })); } };
+    const batcher = new FrameBatcher(detector as never, { batch: 1, timeoutMs: 0, maxInFlight: 1 });
+    for (let round = 0; round < 50; round++) {
+      const id = `s${round}`;
+      const done = [batcher.submit(id, Buffer.alloc(1)), batcher.submit(id, Buffer.alloc(1)), batcher.submit(id, Buffer.alloc(1))];
+      batcher.removeStream(id); // frames still waiting: they go out, then the queue goes
+      if (round === 0) release();
+      await Promise.all(done);
+    }
+    expect(batcher.streams).toBe(0);
+    await batcher.close();
+  });
+});
