@@ -208,6 +208,53 @@ describe('deimv2 serve: the live page in chromium', () => {
     expect((await fetch(`${base}/v1/streams/second`)).status).toBe(404);
   }, 90_000);
 
+  it('nine streams: the grid stays usable, and streams added and removed through the API come and go on the open page', async () => {
+    const auth = { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' };
+    const ids = Array.from({ length: 8 }, (_, i) => `cam${i + 1}`);
+    // Cameras nobody serves (cheap: each stream's decoder fails and waits); the page must show them all.
+    for (const id of ids) {
+      const r = await fetch(`${base}/v1/streams`, { method: 'POST', headers: auth, body: JSON.stringify({ id, source: `rtsp://127.0.0.1:9/${id}` }) });
+      expect(r.status, await r.text()).toBe(201);
+    }
+    await until('nine cards on the page', async () => (await page.$$eval('#grid .stream', (e) => e.length)) === 9 || undefined);
+    const layout = await page.evaluate(() => ({
+      cards: [...document.querySelectorAll<HTMLElement>('#grid .stream')].map((c) => {
+        const r = c.getBoundingClientRect();
+        return { id: c.dataset.id!, left: r.left, top: r.top, right: r.right, bottom: r.bottom, width: r.width, mode: c.querySelector('img')!.dataset.mode };
+      }),
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+    }));
+    // No horizontal scrolling; every card wide enough to read; no two cards overlap; several columns at 1280 px.
+    expect(layout.scrollWidth).toBeLessThanOrEqual(layout.innerWidth);
+    for (const c of layout.cards) {
+      expect(c.width).toBeGreaterThanOrEqual(300);
+      expect(c.left).toBeGreaterThanOrEqual(0);
+      expect(c.right).toBeLessThanOrEqual(layout.innerWidth);
+    }
+    for (const [i, a] of layout.cards.entries()) for (const b of layout.cards.slice(i + 1)) {
+      expect(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top, `${a.id} overlaps ${b.id}`).toBe(true);
+    }
+    expect(new Set(layout.cards.map((c) => Math.round(c.top))).size).toBeLessThanOrEqual(3);
+    // The first four have live MJPEG views, the others stills (a browser holds 6 connections to a host).
+    expect(layout.cards.map((c) => c.mode)).toEqual(['mjpeg', 'mjpeg', 'mjpeg', 'mjpeg', 'still', 'still', 'still', 'still', 'still']);
+    // The page keeps polling with four MJPEG connections open: the file stream's frames go on growing there.
+    const before = (await card('cars'))!.frames;
+    await until('the page to show new frames of cars', async () => ((await card('cars'))?.frames ?? 0) > before || undefined, 30_000);
+    expect(await page.$eval('#health', (h) => h.textContent)).toBe('connected');
+    expect((await card('cam8'))!.state).toMatch(/^(starting|reconnecting)$/);
+    // Removed through the API: their cards leave; a still moves up to a live view once a view is free.
+    for (const id of ids.slice(0, 4)) expect((await fetch(`${base}/v1/streams/${id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${KEY}` } })).status).toBe(204);
+    await until('five cards left', async () => (await page.$$eval('#grid .stream', (e) => e.length)) === 5 || undefined);
+    const modes = await page.$$eval('#grid .stream', (cs) => cs.map((c) => [(c as HTMLElement).dataset.id, c.querySelector('img')!.dataset.mode, c.querySelector('img')!.getAttribute('src')]));
+    expect(modes.map((m) => m[0])).toEqual(['cars', 'cam5', 'cam6', 'cam7', 'cam8']);
+    expect(modes.slice(0, 4).map((m) => m[1])).toEqual(['mjpeg', 'mjpeg', 'mjpeg', 'mjpeg']);
+    expect(modes[3]![2]).toBe('/v1/streams/cam7/mjpeg');
+    expect(modes[4]![1]).toBe('still');
+    for (const id of ids.slice(4)) expect((await fetch(`${base}/v1/streams/${id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${KEY}` } })).status).toBe(204);
+    await until('only cars left', async () => (await page.$$eval('#grid .stream', (e) => e.map((c) => (c as HTMLElement).dataset.id).join())) === 'cars' || undefined);
+  }, 120_000);
+
   it('a screenshot of the page is not blank', async () => {
     await until('frames in the view', async () => ((await card('cars'))?.imgWidth ?? 0) > 0 || undefined);
     const png = Buffer.from(await page.screenshot({ type: 'png' }));

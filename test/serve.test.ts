@@ -274,26 +274,43 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     }
   }, 90_000);
 
-  it('SIGTERM: finishes, ends the event streams, exits 0 and leaves no ffmpeg behind', async () => {
-    await until('three cameras running', async () => {
-      const all = await streams();
-      return ['cam1', 'cam2', 'cam3'].every((id) => all[id]?.state === 'running');
-    }, 60_000);
-    const ffmpegs = childrenNamed(service.child.pid!, 'ffmpeg');
-    expect(ffmpegs.length).toBeGreaterThanOrEqual(3);
-    const events = await fetch(`${service.url}/v1/streams/cam3/events`);
-    const ended = (async () => {
-      const reader = events.body!.getReader();
-      while (!(await reader.read()).done);
-      return true;
-    })();
-    const exit = await service.stop('SIGTERM');
-    expect(exit, service.log()).toEqual({ code: 0, signal: null });
-    expect(await ended).toBe(true);
-    expect(ffmpegs.filter(alive)).toEqual([]);
-    expect(service.log()).toContain('deimv2 serve: stopped');
-    expect(service.log()).not.toContain(PASSWORD);
-  }, 60_000);
+  // Ctrl-C is SIGINT to the service (its ffmpeg decoders run in process groups of their own, so the
+  // terminal's SIGINT reaches only it): the same stop as SIGTERM. SIGINT runs on a service of its own
+  // with one camera; SIGTERM ends this file's service (three cameras), last.
+  it.each([
+    { signal: 'SIGINT' as const, own: true },
+    { signal: 'SIGTERM' as const, own: false },
+  ])('$signal: finishes, ends the event streams, exits 0 and leaves no ffmpeg behind', async ({ signal, own }) => {
+    const target = own ? await startServe([]) : service;
+    try {
+      const ids = own ? ['one'] : ['cam1', 'cam2', 'cam3'];
+      if (own) {
+        const added = await target.call('POST', '/v1/streams', { id: 'one', source: cams[0]!.url });
+        expect(added.status, added.text).toBe(201);
+      }
+      await until('the cameras running', async () => {
+        const all = Object.fromEntries(((await target.call('GET', '/v1/streams')).json.streams as Info[]).map((s) => [s.id, s]));
+        return ids.every((id) => all[id]?.state === 'running');
+      }, 60_000);
+      const ffmpegs = childrenNamed(target.child.pid!, 'ffmpeg');
+      expect(ffmpegs.length).toBeGreaterThanOrEqual(ids.length);
+      const events = await fetch(`${target.url}/v1/streams/${ids.at(-1)}/events`);
+      const ended = (async () => {
+        const reader = events.body!.getReader();
+        while (!(await reader.read()).done);
+        return true;
+      })();
+      const exit = await target.stop(signal);
+      expect(exit, target.log()).toEqual({ code: 0, signal: null });
+      expect(await ended).toBe(true);
+      expect(ffmpegs.filter(alive)).toEqual([]);
+      expect(target.log()).toContain(`deimv2 serve: ${signal}: stopping`);
+      expect(target.log()).toContain('deimv2 serve: stopped');
+      expect(target.log()).not.toContain(PASSWORD);
+    } finally {
+      if (own) await target.stop('SIGKILL');
+    }
+  }, 90_000);
 });
 
 describe('deimv2 serve refuses what it cannot run safely, before it starts', () => {
@@ -302,7 +319,8 @@ describe('deimv2 serve refuses what it cannot run safely, before it starts', () 
     writeFileSync(config, JSON.stringify({ streams: [{ id: 'a', source: 'rtsp://127.0.0.1:1/x' }, { id: 'b', source: 'gopher://x' }] }));
     const r = await deimv2(['serve', '--config', config, '--port', '0']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/deimv2: streams\[1\]\.source: gopher:\/\/x: the "gopher:" protocol is not accepted/);
+    // The field, after the file it is in.
+    expect(r.stderr).toMatch(/deimv2: \S+bad\.json: streams\[1\]\.source: gopher:\/\/x: the "gopher:" protocol is not accepted/);
     writeFileSync(config, JSON.stringify({ streams: [{ id: 'a', source: 'rtsp://127.0.0.1:1/x', zones: ['0,0,10,0,10,10,0,10', '1,1'] }] }));
     expect((await deimv2(['serve', '--config', config, '--port', '0'])).stderr).toMatch(/streams\[0\]\.zones\[1\]: --zone "1,1"/);
   });

@@ -40,6 +40,8 @@ interface Item {
 
 export class FrameBatcher {
   private readonly queues = new Map<string, Item[]>();
+  /** Removed streams whose queues still hold frames. */
+  private readonly removed = new Set<string>();
   /** The stream after which the next batch starts taking frames. */
   private cursor = 0;
   private waiting = 0;
@@ -73,14 +75,20 @@ export class FrameBatcher {
     return this.waiting;
   }
 
+  /** Streams with a queue (tests: removed streams leave none behind). */
+  get streams(): number {
+    return this.queues.size;
+  }
+
   /** Frames of `stream` waiting. */
   queuedFor(stream: string): number {
     return this.queues.get(stream)?.length ?? 0;
   }
 
-  /** Forgets a stream whose queue is empty (a removed stream). */
+  /** Forgets a removed stream: its queue goes now, or once its last frames have gone out. */
   removeStream(stream: string): void {
-    if (this.queues.get(stream)?.length === 0) this.queues.delete(stream);
+    if ((this.queues.get(stream)?.length ?? 0) === 0) this.queues.delete(stream);
+    else this.removed.add(stream);
   }
 
   private pump(): void {
@@ -124,6 +132,11 @@ export class FrameBatcher {
       } else empty++;
     }
     this.waiting -= out.length;
+    for (const id of this.removed) {
+      if ((this.queues.get(id)?.length ?? 0) > 0) continue;
+      this.queues.delete(id);
+      this.removed.delete(id);
+    }
     return out;
   }
 

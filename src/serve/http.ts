@@ -7,10 +7,11 @@
  *   POST /v1/detect (image bytes -> one entry of `detect --json`'s results, through the batcher)
  * With an API key every call that changes something needs `Authorization: Bearer KEY` (401).
  */
-import type { ServerResponse } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyReply } from 'fastify';
 import { requireSharp } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
+import { parseJsonBounded } from '../input/limits.js';
 import type { RgbImage } from '../image/types.js';
 import { frameRecord } from '../video/jsonl.js';
 import { PAGE_HTML } from './page.js';
@@ -18,9 +19,9 @@ import { redactText } from './redact.js';
 import type { Service } from './service.js';
 
 const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
-/** A slow client whose socket holds more than this is skipped until it catches up (memory stays bounded). */
-const MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
 const BOUNDARY = 'deimv2frame';
+/** Largest JSON body (a stream's config). */
+const MAX_JSON_BYTES = 1024 * 1024;
 /** POST /v1/detect images waiting for the detector at once. */
 const MAX_WAITING_IMAGES = 64;
 
@@ -56,14 +57,30 @@ class JpegCache {
   }
 }
 
-function hijack(service: Service, reply: FastifyReply, stream: string, headers: Record<string, string>): { res: ServerResponse; done: Promise<void>; end(): void } {
+interface Client {
+  res: ServerResponse;
+  done: Promise<void>;
+  end(): void;
+  /**
+   * Whether the client is too far behind to be sent more now: its response holds more than the
+   * backlog limit (the frame is dropped for it and counted); held there for slowClientMs, it is
+   * closed (counted). Memory per client is bounded by the limit plus one message.
+   */
+  behind(count?: boolean): boolean;
+}
+
+function hijack(service: Service, reply: FastifyReply, stream: string, headers: Record<string, string>): Client {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { 'Cache-Control': 'no-cache, no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no', ...headers });
+  // Headers now: an MJPEG view of a stream with no frame yet is answered at once, not when a frame comes.
+  res.flushHeaders();
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
+  let overSince: number | undefined;
   const client = {
     stream,
+    buffered: () => res.writableLength,
     end: () => {
       service.clients.delete(client);
       if (!res.writableEnded) res.end();
@@ -72,11 +89,51 @@ function hijack(service: Service, reply: FastifyReply, stream: string, headers: 
   };
   service.clients.add(client);
   res.on('close', client.end);
-  return { res, done, end: client.end };
+  const behind = (count = true): boolean => {
+    if (res.destroyed || res.writableEnded) return true;
+    if (res.writableLength <= service.maxClientBacklogBytes) {
+      overSince = undefined;
+      return false;
+    }
+    const now = performance.now();
+    overSince ??= now;
+    if (now - overSince >= service.slowClientMs) {
+      service.metrics.clientsClosed.inc({ stream });
+      service.log(`a client of stream ${stream} read nothing for ${Math.round((now - overSince) / 1000)} s with ${res.writableLength} bytes waiting: closed`);
+      res.destroy(); // drops what it holds now ('close' ends the client)
+    } else if (count) service.metrics.clientDropped.inc({ stream });
+    return true;
+  };
+  return { res, done, end: client.end, behind };
+}
+
+/** The 415 message of a route: what it takes, and what came. */
+function wrongType(url: string, contentType: string | undefined): string {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase() || 'none';
+  return url.split('?')[0] === '/v1/detect'
+    ? `POST /v1/detect takes image bytes with Content-Type ${IMAGE_TYPES.join(', ')}, got ${type}`
+    : `this call takes JSON (Content-Type application/json), got ${type}`;
+}
+
+function tooLargeMessage(contentType: string | undefined, maxImageBytes: number): string {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  return IMAGE_TYPES.includes(type) ? `the image is larger than the limit of ${maxImageBytes} bytes` : `the body is larger than the limit of ${MAX_JSON_BYTES} bytes for JSON`;
+}
+
+/** Whether a request carries a body (its arrival is timed). */
+function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
+  return headers['content-length'] !== undefined ? headers['content-length'] !== '0' : headers['transfer-encoding'] !== undefined;
 }
 
 export async function openHttp(service: Service, host: string, port: number): Promise<void> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, forceCloseConnections: true });
+  const timeout = service.requestTimeoutMs;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: MAX_JSON_BYTES,
+    forceCloseConnections: true,
+    // Node's own limits are the backstop of the body timer below (headers that never end, too).
+    serverFactory: (handler) => createServer({ requestTimeout: timeout + 5000, headersTimeout: timeout + 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeout / 4)) }, handler),
+  });
   const jpegs = new Map<string, JpegCache>();
   const jpegOf = (id: string) => {
     let c = jpegs.get(id);
@@ -84,6 +141,43 @@ export async function openHttp(service: Service, host: string, port: number): Pr
     return c;
   };
 
+  // A body that trickles in (a client sending a byte a second) is cut off: 408 JSON, then the connection is closed.
+  app.addHook('onRequest', (request, reply, next) => {
+    if (!hasBody(request.headers)) return next();
+    const timer = setTimeout(() => {
+      const res = reply.raw;
+      if (res.headersSent || res.destroyed) return;
+      const body = JSON.stringify({ error: { code: 'ERR_INPUT_TIMEOUT', message: `the request body did not arrive within ${timeout} ms (${request.method} ${request.url.split('?')[0]})` } });
+      res.writeHead(408, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+      res.end(body, () => request.raw.socket?.destroy());
+    }, timeout);
+    timer.unref();
+    const clear = () => clearTimeout(timer);
+    request.raw.once('end', clear);
+    request.raw.once('close', clear);
+    reply.raw.once('finish', clear);
+    next();
+  });
+  // Images being received or waiting for the detector are bounded (each may be maxImageBytes).
+  let detecting = 0;
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'POST' || request.url.split('?')[0] !== '/v1/detect') return;
+    if (detecting >= MAX_WAITING_IMAGES) {
+      return reply.code(503).header('Retry-After', '1').send({ error: { code: 'ERR_BUSY', message: `${MAX_WAITING_IMAGES} images are being received or detected already; try again` } });
+    }
+    detecting++;
+    reply.raw.once('close', () => detecting--);
+  });
+  // JSON bodies: bounded nesting, and a syntax error said as one (not as a refused key); "__proto__" and
+  // "constructor" keys are plain own keys here, which the field checks refuse by name.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: MAX_JSON_BYTES }, (_req, body, done) => {
+    try {
+      done(null, body === '' ? undefined : parseJsonBounded(body as string, 'the request body', { maxDepth: 16 }));
+    } catch (e) {
+      done(e as Error, undefined);
+    }
+  });
   app.addContentTypeParser(IMAGE_TYPES, { parseAs: 'buffer', bodyLimit: service.maxImageBytes }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', async (request, reply) => {
     if (['GET', 'HEAD', 'OPTIONS'].includes(request.method)) return;
@@ -91,11 +185,11 @@ export async function openHttp(service: Service, host: string, port: number): Pr
       return reply.code(401).header('WWW-Authenticate', 'Bearer').send({ error: { code: 'ERR_UNAUTHORIZED', message: 'this call needs Authorization: Bearer <API key>' } });
     }
   });
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, _request, reply) => {
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     if (error instanceof DeimError) return sendError(reply, service, error);
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     const code = status === 413 ? 'ERR_INPUT_TOO_LARGE' : status === 415 ? 'ERR_INPUT_FORMAT' : status < 500 ? 'ERR_INVALID_ARGUMENT' : 'ERR_INTERNAL';
-    const message = status === 415 ? `Content-Type must be one of ${IMAGE_TYPES.join(', ')} (POST /v1/detect) or application/json` : status === 413 ? `the body is larger than the limit (${service.maxImageBytes} bytes for images)` : error.message;
+    const message = status === 415 ? wrongType(request.url, request.headers['content-type']) : status === 413 ? tooLargeMessage(request.headers['content-type'], service.maxImageBytes) : error.message;
     return reply.code(status).send({ error: { code, message } });
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
@@ -108,6 +202,11 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   });
   app.get('/metrics', async (_request, reply) => reply.type(service.metrics.registry.contentType).send(await service.metrics.text()));
 
+  const tooMany = (reply: FastifyReply) => {
+    if (service.clients.size < service.maxClients) return false;
+    void reply.code(503).header('Retry-After', '5').send({ error: { code: 'ERR_BUSY', message: `${service.clients.size} event and MJPEG clients are connected, the limit; try again later` } });
+    return true;
+  };
   const found = (id: string, reply: FastifyReply) => {
     const s = service.streams.get(id);
     if (!s) void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no stream "${id}"` } });
@@ -116,6 +215,10 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.get('/v1/streams', async () => ({ streams: [...service.streams.values()].map((s) => s.info()) }));
   app.get<{ Params: { id: string } }>('/v1/streams/:id', async (request, reply) => found(request.params.id, reply)?.info());
   app.post('/v1/streams', async (request, reply) => {
+    const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      return reply.code(415).send({ error: { code: 'ERR_INPUT_FORMAT', message: wrongType(request.url, type) } });
+    }
     if (!service.detector) return reply.code(503).send({ error: { code: 'ERR_CLOSED', message: 'the model is still loading' } });
     const runner = service.add(service.check(request.body));
     return reply.code(201).send(runner.info());
@@ -129,14 +232,15 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.get<{ Params: { id: string } }>('/v1/streams/:id/events', async (request, reply) => {
     const id = request.params.id;
     if (!found(id, reply)) return reply;
-    const { res, done } = hijack(service, reply, id, { 'Content-Type': 'text/event-stream; charset=utf-8' });
+    if (tooMany(reply)) return reply;
+    const { res, done, behind } = hijack(service, reply, id, { 'Content-Type': 'text/event-stream; charset=utf-8' });
     res.write(': deimv2 events\n\n');
     const off = service.listen(id, (frame) => {
-      if (res.writableLength > MAX_BACKLOG_BYTES) return;
+      if (behind()) return;
       res.write(`id: ${frame.frame}\ndata: ${JSON.stringify(frameRecord(frame))}\n\n`);
     });
-    // A comment now and then keeps proxies from closing the connection while a stream reconnects.
-    const heartbeat = setInterval(() => res.write(': ping\n\n'), 15_000);
+    // A comment now and then keeps proxies from closing the connection while a stream reconnects (and closes a client stuck behind).
+    const heartbeat = setInterval(() => behind(false) || res.write(': ping\n\n'), 15_000);
     await done;
     clearInterval(heartbeat);
     off();
@@ -155,15 +259,16 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.get<{ Params: { id: string } }>('/v1/streams/:id/mjpeg', async (request, reply) => {
     const s = found(request.params.id, reply);
     if (!s) return reply;
-    const { res, done } = hijack(service, reply, s.id, { 'Content-Type': `multipart/x-mixed-replace; boundary=${BOUNDARY}` });
+    if (tooMany(reply)) return reply;
+    const { res, done, behind } = hijack(service, reply, s.id, { 'Content-Type': `multipart/x-mixed-replace; boundary=${BOUNDARY}` });
     let busy = false;
-    const send = (frame: number, image: RgbImage) => {
-      if (busy || res.writableLength > MAX_BACKLOG_BYTES) return; // the newest frame wins; a slow viewer skips frames
+    const send = (frame: number, image: RgbImage | undefined) => {
+      if (busy || !image || behind()) return; // the newest frame wins; a slow viewer skips frames
       busy = true;
       jpegOf(s.id).get(frame, image).then(
         (jpeg) => {
           busy = false;
-          if (res.writableEnded) return;
+          if (res.writableEnded || res.destroyed) return;
           res.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
           res.write(jpeg);
           res.write('\r\n');
@@ -181,7 +286,7 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.post('/v1/detect', async (request, reply) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!IMAGE_TYPES.includes(type) || !Buffer.isBuffer(request.body)) {
-      return reply.code(415).send({ error: { code: 'ERR_INPUT_FORMAT', message: `POST /v1/detect takes image bytes with Content-Type ${IMAGE_TYPES.join(', ')}, got ${type || 'none'}` } });
+      return reply.code(415).send({ error: { code: 'ERR_INPUT_FORMAT', message: wrongType(request.url, type) } });
     }
     if (request.body.length === 0) return reply.code(400).send({ error: { code: 'ERR_INPUT_EMPTY', message: 'the request body is empty (send the image bytes)' } });
     if (!service.batcher) return reply.code(503).send({ error: { code: 'ERR_CLOSED', message: 'the model is still loading' } });

@@ -149,7 +149,8 @@ function countRows(counts) {
   for (const l of lines) rows.push(['line', l.name, 'in ' + fmt(l.totalIn, 0), 'out ' + fmt(l.totalOut, 0)]);
   const zones = Array.isArray(counts.zones) ? counts.zones : Object.entries(counts.zones || {}).map(([name, z]) => ({ name, count: z && z.count }));
   for (const z of zones) {
-    const visitors = Array.isArray(z.dwell) ? z.dwell.length : z.count;
+    // visitors (per class) counts every track that was inside; dwell lists only the newest of them.
+    const visitors = z.visitors && typeof z.visitors === 'object' ? Object.values(z.visitors).reduce((a, n) => a + (typeof n === 'number' ? n : 0), 0) : Array.isArray(z.dwell) ? z.dwell.length : z.count;
     rows.push(['zone', z.name, 'tracks ' + fmt(visitors, 0), z.maxOccupancy === undefined ? '' : 'max ' + fmt(z.maxOccupancy, 0)]);
   }
   return rows;
@@ -197,6 +198,14 @@ function render(streams) {
     c.card.remove();
     cards.delete(id);
   }
+  // The first MJPEG_VIEWS streams have the live views: a stream removed above hands its view on.
+  streams.forEach((s, i) => {
+    const c = cards.get(String(s.id));
+    const mode = i < MJPEG_VIEWS ? 'mjpeg' : 'still';
+    if (!c || c.view.dataset.mode === mode) return;
+    c.view.dataset.mode = mode;
+    c.view.setAttribute('src', mode === 'mjpeg' ? streamUrl(String(s.id), 'mjpeg') : streamUrl(String(s.id), 'frame.jpg') + '?t=' + Date.now());
+  });
   $('empty').hidden = streams.length > 0;
 }
 

@@ -36,6 +36,21 @@ export interface ServiceOptions {
   apiKey?: string;
   /** Largest image body of POST /v1/detect in bytes (default 20 MiB). */
   maxImageBytes?: number;
+  /**
+   * Bytes an event or MJPEG client may have waiting in its response (default 4 MiB): beyond, its
+   * events are dropped (counted in deimv2_client_events_dropped_total) until it catches up.
+   */
+  maxClientBacklogBytes?: number;
+  /** A client held over maxClientBacklogBytes this long is closed (counted; default 30000 ms). */
+  slowClientMs?: number;
+  /** Streams at once (default and most: MAX_STREAMS, 256); beyond, POST /v1/streams is 400 naming the limit. */
+  maxStreams?: number;
+  /** Event and MJPEG responses open at once (default 1024); beyond, 503 ERR_BUSY. */
+  maxClients?: number;
+  /** A request's body must have arrived this long after it began (default 30000 ms): 408 ERR_INPUT_TIMEOUT. */
+  requestTimeoutMs?: number;
+  /** Makes the detector (default Detector.create); the service listens, /health 503, until it resolves. */
+  loadDetector?: (options: DetectorOptions) => Promise<Detector>;
   /** Stall, backoff and open timeouts of the streams (milliseconds). */
   timing?: Partial<StreamTiming>;
   /** Log lines (default: stderr); every line is redacted. */
@@ -51,6 +66,12 @@ export function isLoopback(host: string): boolean {
   return host === '::1' || host === '::ffff:127.0.0.1';
 }
 
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) throw new DeimError('ERR_INVALID_ARGUMENT', `${name} must be a number above 0, got ${String(value)}`, { input: name });
+  return value;
+}
+
 type FrameListener = (frame: VideoFrameResult, image: RgbImage) => void;
 
 export class Service {
@@ -63,10 +84,15 @@ export class Service {
   /** Per stream: the event and MJPEG listeners. */
   readonly listeners = new Map<string, Set<FrameListener>>();
   /** Open event/MJPEG responses, ended on close. */
-  readonly clients = new Set<{ end(): void; stream: string }>();
+  readonly clients = new Set<{ end(): void; stream: string; buffered(): number }>();
   readonly allowDirs: string[];
   readonly apiKey: string | undefined;
   readonly maxImageBytes: number;
+  readonly maxClientBacklogBytes: number;
+  readonly slowClientMs: number;
+  readonly maxClients: number;
+  readonly maxStreams: number;
+  readonly requestTimeoutMs: number;
   stopping = false;
   private closing: Promise<void> | undefined;
   private readonly timing: StreamTiming;
@@ -81,6 +107,11 @@ export class Service {
     }
     this.allowDirs = resolveAllowDirs(options.allowDirs ?? []);
     this.maxImageBytes = options.maxImageBytes ?? 20 * 1024 * 1024;
+    this.maxClientBacklogBytes = positive(options.maxClientBacklogBytes, 4 * 1024 * 1024, 'maxClientBacklogBytes');
+    this.slowClientMs = positive(options.slowClientMs, 30_000, 'slowClientMs');
+    this.maxClients = positive(options.maxClients, 1024, 'maxClients');
+    this.maxStreams = Math.min(MAX_STREAMS, positive(options.maxStreams, MAX_STREAMS, 'maxStreams'));
+    this.requestTimeoutMs = positive(options.requestTimeoutMs, 30_000, 'requestTimeoutMs');
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
   }
 
@@ -105,7 +136,7 @@ export class Service {
   /** Adds and starts a checked stream. Throws ERR_INVALID_ARGUMENT for an id already in use. */
   add(config: CheckedStream): StreamRunner {
     if (this.stopping) throw new DeimError('ERR_CLOSED', 'the service is stopping');
-    if (this.streams.size >= MAX_STREAMS) throw new DeimError('ERR_INVALID_ARGUMENT', `the service runs ${this.streams.size} streams, its limit: remove one first`, { input: 'streams' });
+    if (this.streams.size >= this.maxStreams) throw new DeimError('ERR_INVALID_ARGUMENT', `the service runs ${this.streams.size} streams, its limit: remove one first`, { input: 'streams' });
     if (this.streams.has(config.id)) throw new DeimError('ERR_INVALID_ARGUMENT', `id: a stream "${config.id}" exists already`, { input: 'id' });
     const detector = this.detector!;
     const batcher = this.batcher!;
@@ -117,7 +148,7 @@ export class Service {
       log: (l) => this.log(l),
       onFrame: (stream, frame, latency) => {
         this.metrics.frames.inc({ stream: stream.id });
-        for (const listener of this.listeners.get(stream.id) ?? []) listener(frame, frame.image!);
+        this.emit(stream.id, frame);
         this.metrics.latency.observe(latency);
       },
       onDropped: (stream, n) => this.metrics.dropped.inc({ stream: stream.id }, n),
@@ -140,6 +171,11 @@ export class Service {
     this.batcher?.removeStream(id);
     this.metrics.forget(id);
     return true;
+  }
+
+  /** Hands a processed frame of stream `id` to its event and MJPEG clients. */
+  emit(id: string, frame: VideoFrameResult): void {
+    for (const listener of this.listeners.get(id) ?? []) listener(frame, frame.image!);
   }
 
   listen(id: string, listener: FrameListener): () => void {

@@ -31,7 +31,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   });
   await openHttp(service, options.host ?? '127.0.0.1', options.port ?? 8080);
   try {
-    service.detector = await Detector.create({ ...options.detector, batch });
+    service.detector = await (options.loadDetector ?? ((o) => Detector.create(o)))({ ...options.detector, batch });
     const runners = service.detector.stats().runners;
     service.batcher = new FrameBatcher(service.detector, {
       batch,

@@ -60,6 +60,9 @@ function countsOf(session: TrackSession): NonNullable<StreamInfo['counts']> {
 /** Errors that retrying cannot mend: the stream is "failed". */
 const CONFIG_ERRORS = new Set<DeimErrorCode>(['ERR_VIDEO_SOURCE', 'ERR_INPUT_NOT_FOUND', 'ERR_INVALID_ARGUMENT', 'ERR_INPUT_EMPTY']);
 
+/** Per zone, the dwell entries of gone tracks a stream keeps (and `counts` lists). */
+export const DWELL_ENTRIES = 100;
+
 /** Milliseconds of frames the FPS is measured over. */
 const FPS_WINDOW_MS = 3000;
 
@@ -167,7 +170,8 @@ export class StreamRunner {
           // Live: two frames in detection at most, the decoder keeps the newest and drops the rest.
           ...(c.live ? { concurrency: 2 } : {}),
           ...(c.maxFps !== undefined ? { maxFps: c.maxFps } : {}),
-          ...(c.track ? { track: { ...c.tracking, ...(c.lines ? { lines: c.lines } : {}), ...(c.zones ? { zones: c.zones } : {}) } } : {}),
+          // Days of running: a zone keeps the dwell of its newest DWELL_ENTRIES gone tracks (its visitor counts stay exact).
+          ...(c.track ? { track: { ...c.tracking, maxDwellEntries: DWELL_ENTRIES, ...(c.lines ? { lines: c.lines } : {}), ...(c.zones ? { zones: c.zones } : {}) } } : {}),
           ...(session ? { session } : {}),
           firstFrame: nextFrame,
         });

@@ -84,6 +84,12 @@ export interface TrackSessionOptions extends TrackerOptions {
   trails?: number;
   /** Detections returned (and drawn) need score >= this (default 0: all); the tracker sees all. */
   threshold?: number;
+  /**
+   * Per zone, the dwell entries kept for tracks that are gone (default Infinity: all, as a video's
+   * summary lists them). A session that runs for days (deimv2 serve) keeps the newest this many; the
+   * visitor counts stay exact.
+   */
+  maxDwellEntries?: number;
 }
 
 export interface CheckedTrackSession {
@@ -92,11 +98,12 @@ export interface CheckedTrackSession {
   zones: Zone[];
   trails: number;
   threshold: number;
+  maxDwellEntries: number;
 }
 
 /** A TrackSession's options, checked (ERR_INVALID_ARGUMENT naming the option) and with defaults filled in. */
 export function checkTrackSessionOptions(options: TrackSessionOptions = {}): CheckedTrackSession {
-  const { lines = [], zones = [], trails = 0, threshold = 0, ...trackerOptions } = options;
+  const { lines = [], zones = [], trails = 0, threshold = 0, maxDwellEntries = Infinity, ...trackerOptions } = options;
   const tracker = resolveTrackerOptions(trackerOptions);
   if (!Array.isArray(lines)) throw new DeimError('ERR_INVALID_ARGUMENT', 'lines must be an array');
   if (!Array.isArray(zones)) throw new DeimError('ERR_INVALID_ARGUMENT', 'zones must be an array');
@@ -115,5 +122,8 @@ export function checkTrackSessionOptions(options: TrackSessionOptions = {}): Che
   }
   if (!Number.isInteger(trails) || trails < 0) throw new DeimError('ERR_INVALID_ARGUMENT', `trails must be an integer >= 0, got ${JSON.stringify(trails)}`);
   if (typeof threshold !== 'number' || !(threshold >= 0 && threshold <= 1)) throw new DeimError('ERR_INVALID_ARGUMENT', `threshold must be a number from 0 to 1, got ${JSON.stringify(threshold)}`);
-  return { tracker, ...checked, trails, threshold };
+  if (typeof maxDwellEntries !== 'number' || !(maxDwellEntries >= 0) || !(Number.isInteger(maxDwellEntries) || maxDwellEntries === Infinity)) {
+    throw new DeimError('ERR_INVALID_ARGUMENT', `maxDwellEntries must be an integer >= 0 or Infinity, got ${JSON.stringify(maxDwellEntries)}`);
+  }
+  return { tracker, ...checked, trails, threshold, maxDwellEntries };
 }

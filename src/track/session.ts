@@ -81,6 +81,9 @@ export interface TrackSummary {
   zones: ZoneSummary[];
 }
 
+/** Frames between two prunings of the per-track state of gone tracks. */
+const PRUNE_EVERY = 256;
+
 const labelOf = (t: { label?: string; classId: number }) => t.label ?? `class ${t.classId}`;
 
 export class TrackSession {
@@ -93,7 +96,13 @@ export class TrackSession {
   readonly trails = new Map<number, { points: number[]; lastFrame: number }>();
   private frames = 0;
   private lastFrame = -Infinity;
+  /** Live tracks seen so far (pruned of tracks the tracker has dropped), and the totals of all. */
   private readonly seen = new Map<number, string>();
+  private seenTotal = 0;
+  private readonly seenByClass: Record<string, number> = {};
+  /** Per zone: distinct tracks that were inside, per class (exact, while dwell entries of gone tracks may be dropped). */
+  private readonly visitors: Array<Record<string, number>>;
+  private readonly maxDwellEntries: number;
   private readonly lineState: Array<Map<number, { side: number; x: number; y: number }>>;
   private readonly lineCounts: Array<{ in: Record<string, number>; out: Record<string, number>; totalIn: number; totalOut: number }>;
   private readonly dwell: Array<Map<number, DwellEntry>>;
@@ -119,6 +128,8 @@ export class TrackSession {
     this.dwell = this.zones.map(() => new Map());
     this.dwellExtra = this.zones.map(() => new Map());
     this.maxOccupancy = this.zones.map(() => 0);
+    this.visitors = this.zones.map(() => ({}));
+    this.maxDwellEntries = checked.maxDwellEntries;
   }
 
   get counting(): boolean {
@@ -147,7 +158,12 @@ export class TrackSession {
     const idOf = new Map<number, number>();
     for (const t of tracks) {
       idOf.set(t.detection, t.trackId);
-      if (!this.seen.has(t.trackId)) this.seen.set(t.trackId, labelOf(t));
+      if (!this.seen.has(t.trackId)) {
+        const label = labelOf(t);
+        this.seen.set(t.trackId, label);
+        this.seenTotal++;
+        this.seenByClass[label] = (this.seenByClass[label] ?? 0) + 1;
+      }
     }
     const shown: TrackedDetection[] = [];
     detections.forEach((d, i) => {
@@ -158,7 +174,37 @@ export class TrackSession {
     if (this.trailLength > 0) this.updateTrails(frame, tracks);
     const result: TrackedFrame = { frame, detections: shown, tracks };
     if (this.counting) result.counts = this.count(frame, tracks);
+    if (this.frames % PRUNE_EVERY === 0) this.prune();
     return result;
+  }
+
+  /**
+   * Forgets the per-track state of tracks the tracker has dropped (their ids never come back):
+   * a session that runs for days holds what its live tracks need, not one entry per track ever
+   * seen. Totals are kept as counters; no count or crossing changes.
+   */
+  private prune(): void {
+    const live = this.tracker.liveIds();
+    for (const id of this.seen.keys()) if (!live.has(id)) this.seen.delete(id);
+    for (const state of this.lineState) for (const id of state.keys()) if (!live.has(id)) state.delete(id);
+    this.dwell.forEach((dwell, k) => {
+      let gone = 0;
+      for (const id of dwell.keys()) if (!live.has(id)) gone++;
+      // The oldest visits of gone tracks go first (a Map keeps the order the tracks came in).
+      for (const id of dwell.keys()) {
+        if (gone <= this.maxDwellEntries) break;
+        if (live.has(id)) continue;
+        dwell.delete(id);
+        this.dwellExtra[k]!.delete(id);
+        gone--;
+      }
+    });
+  }
+
+  /** Per-track entries the session holds (tests: bounded by the live tracks and maxDwellEntries). */
+  retained(): { tracks: number; lineStates: number; dwellEntries: number } {
+    const sum = (maps: Array<Map<number, unknown>>) => maps.reduce((a, m) => a + m.size, 0);
+    return { tracks: this.seen.size, lineStates: sum(this.lineState), dwellEntries: sum(this.dwell) };
   }
 
   private updateTrails(frame: number, tracks: Track[]): void {
@@ -211,7 +257,9 @@ export class TrackSession {
           e.frames++;
           e.lastFrame = frame;
         } else {
-          dwell.set(t.trackId, { trackId: t.trackId, label: labelOf(t), frames: 1, seconds: 0, firstFrame: frame, lastFrame: frame });
+          const label = labelOf(t);
+          dwell.set(t.trackId, { trackId: t.trackId, label, frames: 1, seconds: 0, firstFrame: frame, lastFrame: frame });
+          this.visitors[k]![label] = (this.visitors[k]![label] ?? 0) + 1;
         }
       }
       this.maxOccupancy[k] = Math.max(this.maxOccupancy[k]!, inside.length);
@@ -223,19 +271,15 @@ export class TrackSession {
   /** Totals so far: tracks, crossings per line, class and direction, dwell per zone and track. */
   summary(): TrackSummary {
     const fps = this.tracker.options.frameRate;
-    const tracksByClass: Record<string, number> = {};
-    for (const label of this.seen.values()) tracksByClass[label] = (tracksByClass[label] ?? 0) + 1;
     return {
       frames: this.frames,
       frameRate: fps,
-      tracks: this.seen.size,
-      tracksByClass,
+      tracks: this.seenTotal,
+      tracksByClass: { ...this.seenByClass },
       lines: this.lines.map((l, k) => ({ name: l.name, points: [...l.points], ...structuredClone(this.lineCounts[k]!) })),
       zones: this.zones.map((z, k) => {
         const dwell = [...this.dwell[k]!.values()].map((e) => ({ ...e, seconds: Math.round((e.frames / fps + (this.dwellExtra[k]!.get(e.trackId) ?? 0)) * 1000) / 1000 }));
-        const visitors: Record<string, number> = {};
-        for (const e of dwell) visitors[e.label] = (visitors[e.label] ?? 0) + 1;
-        return { name: z.name, points: [...z.points], maxOccupancy: this.maxOccupancy[k]!, visitors, dwell };
+        return { name: z.name, points: [...z.points], maxOccupancy: this.maxOccupancy[k]!, visitors: { ...this.visitors[k]! }, dwell };
       }),
     };
   }

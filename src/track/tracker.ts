@@ -111,6 +111,13 @@ export class ByteTracker {
     return out;
   }
 
+  /** Ids of the tracks the tracker still holds (tracked, lost or unconfirmed): any other id never comes back. */
+  liveIds(): Set<number> {
+    const ids = new Set<number>();
+    for (const core of this.cores.values()) for (const t of [...core.tracked, ...core.lost]) ids.add(t.trackId);
+    return ids;
+  }
+
   /** Forgets every track; ids start again at 1. */
   reset(): void {
     this.cores.clear();
