@@ -57,9 +57,11 @@ export interface DetectorOptions {
    * The image files the first detect()/detectBatch() call will get, in order (and whether it asks
    * for returnImage): on the CPU they are decoded and resized while the model loads, so a one-shot
    * run does not wait for both in turn (create() resolves once both are done). A first call with
-   * other images runs as usual.
+   * other images runs as usual. `alone: true`: these are all the images this Detector will get (a
+   * one-shot run): the CPU single layout then preprocesses them on the calling thread and starts
+   * its preprocessing worker only if another call comes.
    */
-  preload?: { images: readonly string[]; returnImage?: boolean };
+  preload?: { images: readonly string[]; returnImage?: boolean; alone?: boolean };
 }
 
 export interface DetectOptions {
@@ -95,8 +97,8 @@ export function checkDetectorOptions(options: DetectorOptions): CheckedOptions {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') throw fail(`${key} must be true or false, got ${String(options[key])}`, options[key]);
   }
   const preload = options.preload;
-  if (preload !== undefined && (typeof preload !== 'object' || preload === null || !Array.isArray(preload.images) || !preload.images.every((f) => typeof f === 'string' && f !== ''))) {
-    throw fail('preload must be { images: [file paths], returnImage?: boolean }', JSON.stringify(preload));
+  if (preload !== undefined && (typeof preload !== 'object' || preload === null || !Array.isArray(preload.images) || !preload.images.every((f) => typeof f === 'string' && f !== '') || (preload.alone !== undefined && typeof preload.alone !== 'boolean'))) {
+    throw fail('preload must be { images: [file paths], returnImage?: boolean, alone?: boolean }', JSON.stringify(preload));
   }
   const classes = options.classNames !== undefined ? loadClassNames(options.classNames) : COCO_CLASSES;
   const classIds = classFilter(options.classes, classes);

@@ -4,12 +4,13 @@
  * exactly those files (and the same returnImage) and the graph agrees with the spec the variant
  * implied; any other first call runs as usual. The CLI passes its first chunk.
  */
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Detector, type DetectionResult } from '../dist/index.js';
 import { COCO_IMAGES, EXAMPLE, MODEL_DIR } from './helpers/paths.js';
 import { tempDir } from './helpers/images.js';
+import { deimv2 } from './helpers/cli.js';
 
 const dir = tempDir('deimv2-preload-');
 const OTHER = path.join(COCO_IMAGES, '000000006818.jpg');
@@ -110,8 +111,76 @@ describe('preload', () => {
   });
 
   it('bad preload options are refused', async () => {
-    for (const preload of [['a.jpg'], { images: 'a.jpg' }, { images: [1] }, { images: [''] }, null]) {
+    for (const preload of [['a.jpg'], { images: 'a.jpg' }, { images: [1] }, { images: [''] }, null, { images: ['a.jpg'], alone: 'yes' }]) {
       await expect(Detector.create({ model: 'atto', modelDir: MODEL_DIR, backend: 'cpu', preload } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
     }
+  });
+
+  describe('alone: the preloaded images are the whole run', () => {
+    for (const layout of ['pool', 'single'] as const) {
+      it(`${layout}: the first call is served from the tensor made on this thread; later calls still run (their worker starts then)`, async () => {
+        const file = swappable(`alone-${layout}.jpg`);
+        const d = await Detector.create({ model: 'atto', modelDir: MODEL_DIR, backend: 'cpu', layout, preload: { images: [file], alone: true } });
+        try {
+          copyFileSync(OTHER, file);
+          expect(strip(await d.detect(file))).toEqual(expected.example);
+          expect(strip(await d.detect(file))).toEqual(expected.other);
+          const batch = await d.detectBatch([EXAMPLE, OTHER]);
+          expect(batch.map((r) => strip(r as DetectionResult))).toEqual([expected.example, expected.other]);
+        } finally {
+          await d.close();
+        }
+      });
+    }
+
+    it('missing and undecodable files fail their own items; returnImage gives the decoded image', async () => {
+      const bad = path.join(dir, 'alone-not-an-image.jpg');
+      writeFileSync(bad, 'plain text');
+      const missing = path.join(dir, 'alone-missing.jpg');
+      const d = await Detector.create({ model: 'atto', modelDir: MODEL_DIR, backend: 'cpu', batch: 3, preload: { images: [missing, bad, EXAMPLE], returnImage: true, alone: true } });
+      try {
+        const results = await d.detectBatch([missing, bad, EXAMPLE], { returnImage: true });
+        expect(results.map((r) => ('error' in r ? r.error.code : 'ok'))).toEqual(['ERR_INPUT_NOT_FOUND', 'ERR_INPUT_UNREADABLE', 'ok']);
+        const r = results[2] as DetectionResult;
+        expect(strip(r)).toEqual(expected.example);
+        expect([r.image?.width, r.image?.height, r.image?.data.length]).toEqual([expected.example.width, expected.example.height, expected.example.width * expected.example.height * 3]);
+      } finally {
+        await d.close();
+      }
+    });
+
+    it('closed before any other call: nothing is left running, and a call after close is ERR_CLOSED', async () => {
+      const d = await Detector.create({ model: 'atto', modelDir: MODEL_DIR, backend: 'cpu', layout: 'single', preload: { images: [EXAMPLE], alone: true } });
+      expect(strip(await d.detect(EXAMPLE))).toEqual(expected.example);
+      await d.close();
+      await expect(d.detect(EXAMPLE)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    });
+
+    it('deimv2 detect of one image starts no worker thread (its one JavaScript thread does everything)', async () => {
+      const times = path.join(dir, 'one-image-threads.jsonl');
+      process.env.DEIMV2_STAGE_TIMES = times;
+      let r;
+      try {
+        r = await deimv2(['detect', EXAMPLE, '--model', 'atto', '--backend', 'cpu', '--json', '-', '--quiet']);
+      } finally {
+        delete process.env.DEIMV2_STAGE_TIMES;
+      }
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).results[0].detections.length).toBe(expected.example.detections.length);
+      // One line per JavaScript thread that ran (written as it exits): the main thread's only.
+      const lines = readFileSync(times, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { main: boolean });
+      expect(lines.map((l) => l.main)).toEqual([true]);
+      // Two images: the second goes through the preprocessing worker, as before.
+      const times2 = path.join(dir, 'two-image-threads.jsonl');
+      process.env.DEIMV2_STAGE_TIMES = times2;
+      try {
+        r = await deimv2(['detect', EXAMPLE, OTHER, '--model', 'atto', '--backend', 'cpu', '--json', '-', '--quiet']);
+      } finally {
+        delete process.env.DEIMV2_STAGE_TIMES;
+      }
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).results.map((x: DetectionResult) => x.detections)).toEqual([expected.example.detections, expected.other.detections]);
+      expect(readFileSync(times2, 'utf8').trim().split('\n').length).toBeGreaterThan(1);
+    });
   });
 });

@@ -56,8 +56,11 @@ export interface RunnerSetup {
   readonly gpuPreprocess?: boolean;
   /** TensorRT: replay inference from CUDA graphs (default true). */
   readonly cudaGraphs?: boolean;
-  /** The files the first run will get: a runner may start on them while the model loads. */
-  readonly preload?: { readonly sources: TaskSource[]; readonly returnImage: boolean };
+  /**
+   * The files the first run will get: a runner may start on them while the model loads. `alone`:
+   * they are all the run has (a runner then need not start workers for later runs up front).
+   */
+  readonly preload?: { readonly sources: TaskSource[]; readonly returnImage: boolean; readonly alone?: boolean };
 }
 
 export type OpenRunner = (setup: RunnerSetup) => Promise<Runner>;

@@ -12,8 +12,9 @@
  * const dt = await readResults('results.json', gt);
  */
 import { DeimError } from '../errors.js';
-import { readJsonBounded } from '../input/limits.js';
+import { decodeTextBounded, parseJsonBounded, readBytesBounded, readJsonBounded } from '../input/limits.js';
 import { timeStage, timeStageAsync } from '../perf/stage-times.js';
+import { parseResultsBytes } from './results-bytes.js';
 
 /**
  * The most categories an evaluation takes (ERR_TOO_MANY_CATEGORIES beyond): pycocotools'
@@ -75,8 +76,31 @@ export async function readGroundTruth(file: string): Promise<GroundTruth> {
 
 /** Reads and validates a COCO results file against its ground truth. */
 export async function readResults(file: string, gt: GroundTruth): Promise<Detections> {
-  const json = await readJsonFile(file);
-  return timeStage('eval: validate', () => parseResults(json, gt, file));
+  return parseResultsFile(await readResultsBytes(file), gt, file);
+}
+
+/**
+ * A results file's bytes, with readJsonFile's checks on the file (missing, too large); the text
+ * checks and the parse are parseResultsFile's.
+ */
+export async function readResultsBytes(file: string): Promise<Buffer> {
+  return timeStageAsync('read', () => readBytesBounded(file));
+}
+
+/**
+ * parseResults of a results file's bytes: as readJsonFile + parseResults give it (result and
+ * errors), read straight from the bytes when the file has the plain shape (src/eval/results-bytes.ts).
+ */
+export function parseResultsFile(bytes: Buffer, gt: GroundTruth, source: string, options: { skipImageIds?: ReadonlySet<number> } = {}): Detections {
+  const columns = timeStage('eval: parse results', () => parseResultsBytes(bytes, gt, options));
+  if (columns !== undefined) return { source, ...columns };
+  const json = parseResultsText(bytes, source);
+  return timeStage('eval: validate', () => parseResults(json, gt, source, options));
+}
+
+/** The JSON of a results file's bytes, with readJsonFile's checks and errors (binary data, nesting, bad JSON). */
+export function parseResultsText(bytes: Buffer, source: string): unknown {
+  return timeStage('JSON parse', () => parseJsonBounded(decodeTextBounded(bytes, source), source, { code: 'ERR_EVAL_INPUT' }));
 }
 
 /** Reads and parses a JSON file; a missing file or bad JSON is a DeimError naming the file. */

@@ -48,6 +48,8 @@ export function defaultParams(): EvalParams {
 const FALSE_POSITIVE = 0;
 const TRUE_POSITIVE = 1;
 const IGNORED = 2;
+/** In MatchTable.uniform: the outcomes differ between IoU thresholds. */
+const MIXED = 255;
 
 /**
  * Per-image matching results: the detections kept (top maxDets per image and category, by
@@ -65,6 +67,8 @@ export interface MatchTable {
   rank: Uint32Array;
   /** outcome[s * A*T + a*T + t]: a slot's outcomes side by side (accumulate reads them so). */
   outcome: Uint8Array;
+  /** uniform[s * A + a]: the slot's outcome at every IoU threshold when they are all one, else MIXED. */
+  uniform: Uint8Array;
   /** Ground-truth boxes that count (not crowd, area in range), per [k*A + a]. */
   positives: Uint32Array;
 }
@@ -177,6 +181,7 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
     score: new Float64Array(slots),
     rank: new Uint32Array(slots),
     outcome: new Uint8Array(A * T * slots),
+    uniform: new Uint8Array(A * slots),
     positives: new Uint32Array(K * A),
   };
   for (let k = 0; k <= K; k++) table.categoryStart[k] = keptStart[k * I];
@@ -184,32 +189,44 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
 
   // Scratch buffers, grown to the largest group; nothing is allocated per detection.
   let ious = new Float64Array(0);
+  let maxIou = new Float64Array(0);
+  let dtOut = new Uint8Array(0);
   let gtOrder = new Uint32Array(0);
   let gtIgnored = new Uint8Array(0);
+  let gtCrowd = new Uint8Array(0);
   let gtMatched = new Uint8Array(0);
   const { iouThresholds, areaRanges } = params;
+  const { outcome, uniform, positives } = table;
+  const gtOrderAll = gtGroups.order;
+  const step = A * T;
 
   for (let key = 0; key < K * I; key++) {
-    const k = Math.floor(key / I);
     const g0 = gtGroups.start[key];
     const G = gtGroups.start[key + 1] - g0;
     const d0 = keptStart[key];
     const D = keptStart[key + 1] - d0;
     if (G === 0 && D === 0) continue;
+    const k = Math.floor(key / I);
     for (let d = 0; d < D; d++) table.rank[d0 + d] = d;
 
     if (D * G > ious.length) ious = new Float64Array(D * G * 2);
+    if (D > maxIou.length) {
+      maxIou = new Float64Array(D * 2);
+      dtOut = new Uint8Array(D * 2);
+    }
     if (G > gtOrder.length) {
       gtOrder = new Uint32Array(G * 2);
       gtIgnored = new Uint8Array(G * 2);
+      gtCrowd = new Uint8Array(G * 2);
       gtMatched = new Uint8Array(G * 2);
     }
+    maxIou.fill(0, 0, D);
     // maskApi.c bbIou, operation for operation: ious[d*G + gi] for gt gi in file order.
     for (let gi = 0; gi < G; gi++) {
-      const o = 4 * gtGroups.order[g0 + gi];
+      const o = 4 * gtOrderAll[g0 + gi];
       const gx = g.xywh[o], gy = g.xywh[o + 1], gw = g.xywh[o + 2], gh = g.xywh[o + 3];
       const ga = gw * gh;
-      const crowd = g.iscrowd[gtGroups.order[g0 + gi]] !== 0;
+      const crowd = g.iscrowd[gtOrderAll[g0 + gi]] !== 0;
       for (let d = 0; d < D; d++) {
         const p = 4 * kept[d0 + d];
         const dx = dt.xywh[p], dy = dt.xywh[p + 1], dw = dt.xywh[p + 2], dh = dt.xywh[p + 3];
@@ -224,6 +241,7 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
           }
         }
         ious[d * G + gi] = iou;
+        if (iou > maxIou[d]) maxIou[d] = iou;
       }
     }
 
@@ -233,52 +251,57 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
       let n = 0;
       for (let pass = 0; pass < 2; pass++) {
         for (let gi = 0; gi < G; gi++) {
-          const j = gtGroups.order[g0 + gi];
+          const j = gtOrderAll[g0 + gi];
           const ignored = g.iscrowd[j] !== 0 || g.area[j] < lo || g.area[j] > hi ? 1 : 0;
           if (ignored !== pass) continue;
           gtOrder[n] = gi;
           gtIgnored[n] = ignored;
+          gtCrowd[n] = g.iscrowd[j] !== 0 ? 1 : 0;
           n++;
         }
-        if (pass === 0) table.positives[k * A + a] += n;
+        if (pass === 0) positives[k * A + a] += n;
+      }
+      // What a detection that matches nothing becomes (by its area alone).
+      for (let d = 0; d < D; d++) {
+        const dtArea = dt.area[kept[d0 + d]];
+        dtOut[d] = dtArea < lo || dtArea > hi ? IGNORED : FALSE_POSITIVE;
       }
 
       for (let t = 0; t < T; t++) {
-        const row = d0 * A * T + a * T + t;
-        const step = A * T;
+        const row = d0 * step + a * T + t;
         gtMatched.fill(0, 0, G);
         const threshold = Math.min(iouThresholds[t], 1 - 1e-10);
         for (let d = 0; d < D; d++) {
-          let best = threshold;
           let m = -1;
-          // With no ground truth (or no detection) pycocotools skips matching entirely.
-          for (let r = 0; r < G; r++) {
-            const gi = gtOrder[r];
-            const j = gtGroups.order[g0 + gi];
-            if (gtMatched[r] && g.iscrowd[j] === 0) continue;
-            // Matched a counted box already, and only ignored ones are left: stop.
-            if (m > -1 && gtIgnored[m] === 0 && gtIgnored[r] === 1) break;
-            const iou = ious[d * G + gi];
-            if (iou < best) continue;
-            best = iou;
-            m = r;
+          // No IoU reaches the threshold: no match (what the scan below finds too, sooner).
+          if (maxIou[d] >= threshold) {
+            let best = threshold;
+            // With no ground truth (or no detection) pycocotools skips matching entirely.
+            for (let r = 0; r < G; r++) {
+              if (gtMatched[r] && gtCrowd[r] === 0) continue;
+              // Matched a counted box already, and only ignored ones are left: stop.
+              if (m > -1 && gtIgnored[m] === 0 && gtIgnored[r] === 1) break;
+              const iou = ious[d * G + gtOrder[r]];
+              if (iou < best) continue;
+              best = iou;
+              m = r;
+            }
           }
-          const dtArea = dt.area[kept[d0 + d]];
-          const outOfRange = dtArea < lo || dtArea > hi;
+          let v: number;
           if (m === -1) {
-            table.outcome[row + d * step] = outOfRange ? IGNORED : FALSE_POSITIVE;
-            continue;
-          }
-          gtMatched[m] = 1;
-          if (gtIgnored[m]) {
-            table.outcome[row + d * step] = IGNORED;
-          } else if (g.annotationId[gtGroups.order[g0 + gtOrder[m]]] !== 0) {
-            table.outcome[row + d * step] = TRUE_POSITIVE;
+            v = dtOut[d];
           } else {
+            gtMatched[m] = 1;
+            if (gtIgnored[m]) v = IGNORED;
+            else if (g.annotationId[gtOrderAll[g0 + gtOrder[m]]] !== 0) v = TRUE_POSITIVE;
             // pycocotools stores the matched annotation id in dtm and tests it for truth: a
             // match to annotation id 0 counts as no match.
-            table.outcome[row + d * step] = outOfRange ? IGNORED : FALSE_POSITIVE;
+            else v = dtOut[d];
           }
+          outcome[row + d * step] = v;
+          const u = (d0 + d) * A + a;
+          if (t === 0) uniform[u] = v;
+          else if (uniform[u] !== v) uniform[u] = MIXED;
         }
       }
     }
@@ -312,7 +335,7 @@ export function accumulate(table: MatchTable): Accumulated {
   let maxInCategory = 0;
   for (let k = 0; k < K; k++) maxInCategory = Math.max(maxInCategory, table.categoryStart[k + 1] - table.categoryStart[k]);
   const sorted = new Uint32Array(maxInCategory);
-  // The detections of each maxDets, in score order; their outcomes' offsets in table.outcome.
+  // The detections (slots) of each maxDets, in score order.
   const selected = Array.from({ length: M }, () => new Uint32Array(maxInCategory));
   const selectedCount = new Uint32Array(M);
   // rc and pr of every IoU threshold, computed side by side: [t * maxInCategory + i].
@@ -322,7 +345,7 @@ export function accumulate(table: MatchTable): Accumulated {
   const fps = new Float64Array(T);
   const kept = new Uint32Array(T);
   const AT = A * T;
-  const { outcome, score, rank } = table;
+  const { outcome, uniform, score, rank } = table;
 
   for (let k = 0; k < K; k++) {
     const s0 = table.categoryStart[k];
@@ -336,7 +359,7 @@ export function accumulate(table: MatchTable): Accumulated {
       const maxDet = params.maxDets[m];
       const sel = selected[m];
       let nd = 0;
-      for (let i = 0; i < count; i++) if (rank[order[i]] < maxDet) sel[nd++] = order[i] * AT;
+      for (let i = 0; i < count; i++) if (rank[order[i]] < maxDet) sel[nd++] = order[i];
       selectedCount[m] = nd;
     }
 
@@ -349,22 +372,36 @@ export function accumulate(table: MatchTable): Accumulated {
         tps.fill(0);
         fps.fill(0);
         kept.fill(0);
+        // Detections that are false positives at every threshold, counted once for all of them.
+        let fpEverywhere = 0;
         // The cumulative sums of pycocotools' tps and fps, every threshold at once (the same
         // divisions, in the same order for each threshold). An ignored detection changes neither
         // sum, so its rc and pr repeat the previous entry's: it is left out, which changes no
         // figure (a run of equal entries has one recall, one enveloped precision; a leading run
-        // of zeros is raised by the envelope to what the first kept entry gets).
+        // of zeros is raised by the envelope to what the first kept entry gets). A false
+        // positive's entry is left out too: its rc repeats the previous entry's and its pr is at
+        // most the previous entry's (0 at the start), so no recall, no searchsorted position and
+        // no enveloped precision changes; it only adds 1 to the fp count of the entries after it.
         for (let i = 0; i < nd; i++) {
-          const base = sel[i] + a * T;
+          const slot = sel[i];
+          const u = uniform[slot * A + a];
+          if (u === IGNORED) continue;
+          if (u === FALSE_POSITIVE) {
+            fpEverywhere++;
+            continue;
+          }
+          const base = slot * AT + a * T;
           for (let t = 0; t < T; t++) {
             const o = outcome[base + t];
             if (o === IGNORED) continue;
-            if (o === TRUE_POSITIVE) tps[t]++;
-            else fps[t]++;
-            const tp = tps[t];
+            if (o !== TRUE_POSITIVE) {
+              fps[t]++;
+              continue;
+            }
+            const tp = ++tps[t];
             const at = t * maxInCategory + kept[t]++;
             rc[at] = tp / positives;
-            pr[at] = tp / (fps[t] + tp + EPS);
+            pr[at] = tp / ((fps[t] + fpEverywhere) + tp + EPS);
           }
         }
         for (let t = 0; t < T; t++) {
@@ -407,12 +444,6 @@ export function pairwiseSum(values: Float64Array, start = 0, n = values.length):
   return pairwiseSum(values, start, half) + pairwiseSum(values, start + half, n - half);
 }
 
-/** Mean of the entries > -1, or -1 when there are none (pycocotools' _summarize). */
-function meanOfValid(values: number[]): number {
-  const valid = Float64Array.from(values.filter((v) => v > -1));
-  return valid.length === 0 ? -1 : (0 + pairwiseSum(valid)) / valid.length;
-}
-
 export interface SummaryLine {
   kind: 'AP' | 'AR';
   /** null: averaged over all IoU thresholds. */
@@ -445,16 +476,26 @@ export function summaryValue(acc: Accumulated, kind: 'AP' | 'AR', iouThreshold: 
     : [...Array(T).keys()].filter((t) => acc.params.iouThresholds[t] === iouThreshold);
   const ks = categories ?? [...Array(K).keys()];
   if (a < 0 || m < 0) return -1;
-  const values: number[] = [];
-  // In the C order of numpy's s[t, r, k, a, m] (resp. s[t, k, a, m]) selection.
+  // The entries > -1 in the C order of numpy's s[t, r, k, a, m] (resp. s[t, k, a, m]) selection,
+  // then their mean, or -1 when there are none (pycocotools' _summarize).
+  const valid = new Float64Array(ts.length * ks.length * (kind === 'AP' ? R : 1));
+  let n = 0;
   for (const t of ts) {
     if (kind === 'AP') {
-      for (let r = 0; r < R; r++) for (const k of ks) values.push(acc.precision[(((t * R + r) * K + k) * A + a) * M + m]);
+      for (let r = 0; r < R; r++) {
+        for (const k of ks) {
+          const v = acc.precision[(((t * R + r) * K + k) * A + a) * M + m];
+          if (v > -1) valid[n++] = v;
+        }
+      }
     } else {
-      for (const k of ks) values.push(acc.recall[((t * K + k) * A + a) * M + m]);
+      for (const k of ks) {
+        const v = acc.recall[((t * K + k) * A + a) * M + m];
+        if (v > -1) valid[n++] = v;
+      }
     }
   }
-  return meanOfValid(values);
+  return n === 0 ? -1 : (0 + pairwiseSum(valid, 0, n)) / n;
 }
 
 /** pycocotools' summarize() for bbox: the 12 standard figures. */

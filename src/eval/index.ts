@@ -7,11 +7,11 @@
  * const gt = await readGroundTruth('instances_val2017.json');
  * console.log(formatSummary(evaluateCoco(gt, await readResults('results.json', gt)).lines));
  */
-export { readGroundTruth, readResults, parseGroundTruth, parseResults, readJsonFile } from './coco-dataset.js';
+export { readGroundTruth, readResults, readResultsBytes, parseGroundTruth, parseResults, parseResultsFile, readJsonFile } from './coco-dataset.js';
 export type { GroundTruth, Detections, CocoImage } from './coco-dataset.js';
 export { evaluateCoco, matchDetections, accumulate, summarize, defaultParams, perCategoryAp } from './cocoeval.js';
 export type { EvalParams, CocoEvalResult, Accumulated, MatchTable, SummaryLine } from './cocoeval.js';
-export { evaluateJson, namedStats, STAT_NAMES } from './metrics.js';
+export { evaluateJson, evaluateResultsBytes, namedStats, STAT_NAMES } from './metrics.js';
 export type { JsonEvaluation, StatName } from './metrics.js';
 export { formatSummary, formatSummaryLine, formatPerClass } from './summary-format.js';
 export { toCocoResults, writeCocoResults } from './results-writer.js';

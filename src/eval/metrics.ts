@@ -6,7 +6,7 @@
  * const { metrics } = evaluateJson(annotations, 'instances.json', results, 'results.json');
  * metrics.AP; // 0.290...
  */
-import { parseGroundTruth, parseResults, type GroundTruth } from './coco-dataset.js';
+import { parseGroundTruth, parseResults, parseResultsFile, parseResultsText, type Detections, type GroundTruth } from './coco-dataset.js';
 import { evaluateCoco, perCategoryAp, type CocoEvalResult } from './cocoeval.js';
 import { selectImages } from './detect-images.js';
 
@@ -37,6 +37,36 @@ export function evaluateJson(
   resultsSource: string,
   imageIds?: readonly number[],
 ): JsonEvaluation {
+  const { gt, skipImageIds } = groundTruthFor(annotations, annotationsSource, imageIds);
+  return scored(gt, parseResults(results, gt, resultsSource, { skipImageIds }));
+}
+
+/**
+ * evaluateJson of a results file's bytes (readResultsBytes): the same figures and the same errors,
+ * in the same order (the results' JSON errors before the annotations' ones), read without
+ * JSON.parse when the file has the plain shape.
+ */
+export function evaluateResultsBytes(
+  annotations: unknown,
+  annotationsSource: string,
+  results: Buffer,
+  resultsSource: string,
+  imageIds?: readonly number[],
+): JsonEvaluation {
+  let selected: ReturnType<typeof groundTruthFor>;
+  try {
+    selected = groundTruthFor(annotations, annotationsSource, imageIds);
+  } catch (e) {
+    // evaluateJson had the results parsed first: their error, if they have one, comes first.
+    parseResultsText(results, resultsSource);
+    throw e;
+  }
+  const { gt, skipImageIds } = selected;
+  return scored(gt, parseResultsFile(results, gt, resultsSource, { skipImageIds }));
+}
+
+/** The ground truth of the images evaluated, and the images of the annotations left out. */
+function groundTruthFor(annotations: unknown, annotationsSource: string, imageIds?: readonly number[]): { gt: GroundTruth; skipImageIds?: Set<number> } {
   let selected = annotations;
   let skipImageIds: Set<number> | undefined;
   if (imageIds && typeof annotations === 'object' && annotations !== null) {
@@ -45,8 +75,11 @@ export function evaluateJson(
     const all = (annotations as { images?: Array<{ id: number }> }).images ?? [];
     skipImageIds = new Set(all.map((img) => img.id).filter((id) => !keep.has(id)));
   }
-  const gt = parseGroundTruth(selected, annotationsSource);
-  const result = evaluateCoco(gt, parseResults(results, gt, resultsSource, { skipImageIds }));
+  return { gt: parseGroundTruth(selected, annotationsSource), skipImageIds };
+}
+
+function scored(gt: GroundTruth, dt: Detections): JsonEvaluation {
+  const result = evaluateCoco(gt, dt);
   const perClass = perCategoryAp(result.accumulated).map((c, k) => ({ id: gt.categoryIds[k]!, name: gt.categoryNames[k]!, ...c }));
   return { gt, result, metrics: namedStats(result.stats), perClass };
 }

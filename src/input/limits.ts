@@ -10,6 +10,7 @@
  * for await (const { text, line } of readLinesBounded('dets.jsonl')) { ... } // line length checked
  */
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { DeimError, errorMessage } from '../errors.js';
 
 const MiB = 1024 * 1024;
@@ -105,25 +106,51 @@ export function readTextBoundedSync(file: string, options: BoundedReadOptions = 
 
 /** Async form of readTextBoundedSync (a stream, so a FIFO or a slow disk does not block the loop). */
 export async function readTextBounded(file: string, options: BoundedReadOptions = {}): Promise<string> {
+  return decodeTextBounded(await readBytesBounded(file, options), options.label ?? file, options.maxBytes);
+}
+
+/** The bytes of a whole file, with readTextBounded's checks except the text ones (decodeTextBounded does those). */
+export async function readBytesBounded(file: string, options: BoundedReadOptions = {}): Promise<Buffer> {
   const label = options.label ?? file;
   const maxBytes = options.maxBytes ?? INPUT_LIMITS.maxJsonBytes;
-  checkInputFile(file, maxBytes, label);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  const stream = createReadStream(file, { highWaterMark: 4 * MiB });
+  const size = checkInputFile(file, maxBytes, label);
+  let handle: FileHandle;
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total > maxBytes) throw tooLarge(label, `the input is over the limit of ${mib(maxBytes)}`);
-      chunks.push(chunk);
-    }
+    handle = await open(file, 'r');
   } catch (e) {
-    if (e instanceof DeimError) throw e;
     throw unreadable(file, label, e);
-  } finally {
-    stream.destroy();
   }
-  return decodeChecked(Buffer.concat(chunks, total), label, maxBytes);
+  try {
+    // Read into one buffer of the size stat gave (+1, to see a file that grew), grown when short
+    // (a FIFO, a growing file), at most maxBytes + 1 in all: no chunks to copy together.
+    let buf = Buffer.allocUnsafe(Math.min(maxBytes + 1, Math.max(size + 1, 64 * 1024)));
+    let total = 0;
+    for (;;) {
+      if (total === buf.length) {
+        if (total > maxBytes) throw tooLarge(label, `the input is over the limit of ${mib(maxBytes)}`);
+        const bigger = Buffer.allocUnsafe(Math.min(maxBytes + 1, 2 * buf.length));
+        buf.copy(bigger, 0, 0, total);
+        buf = bigger;
+      }
+      let n: number;
+      try {
+        ({ bytesRead: n } = await handle.read(buf, total, buf.length - total, null));
+      } catch (e) {
+        throw unreadable(file, label, e);
+      }
+      if (n === 0) break;
+      total += n;
+    }
+    if (total > maxBytes) throw tooLarge(label, `the input is over the limit of ${mib(maxBytes)}`);
+    return buf.subarray(0, total);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** The text of bytes read by readBytesBounded: a NUL byte is 'ERR_INPUT_FORMAT' (binary data), as in readTextBounded. */
+export function decodeTextBounded(bytes: Buffer, label: string, maxBytes: number = INPUT_LIMITS.maxJsonBytes): string {
+  return decodeChecked(bytes, label, maxBytes);
 }
 
 /**

@@ -3,11 +3,12 @@
  * normalised into its place in the task's tensor as soon as it is decoded (so its full-size pixels
  * can be freed at once), and the tensor is compacted over failed items at the end.
  */
-import { imageToTensor } from '../image/tensor.js';
+import { imageToTensor, tensorSize } from '../image/tensor.js';
 import type { InputTransform, RawImage, RgbImage } from '../image/types.js';
 import type { DetectionFailure } from '../postprocess/types.js';
 import { timeStage } from '../perf/stage-times.js';
-import { failure, fileOf, type Prepared, type StageTask } from './worker-core.js';
+import type { TaskOutput } from './messages.js';
+import { failure, fileOf, type Prepared, type StageTask, type WorkerStage } from './worker-core.js';
 
 interface TensorState {
   tensor: Float32Array;
@@ -55,3 +56,28 @@ export function gatherTensor(task: StageTask, items: ReadonlyArray<PromiseSettle
   }
   return { images: state ? state.tensor.subarray(0, n * plane) : new Float32Array(0), sizes, slots, n, preprocessMs: state?.preprocessMs ?? 0 };
 }
+
+/** The stage of tensor-worker.ts (and of the CPU single runner's preloaded images, on its own thread). */
+export const tensorStage: WorkerStage<InputTransform> = {
+  // A run's first image would meet a cold resize kernel (its WebAssembly memory grows to a frame's
+  // size: about 10 ms of a one-image run); one blank frame resized now, while the main thread loads
+  // the model, pays that instead (decoding cold costs only a few ms more and is left as it is).
+  start: async () => {
+    try {
+      imageToTensor({ data: new Uint8Array(640 * 480 * 3), width: 640, height: 480, channels: 3 }, 32, 'stretch', 'none', new Float32Array(tensorSize(32)));
+    } catch {
+      // Only a warm-up: the first real image says what is wrong, if anything.
+    }
+    return {};
+  },
+  keepsPixels: (post) => post.returnImage === true,
+  prepare: prepareTensor,
+  async finish(task, items) {
+    const g = gatherTensor(task, items);
+    const slots = g.slots.map((s) => ('error' in s ? s : { index: s.index, transform: s.transform, ...(s.file !== undefined ? { file: s.file } : {}) }));
+    const decoded = task.post.returnImage ? g.slots.map((s) => ('error' in s ? undefined : s.image)) : undefined;
+    const output: TaskOutput = { kind: 'tensor', images: g.images, slots, ...(decoded ? { decoded } : {}), timing: { inferMs: 0, preprocessMs: g.preprocessMs } };
+    return { output, transfer: [g.images.buffer as ArrayBuffer] };
+  },
+  close: async () => {},
+};

@@ -86,10 +86,10 @@ async function decodedBytes(bytes: Uint8Array): Promise<number> {
 }
 
 /** Images one worker reads and decodes at once: enough to overlap reading, decoding and preprocessing. */
-const DECODES_AT_ONCE = 2;
+export const DECODES_AT_ONCE = 2;
 
 /** Runs at most `n` of the functions it is given at once, in the order given. */
-function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+export function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
   let running = 0;
   const queue: Array<() => void> = [];
   return (f) => new Promise((resolve, reject) => {
@@ -105,40 +105,49 @@ function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
   });
 }
 
+/** sharp as a pool worker uses it: one decode at a time (the pool has one worker per core), no cache. */
+export function configureDecoder(): void {
+  sharp.concurrency(1);
+  sharp.cache(false);
+}
+
+/**
+ * Reads and decodes item `item` of `task` (admitted against `budget`) and hands it to the stage:
+ * what a worker does with each item of a task (the CPU single runner does it on the main thread
+ * for the images it preloads).
+ */
+export async function prepareItem<P>(stage: WorkerStage<P>, budget: MemoryBudget, task: StageTask, item: number): Promise<Prepared<P>> {
+  const src = task.items[item]!;
+  const keep = stage.keepsPixels(task.post);
+  const file = fileOf(src);
+  if (src.kind === 'raw') {
+    const image = checkRawImage(src.image, src.name);
+    return { value: stage.prepare(task, image, item), ...(keep ? { image: rgbOf(image) } : {}) };
+  }
+  const bytes = src.kind === 'path' ? await readImageFile(src.path) : src.bytes;
+  const release = await budget.acquire(await decodedBytes(bytes));
+  try {
+    const image = await decodeBuffer(bytes, src.kind === 'path' ? src.path : src.name);
+    const value = stage.prepare(task, image, item);
+    // Returned pixels belong to the caller from here on; the budget bounds decoding.
+    return { value, ...(keep ? { image: image as RgbImage } : {}), ...(file !== undefined ? { file } : {}) };
+  } finally {
+    release();
+  }
+}
+
 /** Starts the worker loop for `stage`; call once from a worker entry file. */
 export function runWorker<P>(stage: WorkerStage<P>): void {
   const port = parentPort!;
   const init = workerData as WorkerInit;
   const budget = MemoryBudget.attach(init.budget);
-  // One decode at a time per worker: the pool already has one worker per core.
-  sharp.concurrency(1);
-  sharp.cache(false);
+  configureDecoder();
 
   let config: TaskConfig | undefined;
   const queue: Array<{ task: StageTask; prepared: Array<Promise<Prepared<P>>> }> = [];
   let draining = false;
   const send = (msg: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(msg, transfer);
   const limit = limiter(DECODES_AT_ONCE);
-
-  const prepareOne = async (task: StageTask, item: number): Promise<Prepared<P>> => {
-    const src = task.items[item]!;
-    const keep = stage.keepsPixels(task.post);
-    const file = fileOf(src);
-    if (src.kind === 'raw') {
-      const image = checkRawImage(src.image, src.name);
-      return { value: stage.prepare(task, image, item), ...(keep ? { image: rgbOf(image) } : {}) };
-    }
-    const bytes = src.kind === 'path' ? await readImageFile(src.path) : src.bytes;
-    const release = await budget.acquire(await decodedBytes(bytes));
-    try {
-      const image = await decodeBuffer(bytes, src.kind === 'path' ? src.path : src.name);
-      const value = stage.prepare(task, image, item);
-      // Returned pixels belong to the caller from here on; the budget bounds decoding.
-      return { value, ...(keep ? { image: image as RgbImage } : {}), ...(file !== undefined ? { file } : {}) };
-    } finally {
-      release();
-    }
-  };
 
   const drain = async () => {
     if (draining) return;
@@ -167,7 +176,7 @@ export function runWorker<P>(stage: WorkerStage<P>): void {
         const task: StageTask = { id: msg.id, items: msg.items, post: msg.post, config: config! };
         // Start decoding right away, a few images at a time (the pixel budget bounds them too);
         // a rejection is reported when the task's turn comes.
-        const prepared = msg.items.map((_, item) => limit(() => prepareOne(task, item)));
+        const prepared = msg.items.map((_, item) => limit(() => prepareItem(stage, budget, task, item)));
         prepared.forEach((p) => p.catch(() => undefined));
         queue.push({ task, prepared });
         void drain();

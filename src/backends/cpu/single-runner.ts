@@ -1,12 +1,17 @@
 /**
  * The CPU 'single' runner: one onnxruntime session using every core, on the main thread's side,
- * for the lowest latency of one call at a time; a worker decodes and preprocesses.
+ * for the lowest latency of one call at a time; a worker decodes and preprocesses. Preloaded
+ * images that are the whole run (setup.preload.alone) are decoded and preprocessed on this thread
+ * instead, while the model loads: a one-image run starts no worker (a worker thread costs more
+ * CPU than that image's decode), and one starts only if more runs come.
  */
 import { postprocessOptions, toDetections } from '../../postprocess/detections.js';
 import type { ModelSpec } from '../../models/model-spec.js';
-import type { DetectedImage, PostOptions, TaskSource } from '../../pool/messages.js';
+import { MemoryBudget } from '../../pool/budget.js';
+import type { DetectedImage, PostOptions, TaskConfig, TaskOutput, TaskSource } from '../../pool/messages.js';
 import { WorkerPool } from '../../pool/worker-pool.js';
 import type { Runner, RunnerSetup } from '../runner.js';
+import { DeimError } from '../../errors.js';
 
 const TENSOR_WORKER = new URL('../../pool/tensor-worker.js', import.meta.url);
 
@@ -19,37 +24,71 @@ function expectedSpec(setup: RunnerSetup): ModelSpec | undefined {
   }
 }
 
+/**
+ * The preloaded images read, decoded and preprocessed on this thread: the reads start now, so the
+ * decodes (on libuv threads) go on while this thread loads the model.
+ */
+async function preprocessHere(setup: RunnerSetup, config: TaskConfig, sources: TaskSource[], post: PostOptions): Promise<TaskOutput> {
+  const { tensorStage } = await import('../../pool/tensor-stage.js');
+  const { configureDecoder, limiter, prepareItem, DECODES_AT_ONCE } = await import('../../pool/worker-core.js');
+  configureDecoder();
+  const budget = MemoryBudget.attach(setup.budget.shared);
+  const task = { id: 0, items: sources, post, config };
+  const limit = limiter(DECODES_AT_ONCE);
+  const prepared = sources.map((_, item) => limit(() => prepareItem(tensorStage, budget, task, item)));
+  return (await tensorStage.finish(task, await Promise.allSettled(prepared))).output;
+}
+
 export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
   // The worker starts first (its thread loads the decoder) while this one loads onnxruntime and the
   // model; the images of setup.preload go with it, so they are decoded and resized meanwhile (with
-  // the spec the variant implies: used only if the graph agrees).
+  // the spec the variant implies: used only if the graph agrees). When they are the whole run,
+  // this thread does them (see above) and the worker waits for a run that needs it.
   const expected = setup.preload && expectedSpec(setup);
-  const worker = WorkerPool.create({
-    worker: TENSOR_WORKER, init: { budget: setup.budget.shared }, size: 1,
-    ...(expected && setup.preload ? {
-      first: {
-        config: { spec: expected, resize: setup.resize, classes: setup.classes },
-        items: setup.preload.sources, post: { threshold: 0, maxDetections: 0, ...(setup.preload.returnImage ? { returnImage: true } : {}) },
-      },
-    } : {}),
+  const here = expected && setup.preload?.alone === true;
+  const first = expected && setup.preload ? {
+    config: { spec: expected, resize: setup.resize, classes: setup.classes },
+    items: setup.preload.sources, post: { threshold: 0, maxDetections: 0, ...(setup.preload.returnImage ? { returnImage: true } : {}) },
+  } : undefined;
+  const startPool = (withFirst: boolean) => WorkerPool.create({
+    worker: TENSOR_WORKER, init: { budget: setup.budget.shared }, size: 1, ...(withFirst && first ? { first } : {}),
   });
+  const preprocessed = here && first ? preprocessHere(setup, first.config, first.items, first.post) : undefined;
+  preprocessed?.catch(() => undefined); // read below
   const [p, s] = await Promise.allSettled([
-    worker,
+    preprocessed ? Promise.resolve(undefined) : startPool(true),
     import('./session.js').then(({ CpuSession }) => CpuSession.create(setup.model.path, { threads: setup.threads })),
   ]);
   if (s.status === 'rejected' || p.status === 'rejected') {
-    await Promise.all([s.status === 'fulfilled' ? s.value.close() : undefined, p.status === 'fulfilled' ? p.value.close() : undefined]);
+    await Promise.all([s.status === 'fulfilled' ? s.value.close() : undefined, p.status === 'fulfilled' ? p.value?.close() : undefined, preprocessed?.catch(() => undefined)]);
     throw s.status === 'rejected' ? s.reason : (p as PromiseRejectedResult).reason;
   }
-  const session = s.value, pool = p.value;
+  const session = s.value;
+  // The worker: started with the runner, or (after preprocessing here) by the first run that needs it.
+  let started: Promise<WorkerPool> | undefined = p.value ? Promise.resolve(p.value) : undefined;
+  let closed = false;
+  const poolNow = (spec: ModelSpec): Promise<WorkerPool> => {
+    if (closed) return Promise.reject(new DeimError('ERR_CLOSED', 'the detector is closed'));
+    started ??= startPool(false).then((pool) => {
+      pool.configure({ spec, resize: setup.resize, classes: setup.classes });
+      return pool;
+    });
+    return started;
+  };
+  const closePool = async () => {
+    closed = true;
+    const pool = await started?.catch(() => undefined);
+    await pool?.close();
+  };
   try {
     const spec = setup.specOf(session.io);
-    pool.configure({ spec, resize: setup.resize, classes: setup.classes });
+    p.value?.configure({ spec, resize: setup.resize, classes: setup.classes });
     // The preloaded tensor serves the first run if that run asks for exactly those images. The
     // runner opens once it is made (that run would wait for it anyway), so the files were read
     // before the caller gets the Detector.
-    if (pool.firstOutput) await Promise.allSettled([pool.firstOutput]);
-    let preloaded = setup.preload && pool.firstOutput && sameSpec(spec, expected) ? { ...setup.preload, output: pool.firstOutput } : undefined;
+    const firstOutput = preprocessed ?? p.value?.firstOutput;
+    if (firstOutput) await Promise.allSettled([firstOutput]);
+    let preloaded = setup.preload && firstOutput && sameSpec(spec, expected) ? { ...setup.preload, output: firstOutput } : undefined;
     const takePreloaded = (sources: TaskSource[], post: PostOptions) => {
       const p = preloaded;
       preloaded = undefined;
@@ -61,7 +100,7 @@ export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
       spec,
       parallelism: 1,
       async run(sources, post) {
-        const output = await (takePreloaded(sources, post) ?? pool.run(sources, post));
+        const output = await (takePreloaded(sources, post) ?? poolNow(spec).then((pool) => pool.run(sources, post)));
         if (output.kind !== 'tensor') throw new Error(`unexpected ${output.kind} output from a preprocessing worker`);
         const n = output.slots.filter((s) => !('error' in s)).length;
         if (n === 0) return { results: output.slots as DetectedImage[], timing: output.timing };
@@ -89,11 +128,11 @@ export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
         return { results, timing: { inferMs, preprocessMs: output.timing.preprocessMs } };
       },
       close: async () => {
-        await Promise.all([pool.close(), session.close()]);
+        await Promise.all([closePool(), session.close()]);
       },
     };
   } catch (e) {
-    await Promise.all([pool.close(), session.close()]);
+    await Promise.all([closePool(), session.close()]);
     throw e;
   }
 }

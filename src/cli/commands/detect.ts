@@ -88,7 +88,7 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const printLines = !options.quiet && !jsonToStdout;
   // The encoder and the drawing load while the model does (and only for --out), not behind the first decodes.
   // The first chunk's images are decoded while the model loads.
-  const preload = { images: runnable.slice(0, detectorOptions.batch ?? 1), returnImage: out !== undefined };
+  const preload = { images: runnable.slice(0, detectorOptions.batch ?? 1), returnImage: out !== undefined, alone: runnable.length <= (detectorOptions.batch ?? 1) };
   const [detector, , draw] = await Promise.all([Detector.create({ ...detectorOptions, preload }), out !== undefined ? loadEncoder() : undefined, out !== undefined ? import('../../annotate/draw.js') : undefined]);
   if (!options.quiet) log(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendLabel} (${detector.description}; ${detector.backendReason})`);
   const start = performance.now();

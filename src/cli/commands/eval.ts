@@ -8,9 +8,9 @@
  */
 import type { Command } from 'commander';
 import { requireCommander } from '../../cjs.js';
-import { readJsonFile } from '../../eval/coco-dataset.js';
+import { readJsonFile, readResultsBytes } from '../../eval/coco-dataset.js';
 import { detectImages, findAnnotatedImages } from '../../eval/detect-images.js';
-import { evaluateJson, type JsonEvaluation } from '../../eval/metrics.js';
+import { evaluateJson, evaluateResultsBytes, type JsonEvaluation } from '../../eval/metrics.js';
 import { writeCocoResults } from '../../eval/results-writer.js';
 import { formatPerClass, formatSummary } from '../../eval/summary-format.js';
 import { DeimError } from '../../errors.js';
@@ -124,7 +124,7 @@ export async function evalCommand(options: EvalCliOptions): Promise<number> {
     if (options.results === undefined) {
       throw new DeimError('ERR_INVALID_ARGUMENT', 'give --results <file> to score, or --images <dir> to run a model first');
     }
-    evaluation = evaluateJson(annotations, options.annotations, await readJsonFile(options.results), options.results, limit === undefined ? undefined : firstImageIds(annotations, limit));
+    evaluation = evaluateResultsBytes(annotations, options.annotations, await readResultsBytes(options.results), options.results, limit === undefined ? undefined : firstImageIds(annotations, limit));
   }
 
   if (options.json) {
