@@ -18,7 +18,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeimError } from '../errors.js';
 import { checkRedisTarget, createRedis, waitForRedis, type RedisConnectionOptions, type RedisTarget } from './connection.js';
-import { checkJobId, checkJobOptions, checkUrl, decodeFailure, defaultJobId, DEFAULT_MAX_BYTES, JOB_NAME, JOB_VERSION, type DetectionJobOptions, type JobData, type JobImage, type JobResult } from './jobs.js';
+import { checkImagePath, checkJobId, checkJobOptions, checkUrl, decodeFailure, defaultJobId, DEFAULT_MAX_BYTES, JOB_LIMITS, JOB_NAME, JOB_VERSION, parseJobResult, type DetectionJobOptions, type JobData, type JobImage, type JobResult } from './jobs.js';
 import { readWorkers, workersKey, type QueueStats } from './stats.js';
 import { checkQueueName } from './worker.js';
 
@@ -145,7 +145,7 @@ export class DetectionQueue {
         throw new DeimError('ERR_INPUT_NOT_ALLOWED', `${job.image}: only paths and http(s) URLs can be queued`, { input: job.image });
       } else {
         if (job.image === '' || job.image.includes('\0')) throw new DeimError('ERR_INVALID_ARGUMENT', 'image path is empty or holds a NUL byte');
-        image = { path: path.resolve(job.image) };
+        image = { path: checkImagePath(path.resolve(job.image)) };
         name = image.path;
       }
     } else if (job.image instanceof Uint8Array) {
@@ -159,7 +159,7 @@ export class DetectionQueue {
     } else {
       throw new DeimError('ERR_INVALID_ARGUMENT', 'image must be a path, an http(s) URL or a Buffer of encoded image bytes');
     }
-    if (job.name !== undefined && typeof job.name !== 'string') throw new DeimError('ERR_INVALID_ARGUMENT', 'name must be a string');
+    if (job.name !== undefined && (typeof job.name !== 'string' || job.name.length > JOB_LIMITS.maxNameLength)) throw new DeimError('ERR_INVALID_ARGUMENT', `name must be a string of at most ${JOB_LIMITS.maxNameLength} characters`);
     const id = job.id !== undefined ? checkJobId(job.id) : defaultJobId(image, bytes, options);
     return { id, data: { v: JOB_VERSION, image, name: job.name ?? name, options }, retryFailed: job.retryFailed === true };
   }
@@ -314,9 +314,8 @@ export class DetectionQueue {
       const events = new QueueEvents(this.name, { connection, prefix: this.prefix, lastEventId: last[0]?.[0] ?? '0-0' });
       events.on('error', () => {});
       events.on('completed', ({ jobId, returnvalue }) => {
-        const value = (typeof returnvalue === 'string' ? safeParse(returnvalue) : returnvalue) as JobResult | undefined;
-        if (value && typeof value === 'object') this.deliver({ id: jobId, ...value });
-        else this.scheduleCheck(jobId);
+        if (returnvalue === undefined || returnvalue === null) this.scheduleCheck(jobId);
+        else this.deliver(this.completion(jobId, returnvalue));
       });
       events.on('failed', ({ jobId, failedReason }) => this.deliver(this.failure(jobId, failedReason)));
       await events.waitUntilReady();
@@ -342,6 +341,16 @@ export class DetectionQueue {
       return events;
     })();
     return this.events;
+  }
+
+  /** A stored return value as a result, checked field by field (Redis is writable by others): a bad one is the job's ERR_QUEUE failure. */
+  private completion(id: string, returnvalue: unknown): QueueResult {
+    try {
+      return { ...parseJobResult(returnvalue, id), id };
+    } catch (e) {
+      const name = this.names.get(id);
+      return { id, ...(name !== undefined ? { file: name } : {}), error: { code: (e as DeimError).code ?? 'ERR_QUEUE', message: (e as Error).message } };
+    }
   }
 
   private failure(id: string, reason: string | undefined): QueueResult {
@@ -384,8 +393,7 @@ export class DetectionQueue {
         if (error || !Array.isArray(fields)) return;
         const [returnvalue, failedReason] = fields as Array<string | null>;
         if (done.has(id)) {
-          const value = returnvalue ? safeParse(returnvalue) : undefined;
-          if (value && typeof value === 'object') this.deliver({ id, ...(value as JobResult) });
+          if (returnvalue) this.deliver(this.completion(id, returnvalue));
         } else this.deliver(this.failure(id, failedReason ?? undefined));
       });
       open.forEach((id, k) => {
@@ -403,10 +411,3 @@ function positive(v: number, name: string): number {
   return v;
 }
 
-function safeParse(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
-}

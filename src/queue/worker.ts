@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type JobJson, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { drawDetections } from '../annotate/draw.js';
 import { writeAnnotatedImage } from '../annotate/write.js';
@@ -22,7 +22,7 @@ import { Detector, type DetectOptions, type DetectorOptions, type DetectorResult
 import { DeimError, errorMessage } from '../errors.js';
 import type { DetectionFailure } from '../postprocess/types.js';
 import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis, type RedisTarget } from './connection.js';
-import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, type JobData, type JobResult } from './jobs.js';
+import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, UNREADABLE_DATA, type JobData, type JobResult } from './jobs.js';
 import { checkOutputPath, isTransient, openJobImage, resolveAllowDirs, type SourcePolicy } from './sources.js';
 import { Heartbeat, readWorkers, workersKey } from './stats.js';
 
@@ -109,6 +109,37 @@ class Batcher {
     }
   }
 }
+
+/**
+ * A BullMQ Worker that takes any job data: data that is not JSON, or larger than any job this
+ * worker would run (its --max-bytes as base64, and room for the rest), is not parsed; the job
+ * gets a marker in its place and fails at once with ERR_INPUT_FORMAT naming what was wrong.
+ * (Without this, BullMQ's JSON.parse throws while fetching the job: the job sits in "active"
+ * until stall detection and ends as "job stalled more than allowable limit".)
+ */
+class GuardedWorker extends Worker {
+  constructor(name: string, processor: (job: Job) => Promise<JobResult>, opts: WorkerOptions, private readonly maxDataChars: number) {
+    super(name, processor, opts as never);
+  }
+
+  protected override createJob(json: JobJson, jobId: string): Job {
+    const data = typeof json.data === 'string' ? json.data : '';
+    let problem: string | undefined;
+    if (data.length > this.maxDataChars) problem = `is ${data.length} characters, over this worker's limit of ${this.maxDataChars} (its --max-bytes ${Math.floor(((this.maxDataChars - DATA_SLACK) * 3) / 4)} as base64, and room for the rest)`;
+    else {
+      try {
+        JSON.parse(data || '{}');
+      } catch (e) {
+        problem = `is not JSON: ${errorMessage(e).slice(0, 200)}`;
+      }
+    }
+    if (problem === undefined) return super.createJob(json, jobId);
+    return super.createJob({ ...json, data: JSON.stringify({ [UNREADABLE_DATA]: problem }) }, jobId);
+  }
+}
+
+/** Room in a job's data beside its image bytes (name, options, annotate path). */
+const DATA_SLACK = 64 * 1024;
 
 export class DetectionWorker {
   readonly id: string;
@@ -224,16 +255,21 @@ export class DetectionWorker {
       log,
       batchWaitMs: options.batchWaitMs ?? 2,
       worker: (processor) =>
-        new Worker(queue, processor, {
-          connection: workerRedis,
-          prefix,
-          name: id,
-          concurrency,
-          lockDuration: options.lockDuration ?? 30_000,
-          stalledInterval: options.stalledInterval ?? 30_000,
-          maxStalledCount: options.maxStalledCount ?? 3,
-          autorun: true,
-        }),
+        new GuardedWorker(
+          queue,
+          processor,
+          {
+            connection: workerRedis,
+            prefix,
+            name: id,
+            concurrency,
+            lockDuration: options.lockDuration ?? 30_000,
+            stalledInterval: options.stalledInterval ?? 30_000,
+            maxStalledCount: options.maxStalledCount ?? 3,
+            autorun: true,
+          },
+          Math.ceil(maxBytes / 3) * 4 + DATA_SLACK,
+        ),
     });
     await self.worker.waitUntilReady();
     heartbeat.start();
