@@ -17,8 +17,8 @@ import path from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { DeimError } from '../errors.js';
-import { checkRedisTarget, createRedis, waitForRedis } from './connection.js';
-import { checkJobId, checkJobOptions, checkUrl, decodeFailure, defaultJobId, DEFAULT_MAX_BYTES, JOB_NAME, JOB_VERSION, type DetectionJobOptions, type JobData, type JobImage, type JobResult } from './jobs.js';
+import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis } from './connection.js';
+import { checkImagePath, checkJobId, checkJobOptions, checkUrl, decodeFailure, defaultJobId, DEFAULT_MAX_BYTES, JOB_LIMITS, JOB_NAME, JOB_VERSION, parseJobResult, type DetectionJobOptions, type JobData, type JobImage, type JobResult } from './jobs.js';
 import { readWorkers, workersKey } from './stats.js';
 import type { QueueStats, RedisConnectionOptions, RedisTarget } from './types.js';
 import { checkQueueName } from './worker.js';
@@ -38,6 +38,15 @@ export interface DetectionQueueOptions {
   pollMs?: number;
   /** BullMQ key prefix; default "bull". */
   prefix?: string;
+  /**
+   * How long Redis may stay unreachable while this producer waits on it (adding jobs, awaiting
+   * results, stats) before those calls fail with ERR_QUEUE; default 300,000 ms (5 minutes).
+   * Shorter outages (a restart) only delay them. Nothing is lost by giving up: jobs stay queued,
+   * and results stay stored for keepSeconds, so adding the same jobs again later collects them.
+   */
+  unreachableMs?: number;
+  /** Told when the connection to Redis is lost and when it is back (for a log line). */
+  onConnection?: (event: { state: 'lost'; error: string } | { state: 'back'; downMs: number }) => void;
 }
 
 export interface AddJob {
@@ -81,6 +90,12 @@ export class DetectionQueue {
   /** Names of the jobs this producer added, for failures (whose events carry no data). */
   private readonly names = new Map<string, string>();
   private closed = false;
+  private readonly unreachableMs: number;
+  /** When the connection was lost (undefined while connected), and who to tell when the wait runs out. */
+  private lostAt: number | undefined;
+  private lastError = '';
+  private outageTimer: NodeJS.Timeout | undefined;
+  private readonly outageListeners = new Set<(e: DeimError) => void>();
 
   constructor(options: DetectionQueueOptions) {
     this.target = checkRedisTarget(options?.redis);
@@ -91,13 +106,49 @@ export class DetectionQueue {
     this.backoffMs = positive(options.backoffMs ?? 1000, 'backoffMs');
     this.keepSeconds = positive(options.keepSeconds ?? 7 * 24 * 3600, 'keepSeconds');
     this.pollMs = positive(options.pollMs ?? 5000, 'pollMs');
+    this.unreachableMs = positive(options.unreachableMs ?? 300_000, 'unreachableMs');
     this.redis = createRedis(this.target, 'deimv2-producer');
     this.queue = new Queue(this.name, { connection: this.redis, prefix: this.prefix });
     this.queue.on('error', () => {}); // connection trouble: ioredis reconnects and replays
+    const tell = options.onConnection ?? (() => {});
+    this.redis.on('error', (e: Error) => (this.lastError = e.message));
+    this.redis.on('close', () => {
+      if (this.closed || this.lostAt !== undefined) return;
+      this.lostAt = Date.now();
+      tell({ state: 'lost', error: this.lastError || 'connection closed' });
+      this.outageTimer = setTimeout(() => this.giveUp(), this.unreachableMs);
+    });
+    this.redis.on('ready', () => {
+      if (this.lostAt === undefined) return;
+      const downMs = Date.now() - this.lostAt;
+      this.lostAt = undefined;
+      clearTimeout(this.outageTimer);
+      if (!this.closed) tell({ state: 'back', downMs });
+    });
+  }
+
+  /** Redis has been away for unreachableMs: every call waiting on it fails now. */
+  private giveUp(): void {
+    const since = this.lostAt ?? Date.now();
+    const error = new DeimError(
+      'ERR_QUEUE',
+      `Redis at ${redactRedisUrl(this.target.url)} unreachable for ${Math.round((Date.now() - since) / 1000)} s${this.lastError ? ` (${this.lastError})` : ''}: gave up waiting. ` +
+        'The jobs stay queued and their results stay stored: submit the same jobs again to collect them',
+      { input: redactRedisUrl(this.target.url) },
+    );
+    for (const l of [...this.outageListeners]) l(error);
+  }
+
+  /** The promise, or ERR_QUEUE once Redis has been unreachable for unreachableMs while it was pending. */
+  private whileReachable<T>(work: Promise<T>): Promise<T> {
+    let listener: ((e: DeimError) => void) | undefined;
+    const gaveUp = new Promise<never>((_, reject) => this.outageListeners.add((listener = reject)));
+    return Promise.race([work, gaveUp]).finally(() => this.outageListeners.delete(listener!));
   }
 
   /** Fails with ERR_QUEUE when Redis cannot be reached within timeoutMs. */
   async ready(timeoutMs = 10_000): Promise<void> {
+    this.checkOpen();
     await waitForRedis(this.redis, this.target.url, timeoutMs);
   }
 
@@ -115,17 +166,17 @@ export class DetectionQueue {
     if (!Array.isArray(jobs)) throw new DeimError('ERR_INVALID_ARGUMENT', 'addMany() takes an array of { image, options?, id? }');
     const prepared = jobs.map((job) => this.prepare(job));
     if (prepared.length === 0) return [];
-    await this.queue.addBulk(
+    await this.whileReachable(this.queue.addBulk(
       prepared.map(({ id, data }) => ({
         name: JOB_NAME,
         data,
         opts: { jobId: id, attempts: this.attempts, backoff: { type: 'exponential' as const, delay: this.backoffMs }, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } },
       })),
-    );
+    ));
     for (const { id, data, retryFailed } of prepared) {
       this.names.set(id, data.name);
-      if (retryFailed && (await this.queue.getJobState(id)) === 'failed') {
-        await (await this.queue.getJob(id))?.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      if (retryFailed && (await this.whileReachable(this.queue.getJobState(id))) === 'failed') {
+        await this.whileReachable((async () => (await this.queue.getJob(id))?.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true }))());
       }
     }
     return prepared.map((p) => p.id);
@@ -146,7 +197,7 @@ export class DetectionQueue {
         throw new DeimError('ERR_INPUT_NOT_ALLOWED', `${job.image}: only paths and http(s) URLs can be queued`, { input: job.image });
       } else {
         if (job.image === '' || job.image.includes('\0')) throw new DeimError('ERR_INVALID_ARGUMENT', 'image path is empty or holds a NUL byte');
-        image = { path: path.resolve(job.image) };
+        image = { path: checkImagePath(path.resolve(job.image)) };
         name = image.path;
       }
     } else if (job.image instanceof Uint8Array) {
@@ -160,7 +211,7 @@ export class DetectionQueue {
     } else {
       throw new DeimError('ERR_INVALID_ARGUMENT', 'image must be a path, an http(s) URL or a Buffer of encoded image bytes');
     }
-    if (job.name !== undefined && typeof job.name !== 'string') throw new DeimError('ERR_INVALID_ARGUMENT', 'name must be a string');
+    if (job.name !== undefined && (typeof job.name !== 'string' || job.name.length > JOB_LIMITS.maxNameLength)) throw new DeimError('ERR_INVALID_ARGUMENT', `name must be a string of at most ${JOB_LIMITS.maxNameLength} characters`);
     const id = job.id !== undefined ? checkJobId(job.id) : defaultJobId(image, bytes, options);
     return { id, data: { v: JOB_VERSION, image, name: job.name ?? name, options }, retryFailed: job.retryFailed === true };
   }
@@ -170,18 +221,25 @@ export class DetectionQueue {
     this.checkOpen();
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const listener: Listener = (r) => {
+      const stop = () => {
         clearTimeout(timer);
+        this.outageListeners.delete(gaveUp);
+      };
+      const listener: Listener = (r) => {
+        stop();
         resolve(r);
       };
+      const gaveUp = (e: DeimError) => {
+        stop();
+        this.unwatch(id, listener);
+        reject(e);
+      };
+      this.outageListeners.add(gaveUp);
       if (options.timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          this.unwatch(id, listener);
-          reject(new DeimError('ERR_QUEUE', `job ${id}: no result within ${options.timeoutMs} ms`, { input: id }));
-        }, options.timeoutMs);
+        timer = setTimeout(() => gaveUp(new DeimError('ERR_QUEUE', `job ${id}: no result within ${options.timeoutMs} ms`, { input: id })), options.timeoutMs);
       }
       this.watch(id, listener).catch((e) => {
-        clearTimeout(timer);
+        stop();
         reject(e);
       });
     });
@@ -208,10 +266,16 @@ export class DetectionQueue {
       this.subscribe().catch((e) => ((failure = e), wake?.()));
     }
     const wakeMe = () => wake?.();
+    const gaveUp = (e: DeimError) => {
+      failure = e;
+      wake?.();
+    };
+    this.outageListeners.add(gaveUp);
     const done = () => {
       if (wanted) for (const id of wanted) this.unwatch(id, push);
       else this.everyResult.delete(push);
       this.wakeAll.delete(wakeMe);
+      this.outageListeners.delete(gaveUp);
     };
     const self = this;
     const iterator: AsyncIterableIterator<QueueResult> = {
@@ -250,8 +314,8 @@ export class DetectionQueue {
   /** Job counts and per-worker throughput. */
   async stats(): Promise<QueueStats> {
     this.checkOpen();
-    const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed');
-    const { live, gone } = await readWorkers(this.redis, workersKey(this.prefix, this.name));
+    const counts = await this.whileReachable(this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'));
+    const { live, gone } = await this.whileReachable(readWorkers(this.redis, workersKey(this.prefix, this.name)));
     return {
       queue: this.name,
       waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
@@ -269,12 +333,24 @@ export class DetectionQueue {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pollTimer);
+    clearTimeout(this.outageTimer);
+    this.outageListeners.clear();
     for (const w of this.wakeAll) w();
     const events = this.events;
     this.events = undefined;
-    await Promise.all([events?.then((e) => e.close()).catch(() => {}), this.queue.close().catch(() => {})]);
+    // A graceful close needs Redis: when it is away (or does not answer within 5 s), drop the connections instead of waiting for it.
+    const away = this.lostAt !== undefined || this.redis.status !== 'ready';
+    if (away) {
+      this.eventsRedis?.disconnect();
+      this.redis.disconnect();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = Promise.all([events?.then((e) => e.close()).catch(() => {}), this.queue.close().catch(() => {})]);
+    await Promise.race([graceful, new Promise((r) => (timer = setTimeout(r, away ? 0 : 5000)))]);
+    clearTimeout(timer);
     this.eventsRedis?.disconnect();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
   }
 
   private checkOpen(): void {
@@ -315,9 +391,8 @@ export class DetectionQueue {
       const events = new QueueEvents(this.name, { connection, prefix: this.prefix, lastEventId: last[0]?.[0] ?? '0-0' });
       events.on('error', () => {});
       events.on('completed', ({ jobId, returnvalue }) => {
-        const value = (typeof returnvalue === 'string' ? safeParse(returnvalue) : returnvalue) as JobResult | undefined;
-        if (value && typeof value === 'object') this.deliver({ id: jobId, ...value });
-        else this.scheduleCheck(jobId);
+        if (returnvalue === undefined || returnvalue === null) this.scheduleCheck(jobId);
+        else this.deliver(this.completion(jobId, returnvalue));
       });
       events.on('failed', ({ jobId, failedReason }) => this.deliver(this.failure(jobId, failedReason)));
       await events.waitUntilReady();
@@ -343,6 +418,16 @@ export class DetectionQueue {
       return events;
     })();
     return this.events;
+  }
+
+  /** A stored return value as a result, checked field by field (Redis is writable by others): a bad one is the job's ERR_QUEUE failure. */
+  private completion(id: string, returnvalue: unknown): QueueResult {
+    try {
+      return { ...parseJobResult(returnvalue, id), id };
+    } catch (e) {
+      const name = this.names.get(id);
+      return { id, ...(name !== undefined ? { file: name } : {}), error: { code: (e as DeimError).code ?? 'ERR_QUEUE', message: (e as Error).message } };
+    }
   }
 
   private failure(id: string, reason: string | undefined): QueueResult {
@@ -385,8 +470,7 @@ export class DetectionQueue {
         if (error || !Array.isArray(fields)) return;
         const [returnvalue, failedReason] = fields as Array<string | null>;
         if (done.has(id)) {
-          const value = returnvalue ? safeParse(returnvalue) : undefined;
-          if (value && typeof value === 'object') this.deliver({ id, ...(value as JobResult) });
+          if (returnvalue) this.deliver(this.completion(id, returnvalue));
         } else this.deliver(this.failure(id, failedReason ?? undefined));
       });
       open.forEach((id, k) => {
@@ -404,10 +488,3 @@ function positive(v: number, name: string): number {
   return v;
 }
 
-function safeParse(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
-  }
-}

@@ -63,6 +63,14 @@ export class Heartbeat {
   }
 }
 
+function isWorkerInfo(v: unknown): v is WorkerInfo {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  const num = (k: string) => typeof o[k] === 'number' && Number.isFinite(o[k]);
+  const str = (k: string) => typeof o[k] === 'string' && (o[k] as string).length <= 4096;
+  return ['id', 'host', 'model', 'backend'].every(str) && ['pid', 'concurrency', 'startedAt', 'seenAt', 'completed', 'failed', 'jobsPerSecond'].every(num);
+}
+
 export async function readWorkers(redis: Redis, key: string, now = Date.now()): Promise<{ live: WorkerInfo[]; gone: WorkerInfo[] }> {
   const all = await redis.hgetall(key);
   const live: WorkerInfo[] = [];
@@ -73,6 +81,11 @@ export async function readWorkers(redis: Redis, key: string, now = Date.now()): 
     try {
       info = JSON.parse(text) as WorkerInfo;
     } catch {
+      forget.push(id);
+      continue;
+    }
+    // Entries written by anything but a deimv2 worker (Redis is writable by others) are dropped.
+    if (!isWorkerInfo(info)) {
       forget.push(id);
       continue;
     }

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type JobJson, type WorkerOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { drawDetections } from '../annotate/draw.js';
 import { writeAnnotatedImage } from '../annotate/write.js';
@@ -22,7 +22,7 @@ import { Detector, type DetectOptions, type DetectorOptions, type DetectorResult
 import { DeimError, errorMessage } from '../errors.js';
 import type { DetectionFailure } from '../postprocess/types.js';
 import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis } from './connection.js';
-import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, type JobData, type JobResult } from './jobs.js';
+import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, UNREADABLE_DATA, type JobData, type JobResult } from './jobs.js';
 import { checkOutputPath, isTransient, openJobImage, resolveAllowDirs, type SourcePolicy } from './sources.js';
 import { Heartbeat, readWorkers, workersKey } from './stats.js';
 import type { RedisTarget } from './types.js';
@@ -110,6 +110,92 @@ class Batcher {
     }
   }
 }
+
+/**
+ * A BullMQ Worker that takes any job a writer of Redis may leave, and never stalls on one:
+ * - data that is not JSON, or larger than any job this worker would run (its --max-bytes as
+ *   base64, and room for the rest), is not parsed: the job gets a marker in its place and fails
+ *   at once with ERR_INPUT_FORMAT naming what was wrong (BullMQ's own JSON.parse would throw
+ *   while fetching it: the job would sit in "active" until stall detection, and come back);
+ * - options or progress that are not JSON make BullMQ's fetch throw before any job exists, and
+ *   its main loop then waits 15 s (runRetryDelay) before fetching again, each time the job comes
+ *   back from stall detection: such fields are reset to the empty value and the job's lock
+ *   dropped, so stall detection hands it back and it is run (and checked) as any other.
+ */
+class GuardedWorker extends Worker {
+  constructor(
+    name: string,
+    processor: (job: Job) => Promise<JobResult>,
+    opts: WorkerOptions,
+    private readonly limits: { maxDataChars: number; maxBytes: number; repair: () => Promise<number> },
+  ) {
+    super(name, processor, opts as never);
+  }
+
+  protected override createJob(json: JobJson, jobId: string): Job {
+    const data = typeof json.data === 'string' ? json.data : '';
+    let problem: string | undefined;
+    if (data.length > this.limits.maxDataChars) problem = `is ${data.length} characters, over this worker's limit of ${this.limits.maxDataChars} (its --max-bytes ${this.limits.maxBytes} as base64, and room for the rest)`;
+    else {
+      try {
+        JSON.parse(data || '{}');
+      } catch (e) {
+        problem = `is not JSON: ${errorMessage(e).slice(0, 200)}`;
+      }
+    }
+    if (problem === undefined) return super.createJob(json, jobId);
+    return super.createJob({ ...json, data: JSON.stringify({ [UNREADABLE_DATA]: problem }) }, jobId);
+  }
+
+  protected override async moveToActive(token: string, name?: string): Promise<Job> {
+    try {
+      return await super.moveToActive(token, name);
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+      const repaired = await this.limits.repair().catch(() => 0);
+      this.emit('error', new Error(`a job in Redis had options BullMQ cannot read (${e.message.slice(0, 100)}); ${repaired} such job(s) reset to run as plain jobs`));
+      return undefined as unknown as Job;
+    }
+  }
+}
+
+/**
+ * Resets the BullMQ fields that must be JSON (opts, progress) of active jobs where they are not,
+ * and drops those jobs' locks so stall detection hands them back. Returns how many were reset.
+ */
+async function repairActiveJobs(redis: Redis, keyPrefix: string): Promise<number> {
+  const active = await redis.lrange(`${keyPrefix}active`, 0, 9999);
+  if (active.length === 0) return 0;
+  const read = redis.pipeline();
+  for (const id of active) read.hmget(`${keyPrefix}${id}`, 'opts', 'progress');
+  const replies = (await read.exec()) ?? [];
+  const parses = (text: string | null) => {
+    if (text === null) return true;
+    try {
+      JSON.parse(text);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  let repaired = 0;
+  for (let i = 0; i < active.length; i++) {
+    const [error, fields] = replies[i] ?? [];
+    if (error || !Array.isArray(fields)) continue;
+    const [opts, progress] = fields as Array<string | null>;
+    const reset: Record<string, string> = {};
+    if (!parses(opts)) reset.opts = '{}';
+    if (!parses(progress)) reset.progress = '0';
+    if (Object.keys(reset).length === 0) continue;
+    await redis.hset(`${keyPrefix}${active[i]}`, reset);
+    await redis.del(`${keyPrefix}${active[i]}:lock`);
+    repaired++;
+  }
+  return repaired;
+}
+
+/** Room in a job's data beside its image bytes (name, options, annotate path). */
+const DATA_SLACK = 64 * 1024;
 
 export class DetectionWorker {
   readonly id: string;
@@ -225,16 +311,21 @@ export class DetectionWorker {
       log,
       batchWaitMs: options.batchWaitMs ?? 2,
       worker: (processor) =>
-        new Worker(queue, processor, {
-          connection: workerRedis,
-          prefix,
-          name: id,
-          concurrency,
-          lockDuration: options.lockDuration ?? 30_000,
-          stalledInterval: options.stalledInterval ?? 30_000,
-          maxStalledCount: options.maxStalledCount ?? 3,
-          autorun: true,
-        }),
+        new GuardedWorker(
+          queue,
+          processor,
+          {
+            connection: workerRedis,
+            prefix,
+            name: id,
+            concurrency,
+            lockDuration: options.lockDuration ?? 30_000,
+            stalledInterval: options.stalledInterval ?? 30_000,
+            maxStalledCount: options.maxStalledCount ?? 3,
+            autorun: true,
+          },
+          { maxDataChars: Math.ceil(maxBytes / 3) * 4 + DATA_SLACK, maxBytes, repair: () => repairActiveJobs(redis, `${prefix}:${queue}:`) },
+        ),
     });
     await self.worker.waitUntilReady();
     heartbeat.start();

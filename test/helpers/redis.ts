@@ -17,6 +17,10 @@ export interface TestRedis {
   dir: string;
   /** Stops the server gracefully (SIGTERM: it writes its append-only file) and starts it again on the same port and data. */
   restart(): Promise<void>;
+  /** Stops the server gracefully and leaves it stopped (clients see it gone) until up(). */
+  down(): Promise<void>;
+  /** Starts a stopped server again on the same port and data. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -89,6 +93,12 @@ export async function startRedis(options: { password?: string; extraArgs?: strin
     dir,
     async restart() {
       await stopChild();
+      await launch();
+    },
+    async down() {
+      await stopChild();
+    },
+    async up() {
       await launch();
     },
     async stop() {

@@ -4,12 +4,13 @@
  * bar; with --wait collects every result into the JSON document `deimv2 detect --json` writes.
  */
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { annotatedTargets } from '../../annotate/write.js';
 import { checkOutputs } from '../../output/plan.js';
 import { DeimError, errorMessage } from '../../errors.js';
+import { readImageFile } from '../../image/decode.js';
 import { checkMaxDetections, checkThreshold } from '../../postprocess/detections.js';
 import type { DetectionJobOptions } from '../../queue/jobs.js';
 import { decimal } from '../options.js';
@@ -31,6 +32,7 @@ interface SubmitCliOptions {
   recursive?: boolean;
   retryFailed?: boolean;
   timeout?: string;
+  redisTimeout?: string;
   quiet?: boolean;
 }
 
@@ -55,6 +57,7 @@ export function register(program: Command): void {
     .option('-r, --recursive', 'search folders recursively')
     .option('--retry-failed', 'run again the files whose jobs failed before (else their stored failure is the result)')
     .option('--timeout <s>', 'with --wait: give up after this many seconds')
+    .option('--redis-timeout <s>', 'give up when Redis stays unreachable this long (the results received are written; the jobs stay queued)', '300')
     .option('-q, --quiet', 'no progress bar')
     .action(async (inputs: string[], options: SubmitCliOptions) => {
       process.exitCode = await submitCommand(inputs, options);
@@ -73,7 +76,9 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
   const log = (s: string) => process.stderr.write(s + '\n');
   const jobOptions = jobOptionsFrom(options);
   const timeout = options.timeout !== undefined ? decimal(options.timeout) : undefined;
-  if (timeout !== undefined && !(timeout > 0)) throw new DeimError('ERR_INVALID_ARGUMENT', `--timeout must be a positive number of seconds, got "${options.timeout}"`);
+  if (timeout !== undefined && !(timeout > 0 && Number.isFinite(timeout))) throw new DeimError('ERR_INVALID_ARGUMENT', `--timeout must be a positive number of seconds, got "${options.timeout}"`);
+  const redisTimeout = decimal(options.redisTimeout ?? '300');
+  if (!(redisTimeout > 0 && redisTimeout <= 1e7)) throw new DeimError('ERR_INVALID_ARGUMENT', `--redis-timeout must be a positive number of seconds, got "${options.redisTimeout}"`);
   const { files, problems } = await expandInputs(inputs, { recursive: options.recursive === true });
   for (const p of problems) log(`deimv2: ${p.message}`);
   if (files.length === 0) {
@@ -82,7 +87,13 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
   }
   const annotateDir = options.annotateDir !== undefined ? path.resolve(options.annotateDir) : undefined;
   const targets = annotateDir !== undefined ? planAnnotated(files, annotateDir) : undefined;
-  const q = new DetectionQueue({ redis: options.redis, queue: options.queue });
+  const q = new DetectionQueue({
+    redis: options.redis,
+    queue: options.queue,
+    unreachableMs: Math.max(1, Math.round(redisTimeout * 1000)),
+    onConnection: (e) =>
+      log(e.state === 'lost' ? `deimv2: lost the connection to Redis (${e.error}); reconnecting, giving up after ${redisTimeout} s without it (--redis-timeout)` : `deimv2: Redis is back after ${(e.downMs / 1000).toFixed(1)} s`),
+  });
   try {
     await q.ready();
     const ids: Array<string | undefined> = new Array(files.length);
@@ -146,6 +157,8 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
       if (timeout !== undefined) timer = setTimeout(() => resolve('timeout'), timeout * 1000);
     });
     const iterator = q.results(filesOf.keys());
+    // Redis gone past --redis-timeout: the results received so far are still written.
+    let gaveUp: DeimError | undefined;
     try {
       for (;;) {
         const step = await Promise.race([iterator.next(), timedOut]);
@@ -153,6 +166,9 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
         for (const i of filesOf.get(step.value.id) ?? []) entries[i] = step.value;
         waiting.tick();
       }
+    } catch (e) {
+      if (!(e instanceof DeimError && e.code === 'ERR_QUEUE')) throw e;
+      gaveUp = e;
     } finally {
       clearTimeout(timer);
       await iterator.return?.();
@@ -166,12 +182,13 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
       const e = entries[i];
       if (!e) {
         missing++;
-        return { file, error: `no result within ${timeout} s (job ${ids[i]} is still queued or running)` };
+        return { file, error: gaveUp ? `no result: Redis unreachable for ${redisTimeout} s (job ${ids[i]} stays queued; submit again to collect it)` : `no result within ${timeout} s (job ${ids[i]} is still queued or running)` };
       }
       if ('error' in e) return { file, error: e.error.message };
       return { file, ...(mixed ? { model: e.model, backend: e.backend } : {}), width: e.width, height: e.height, detections: e.detections };
     });
     if (options.json !== undefined) await writeJson(options.json, { ...origin, results });
+    if (gaveUp) log(`deimv2: ${gaveUp.message}`);
     const failed = results.filter((r) => 'error' in r);
     if (failed.length > 0) {
       log(`deimv2: ${failed.length} of ${files.length} file(s) failed:`);
@@ -191,17 +208,12 @@ export async function submitCommand(inputs: string[], options: SubmitCliOptions)
   }
 }
 
+/** An image's bytes for --bytes: a regular, non-empty file of at most maxBytes (never a FIFO or a device, which could block or never end). */
 async function readImage(file: string, maxBytes: number): Promise<Buffer> {
-  let bytes: Buffer;
-  try {
-    if ((await stat(file)).size > maxBytes) throw new DeimError('ERR_INPUT_TOO_LARGE', `${file}: more than ${maxBytes} bytes`, { input: file });
-    bytes = await readFile(file);
-  } catch (e) {
-    if (e instanceof DeimError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new DeimError(code === 'ENOENT' ? 'ERR_INPUT_NOT_FOUND' : 'ERR_INPUT_UNREADABLE', `${file}: ${code === 'ENOENT' ? 'no such file' : errorMessage(e)}`, { input: file });
-  }
-  if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${file}: empty file (0 bytes)`, { input: file });
+  const info = await stat(file).catch(() => undefined);
+  if (info?.isFile() && info.size > maxBytes) throw new DeimError('ERR_INPUT_TOO_LARGE', `${file}: ${info.size} bytes is more than the ${maxBytes} bytes a job may carry`, { input: file });
+  const bytes = await readImageFile(file);
+  if (bytes.length > maxBytes) throw new DeimError('ERR_INPUT_TOO_LARGE', `${file}: ${bytes.length} bytes is more than the ${maxBytes} bytes a job may carry`, { input: file });
   return bytes;
 }
 
