@@ -1,25 +1,32 @@
 /**
- * Expands the command line's inputs (files, folders, globs) into a list of image files, keeping
- * the order given. An input that matches nothing becomes a failure to report, not an abort; a
- * named file that is missing or is not a regular file is found here, before any model loads.
+ * Expands the command line's inputs (files, folders, globs, http(s) image URLs) into a list of
+ * image files, keeping the order given. An input that matches nothing becomes a failure to
+ * report, not an abort; a named file that is missing or is not a regular file is found here,
+ * before any model loads. In a folder, an entry with an image name that is not a regular file (a
+ * FIFO, a socket, a device, a broken link) is named as a failure, and a link back to a folder
+ * being searched (a loop) is named and not followed.
  */
-import { statSync, type Stats } from 'node:fs';
+import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DetectorOptions } from '../detector.js';
-import { DeimError } from '../errors.js';
+import { DeimError, errorMessage } from '../errors.js';
+import { isImageUrl, looksLikeUrl, redactUrl, urlFileName } from '../image/fetch.js';
 import { resolveModel } from '../models/resolve.js';
 
 export const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'tif', 'tiff', 'gif', 'avif', 'heic', 'heif', 'bmp', 'jp2', 'jxl'] as const;
 const IMAGE_EXT_RE = new RegExp(`\\.(${IMAGE_EXTENSIONS.join('|')})$`, 'i');
 
+/** True for a name with an image extension (for an http(s) URL, the name its path ends with). */
 export function isImagePath(p: string): boolean {
-  return IMAGE_EXT_RE.test(p);
+  return IMAGE_EXT_RE.test(isImageUrl(p) ? urlFileName(p) : p);
 }
 
 export interface ExpandedInputs {
   files: string[];
-  /** Inputs that matched nothing, with why. */
+  /** Inputs that matched nothing, and folders that cannot be listed, with why. */
   problems: DeimError[];
+  /** Said, not failed: symbolic links that lead back into a folder being searched (not followed). */
+  notes: string[];
   /** Files of `files` that cannot be read (missing, not a regular file), with why: report them, do not run them. */
   unreadable: Map<string, DeimError>;
 }
@@ -44,6 +51,7 @@ export function inputFileProblem(file: string, st: Stats | undefined): DeimError
 export async function expandInputs(inputs: readonly string[], options: { recursive?: boolean } = {}): Promise<ExpandedInputs> {
   const files: string[] = [];
   const problems: DeimError[] = [];
+  const notes: string[] = [];
   const unreadable = new Map<string, DeimError>();
   const seen = new Set<string>();
   const add = (f: string) => {
@@ -60,14 +68,22 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
       st = undefined;
     }
     if (st?.isDirectory()) {
-      const pattern = options.recursive ? '**/*' : '*';
-      const { glob } = await import('tinyglobby');
-      const found = (await glob(pattern, { cwd: input, onlyFiles: true, caseSensitiveMatch: false, expandDirectories: false }))
-        .filter(isImagePath)
-        .sort()
-        .map((f) => path.join(input, f));
-      if (found.length === 0) problems.push(new DeimError('ERR_NO_IMAGES', `${input}: folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, { input }));
-      found.forEach(add);
+      const before = problems.length;
+      const found = listFolder(input, options.recursive === true, problems, notes);
+      if (found.length === 0 && problems.length === before) {
+        problems.push(new DeimError('ERR_NO_IMAGES', `${input}: folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, { input }));
+      }
+      for (const { file, problem } of found) {
+        add(file);
+        if (problem) unreadable.set(file, problem);
+      }
+    } else if (!st && looksLikeUrl(input)) {
+      // Fetched when it runs (src/image/fetch.ts); a scheme deimv2 does not fetch is said now.
+      add(input);
+      if (!isImageUrl(input)) {
+        const scheme = /^[^:]*:/.exec(input)![0];
+        unreadable.set(input, new DeimError('ERR_INPUT_NOT_ALLOWED', `${redactUrl(input)}: only http:// and https:// image URLs are fetched, not ${scheme} (a video stream is given alone: deimv2 detect <url>)`, { input }));
+      }
     } else if (!st && (await import('tinyglobby')).isDynamicPattern(input)) {
       const { glob } = await import('tinyglobby');
       const found = (await glob(input, { onlyFiles: true, caseSensitiveMatch: false, expandDirectories: false })).filter(isImagePath).sort();
@@ -80,7 +96,82 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
       if (problem) unreadable.set(input, problem);
     }
   }
-  return { files, problems, unreadable };
+  return { files, problems, notes, unreadable };
+}
+
+/** One image file of a folder, and why it cannot be read when it cannot. */
+interface FolderEntry {
+  file: string;
+  problem?: DeimError;
+}
+
+/**
+ * The image files of a folder (and of its subfolders with `recursive`), sorted by their path
+ * inside it, hidden names left out. Links are followed, except one to a folder the search is
+ * already inside (a loop: said in `notes`); an entry with an image name that is not a regular
+ * file, or cannot be looked at, comes back with its problem so the run names it.
+ */
+function listFolder(root: string, recursive: boolean, problems: DeimError[], notes: string[]): FolderEntry[] {
+  const found: Array<FolderEntry & { rel: string }> = [];
+  const walk = (rel: string, ancestors: readonly string[]) => {
+    const dir = rel === '' ? root : path.join(root, rel);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (e) {
+      problems.push(new DeimError('ERR_INPUT_UNREADABLE', `${dir}: cannot list the folder: ${errorMessage(e)}`, { input: dir }));
+      return;
+    }
+    for (const name of names) {
+      if (name.startsWith('.')) continue;
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      const file = path.join(root, childRel);
+      let st: Stats | undefined;
+      let statError: unknown;
+      try {
+        st = statSync(file);
+      } catch (e) {
+        statError = e;
+      }
+      if (st?.isDirectory()) {
+        if (!recursive) continue;
+        let real: string;
+        try {
+          real = realpathSync(file);
+        } catch {
+          continue;
+        }
+        if (ancestors.includes(real)) {
+          notes.push(`${file}: symbolic link loop (it leads back to ${real}, already being searched); not followed`);
+          continue;
+        }
+        walk(childRel, [...ancestors, real]);
+        continue;
+      }
+      if (!isImagePath(name)) continue;
+      if (st?.isFile()) {
+        found.push({ rel: childRel, file });
+        continue;
+      }
+      const code = (statError as NodeJS.ErrnoException | undefined)?.code;
+      const why = st
+        ? `not a regular file (${fileKind(st)}); left out`
+        : code === 'ENOENT'
+          ? 'a symbolic link to nothing (its target is missing)'
+          : code === 'ELOOP'
+            ? 'a symbolic link loop'
+            : errorMessage(statError);
+      found.push({ rel: childRel, file, problem: new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${why}`, { input: file }) });
+    }
+  };
+  let rootReal: string;
+  try {
+    rootReal = realpathSync(root);
+  } catch {
+    rootReal = path.resolve(root);
+  }
+  walk('', [rootReal]);
+  return found.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0)).map(({ file, problem }) => (problem ? { file, problem } : { file }));
 }
 
 /** Files a detector reads (the model file a variant name resolves to, class names, engine): no output may replace them either. */

@@ -11,6 +11,7 @@ import { requireSharp } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
 import { DECODE_TIMEOUT_SECONDS, acceptedFormatOf, decodeTimedOut, formatRefused, isTimeoutMessage, notAnImage, sniffFormat } from './formats.js';
 import type { RawImage, RgbImage } from './types.js';
+import { fetchImageUrl, isImageUrl, looksLikeUrl, redactUrl } from './fetch.js';
 
 import { describeInput, type ImageInput } from './input.js';
 
@@ -23,7 +24,12 @@ export interface DecodedImage extends RgbImage {
   file?: string;
 }
 
+/**
+ * The bytes of an image file, or of an http(s) image URL (./fetch.ts: size cap and time limit).
+ * Any other "scheme://" string is refused as a URL deimv2 does not fetch, never called a missing file.
+ */
 export async function readImageFile(file: string): Promise<Buffer> {
+  if (looksLikeUrl(file)) return fetchImageUrl(file);
   let info;
   try {
     info = await stat(file);
@@ -57,6 +63,7 @@ export async function decodeBuffer(bytes: Uint8Array, name: string, options: Dec
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `decode timeoutSeconds must be a whole number of seconds from 1 to 3600, got ${seconds}`);
   }
+  if (isImageUrl(name)) name = redactUrl(name);
   if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${name}: empty input (0 bytes)`, { input: name });
   if (acceptedFormatOf(bytes) === undefined) throw await refusal(bytes, name);
   const decode = async (): Promise<RgbImage> => {

@@ -51,8 +51,9 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const sequence = inputs.length === 1 && isImageSequence(inputs[0]!) && !existsSync(inputs[0]!);
   if (inputs.length === 1 && isVideoInput(inputs[0]!) && (!isImagePath(inputs[0]!) || sequence)) return detectVideoCommand(inputs[0]!, options, detectorOptions);
   if (options.track || options.mot !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--track and --mot work on a video (a file, an image sequence or a stream), not on images');
-  const { files, problems, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
+  const { files, problems, notes, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(printable(s) + '\n');
+  for (const note of notes) log(`deimv2: ${note}`);
   // What cannot run is said before the model loads.
   for (const p of [...problems, ...unreadable.values()]) log(`deimv2: ${p.message}`);
   const runnable = files.filter((f) => !unreadable.has(f));
