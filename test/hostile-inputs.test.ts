@@ -5,8 +5,8 @@
  * 1,000 concurrent detect() calls mixing good and bad images; and image URLs served by real local
  * http servers that trickle, never end, redirect forever, 404 or announce a huge body.
  */
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -19,7 +19,7 @@ import { fetchImageUrl } from '../dist/image/fetch.js';
 import { deimv2 } from './helpers/cli.js';
 import { attoForFile } from './helpers/detector.js';
 import { tempDir } from './helpers/images.js';
-import { EXAMPLE, ROOT } from './helpers/paths.js';
+import { CLI, EXAMPLE, MODEL_DIR, ROOT } from './helpers/paths.js';
 
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'hostile');
 const atto = attoForFile();
@@ -115,6 +115,37 @@ describe('a folder of awkward entries', () => {
     expect(Object.keys(byName).sort()).toEqual(['-n.jpg', 'a.jpg', 'broken.jpg', 'fifo.jpg', 'new\nline.jpg', 'sub/b.jpg']);
     for (const good of ['-n.jpg', 'a.jpg', 'new\nline.jpg', 'sub/b.jpg']) expect(byName[good]!.detections!.length, good).toBeGreaterThan(0);
     expect(byName['fifo.jpg']!.error).toMatch(/FIFO/);
+  });
+});
+
+describe('paths that are not "missing"', () => {
+  it('a link to itself and a file behind a folder that may not be searched say so (before: "no such file")', async () => {
+    const self = path.join(dir, 'self.jpg');
+    symlinkSync('self.jpg', self);
+    const { unreadable } = await expandInputs([self]);
+    expect(unreadable.get(self)?.message).toMatch(/self\.jpg: a symbolic link loop/);
+    const e = (await atto().detect(self).catch((err: unknown) => err)) as { code: string; message: string };
+    expect([e.code, e.message]).toEqual(['ERR_INPUT_UNREADABLE', `${self}: a symbolic link loop (the link leads back to itself)`]);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('as nobody: a folder that may not be searched, a file that may not be read', () => {
+    const locked = path.join(dir, 'locked');
+    mkdirSync(locked);
+    copyFileSync(EXAMPLE, path.join(locked, 'a.jpg'));
+    chmodSync(locked, 0o000);
+    const unreadableFile = path.join(dir, 'mode000.jpg');
+    copyFileSync(EXAMPLE, unreadableFile);
+    chmodSync(unreadableFile, 0o000);
+    chmodSync(dir, 0o755);
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'detect', path.join(locked, 'a.jpg'), unreadableFile, EXAMPLE, '-b', 'cpu', '-q'], {
+      encoding: 'utf8',
+      env: { ...process.env, DEIMV2_MODEL_DIR: MODEL_DIR },
+    });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/locked\/a\.jpg: permission denied .*\[ERR_INPUT_UNREADABLE\]/);
+    expect(r.stderr).toMatch(/mode000\.jpg: permission denied .*\[ERR_INPUT_UNREADABLE\]/);
+    expect(r.stderr).toMatch(/1 image\(s\), 5 detection\(s\), 2 failed/);
+    expect(r.stderr).not.toMatch(/no such file/);
   });
 });
 

@@ -6,11 +6,12 @@
  * FIFO, a socket, a device, a broken link) is named as a failure, and a link back to a folder
  * being searched (a loop) is named and not followed.
  */
-import { readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { DetectorOptions } from '../detector.js';
 import { DeimError, errorMessage } from '../errors.js';
 import { isImageUrl, looksLikeUrl, redactUrl, urlFileName } from '../image/fetch.js';
+import { fileError } from '../image/input.js';
 import { resolveModel } from '../models/resolve.js';
 
 export const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'tif', 'tiff', 'gif', 'avif', 'heic', 'heif', 'bmp', 'jp2', 'jxl'] as const;
@@ -41,9 +42,12 @@ export function fileKind(st: Stats): string {
   return 'not a regular file';
 }
 
-/** Why a named input file cannot be read as an image file, or undefined when it can be tried. */
-export function inputFileProblem(file: string, st: Stats | undefined): DeimError | undefined {
-  if (!st) return new DeimError('ERR_INPUT_NOT_FOUND', `${file}: no such file`, { input: file });
+/**
+ * Why a named input file cannot be read as an image file, or undefined when it can be tried;
+ * `statError` is why stat() failed when it did (a loop or a permission is not "no such file").
+ */
+export function inputFileProblem(file: string, st: Stats | undefined, statError?: unknown): DeimError | undefined {
+  if (!st) return statError !== undefined ? fileError(file, statError) : new DeimError('ERR_INPUT_NOT_FOUND', `${file}: no such file`, { input: file });
   if (!st.isFile()) return new DeimError('ERR_INPUT_UNREADABLE', `${file}: not a regular file (${fileKind(st)}); give an image file`, { input: file });
   return undefined;
 }
@@ -62,10 +66,11 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
   };
   for (const input of inputs) {
     let st;
+    let statError: unknown;
     try {
       st = statSync(input);
-    } catch {
-      st = undefined;
+    } catch (e) {
+      statError = e;
     }
     if (st?.isDirectory()) {
       const before = problems.length;
@@ -92,7 +97,7 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
     } else {
       // A file, or a missing path: reported now, and as this file's failure in the results.
       add(input);
-      const problem = inputFileProblem(input, st);
+      const problem = inputFileProblem(input, st, statError);
       if (problem) unreadable.set(input, problem);
     }
   }
@@ -115,14 +120,15 @@ function listFolder(root: string, recursive: boolean, problems: DeimError[], not
   const found: Array<FolderEntry & { rel: string }> = [];
   const walk = (rel: string, ancestors: readonly string[]) => {
     const dir = rel === '' ? root : path.join(root, rel);
-    let names: string[];
+    let entries: Dirent[];
     try {
-      names = readdirSync(dir);
+      entries = readdirSync(dir, { withFileTypes: true });
     } catch (e) {
       problems.push(new DeimError('ERR_INPUT_UNREADABLE', `${dir}: cannot list the folder: ${errorMessage(e)}`, { input: dir }));
       return;
     }
-    for (const name of names) {
+    for (const entry of entries) {
+      const name = entry.name;
       if (name.startsWith('.')) continue;
       const childRel = rel === '' ? name : `${rel}/${name}`;
       const file = path.join(root, childRel);
@@ -154,14 +160,12 @@ function listFolder(root: string, recursive: boolean, problems: DeimError[], not
         continue;
       }
       const code = (statError as NodeJS.ErrnoException | undefined)?.code;
-      const why = st
-        ? `not a regular file (${fileKind(st)}); left out`
-        : code === 'ENOENT'
-          ? 'a symbolic link to nothing (its target is missing)'
-          : code === 'ELOOP'
-            ? 'a symbolic link loop'
-            : errorMessage(statError);
-      found.push({ rel: childRel, file, problem: new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${why}`, { input: file }) });
+      const problem = st
+        ? new DeimError('ERR_INPUT_UNREADABLE', `${file}: not a regular file (${fileKind(st)}); left out`, { input: file })
+        : code === 'ENOENT' && entry.isSymbolicLink()
+          ? new DeimError('ERR_INPUT_UNREADABLE', `${file}: a symbolic link to nothing (its target is missing)`, { input: file })
+          : fileError(file, statError);
+      found.push({ rel: childRel, file, problem });
     }
   };
   let rootReal: string;

@@ -15,7 +15,7 @@ import { DECODE_TIMEOUT_SECONDS, acceptedFormatOf, jpegComponentCount, decodeTim
 import type { RawImage, RgbImage } from './types.js';
 import { fetchImageUrl, isImageUrl, looksLikeUrl, redactUrl } from './fetch.js';
 
-import { describeInput, type ImageInput } from './input.js';
+import { describeInput, fileError, type ImageInput } from './input.js';
 
 const sharp = requireSharp();
 
@@ -36,9 +36,7 @@ export async function readImageFile(file: string): Promise<Buffer> {
   try {
     info = await stat(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DeimError('ERR_INPUT_NOT_FOUND', `${file}: no such file`, { input: file });
-    throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${errorMessage(e)}`, { input: file, cause: e });
+    throw fileError(file, e);
   }
   if (info.isDirectory()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: is a directory, not an image`, { input: file });
   if (!info.isFile()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: not a regular file (a device, pipe or socket); give an image file`, { input: file });
@@ -46,7 +44,8 @@ export async function readImageFile(file: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (e) {
-    throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${errorMessage(e)}`, { input: file, cause: e });
+    // Deleted between the look and the read (a folder changing under the run) is "no such file" too.
+    throw fileError(file, e);
   }
 }
 
