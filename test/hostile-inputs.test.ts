@@ -118,6 +118,20 @@ describe('a folder of awkward entries', () => {
   });
 });
 
+describe('a file named like an option', () => {
+  it("-n.jpg: the unknown-option error says how to give it (after --); after -- it runs", async () => {
+    const folder = path.join(dir, 'dash');
+    mkdirSync(folder);
+    copyFileSync(EXAMPLE, path.join(folder, '-n.jpg'));
+    const refused = await deimv2(['detect', '-n.jpg', '-b', 'cpu'], folder);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/-n\.jpg is also a file: to give it as an input, put it after -- \(deimv2 detect -- -n\.jpg\) or write \.\/-n\.jpg/);
+    const r = await deimv2(['detect', '-b', 'cpu', '-q', '--json', '-', '--', '-n.jpg'], folder);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).results[0].file).toBe('-n.jpg');
+  });
+});
+
 describe('paths that are not "missing"', () => {
   it('a link to itself and a file behind a folder that may not be searched say so (before: "no such file")', async () => {
     const self = path.join(dir, 'self.jpg');
