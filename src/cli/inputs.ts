@@ -74,7 +74,7 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
     }
     if (st?.isDirectory()) {
       const before = problems.length;
-      const found = listFolder(input, options.recursive === true, problems, notes);
+      const found = listFolder(input, options.recursive === true ? Infinity : 0, problems, notes);
       if (found.length === 0 && problems.length === before) {
         problems.push(new DeimError('ERR_NO_IMAGES', `${input}: folder holds no images (${IMAGE_EXTENSIONS.join(', ')})`, { input }));
       }
@@ -90,10 +90,15 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
         unreadable.set(input, new DeimError('ERR_INPUT_NOT_ALLOWED', `${redactUrl(input)}: only http:// and https:// image URLs are fetched, not ${scheme} (a video stream is given alone: deimv2 detect <url>)`, { input }));
       }
     } else if (!st && (await import('tinyglobby')).isDynamicPattern(input)) {
-      const { glob } = await import('tinyglobby');
-      const found = (await glob(input, { onlyFiles: true, caseSensitiveMatch: false, expandDirectories: false })).filter(isImagePath).sort();
-      if (found.length === 0) problems.push(new DeimError('ERR_NO_IMAGES', `${input}: pattern matches no images`, { input }));
-      found.forEach(add);
+      // Expanded by the folder walk, so a glob names FIFOs and skips link loops as a folder does
+      // (tinyglobby left FIFOs out silently and walked a link to / whole).
+      const before = problems.length;
+      const found = expandPattern(input, problems, notes);
+      if (found.length === 0 && problems.length === before) problems.push(new DeimError('ERR_NO_IMAGES', `${input}: pattern matches no images`, { input }));
+      for (const { file, problem } of found) {
+        add(file);
+        if (problem) unreadable.set(file, problem);
+      }
     } else {
       // A file, or a missing path: reported now, and as this file's failure in the results.
       add(input);
@@ -104,6 +109,71 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
   return { files, problems, notes, unreadable };
 }
 
+/** True when `inner` is `outer` or inside it (both real paths). */
+function isInside(inner: string, outer: string): boolean {
+  const rel = path.relative(outer, inner);
+  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+}
+
+/**
+ * The image files a glob pattern names: the folder its literal leading part names is walked as a
+ * folder is (./listFolder), as deep as the pattern can reach, and each path inside it is matched
+ * against the rest of the pattern (*, ?, [...], {a,b}, and ** for any number of folders; case
+ * does not matter; hidden names are not matched).
+ */
+function expandPattern(pattern: string, problems: DeimError[], notes: string[]): FolderEntry[] {
+  const parts = pattern.split(/[\\/]/);
+  const magic = /[*?[\]{}()!+@]/;
+  let literal = 0;
+  while (literal < parts.length - 1 && !magic.test(parts[literal]!)) literal++;
+  const baseParts = parts.slice(0, literal);
+  const base = baseParts.length === 0 ? '.' : baseParts.join('/') || '/';
+  const rest = parts.slice(literal);
+  const depth = rest.includes('**') ? Infinity : rest.length - 1;
+  let st: Stats | undefined;
+  try {
+    st = statSync(base);
+  } catch {
+    return [];
+  }
+  if (!st.isDirectory()) return [];
+  const re = globRegExp(rest.join('/'));
+  return listFolder(base, depth, problems, notes)
+    .filter((e) => re.test(path.relative(base, e.file).split(path.sep).join('/')))
+    .map((e) => (baseParts.length === 0 ? { ...e, file: path.relative('.', e.file) } : e));
+}
+
+/** A glob (the part after its literal folder) as a regular expression over '/'-separated paths. */
+export function globRegExp(glob: string): RegExp {
+  let re = '';
+  let braces = 0;
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '*' && glob[i + 1] === '*' && (i === 0 || glob[i - 1] === '/') && (glob[i + 2] === '/' || i + 2 === glob.length)) {
+      re += glob[i + 2] === '/' ? '(?:[^/]+/)*' : '.*';
+      i += 2;
+    } else if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) re += '\\[';
+      else {
+        const body = glob.slice(i + 1, end);
+        re += `[${body[0] === '!' || body[0] === '^' ? '^' + body.slice(1).replace(/[\\\]]/g, '\\$&') : body.replace(/[\\\]]/g, '\\$&')}]`;
+        i = end;
+      }
+    } else if (c === '{') {
+      braces++;
+      re += '(?:';
+    } else if (c === '}' && braces > 0) {
+      braces--;
+      re += ')';
+    } else if (c === ',' && braces > 0) re += '|';
+    else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 'i');
+}
+
 /** One image file of a folder, and why it cannot be read when it cannot. */
 interface FolderEntry {
   file: string;
@@ -111,12 +181,12 @@ interface FolderEntry {
 }
 
 /**
- * The image files of a folder (and of its subfolders with `recursive`), sorted by their path
+ * The image files of a folder (and of its subfolders `depth` levels down), sorted by their path
  * inside it, hidden names left out. Links are followed, except one to a folder the search is
- * already inside (a loop: said in `notes`); an entry with an image name that is not a regular
+ * already inside or to one that holds the link (a loop: said in `notes`); an entry with an image name that is not a regular
  * file, or cannot be looked at, comes back with its problem so the run names it.
  */
-function listFolder(root: string, recursive: boolean, problems: DeimError[], notes: string[]): FolderEntry[] {
+function listFolder(root: string, depth: number, problems: DeimError[], notes: string[]): FolderEntry[] {
   const found: Array<FolderEntry & { rel: string }> = [];
   const walk = (rel: string, ancestors: readonly string[]) => {
     const dir = rel === '' ? root : path.join(root, rel);
@@ -140,14 +210,15 @@ function listFolder(root: string, recursive: boolean, problems: DeimError[], not
         statError = e;
       }
       if (st?.isDirectory()) {
-        if (!recursive) continue;
+        if (ancestors.length > depth) continue;
         let real: string;
         try {
           real = realpathSync(file);
         } catch {
           continue;
         }
-        if (ancestors.includes(real)) {
+        // A loop: the link leads to a folder the search is inside, or to one that holds the link.
+        if (ancestors.includes(real) || isInside(ancestors[ancestors.length - 1]!, real)) {
           notes.push(`${file}: symbolic link loop (it leads back to ${real}, already being searched); not followed`);
           continue;
         }
