@@ -2,20 +2,17 @@
  * What an attacker or a new user feeds deimv2 (issue 19 item 4): CMYK JPEGs (PIL's colours, as
  * the official pipeline's convert('RGB')), EXIF orientations 5-8, animated images; folders holding
  * a FIFO, a broken link, a symbolic-link loop, names beginning with '-' or holding a newline;
- * 1,000 concurrent detect() calls mixing good and bad images; and image URLs served by real local
- * http servers that trickle, never end, redirect forever, 404 or announce a huge body.
+ * 1,000 concurrent detect() calls mixing good and bad images; two runs writing the same outputs.
+ * Image URLs: test/image-urls.test.ts.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DetectionFailure, DetectionResult } from '../dist/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { DetectionResult } from '../dist/index.js';
 import { expandInputs } from '../dist/cli/inputs.js';
 import { decodeBuffer } from '../dist/image/decode.js';
-import { fetchImageUrl } from '../dist/image/fetch.js';
 import { deimv2 } from './helpers/cli.js';
 import { attoForFile } from './helpers/detector.js';
 import { tempDir } from './helpers/images.js';
@@ -122,6 +119,24 @@ describe('a folder of awkward entries', () => {
   });
 });
 
+describe('two runs writing the same outputs at once', () => {
+  it('both finish; each file is whole and is one run\'s; no temporary file is left', async () => {
+    const out = path.join(dir, 'same');
+    const json = path.join(out, 'r.json');
+    const exif = path.join(dir, 'exif6.png');
+    writeFileSync(exif, await sharp(EXAMPLE).rotate(-90).png().withMetadata({ orientation: 6 }).toBuffer());
+    const [a, b] = await Promise.all([
+      deimv2(['detect', EXAMPLE, path.join(FIXTURES, 'cmyk.jpg'), '-b', 'cpu', '-q', '--out', out + '/', '--json', json]),
+      deimv2(['detect', exif, path.join(FIXTURES, 'cmyk.jpg'), '-b', 'cpu', '-q', '--out', out + '/', '--json', json]),
+    ]);
+    expect([a.code, b.code], a.stderr + b.stderr).toEqual([0, 0]);
+    const doc = JSON.parse(readFileSync(json, 'utf8')) as { results: Array<{ file: string }> };
+    expect([[EXAMPLE, path.join(FIXTURES, 'cmyk.jpg')], [exif, path.join(FIXTURES, 'cmyk.jpg')]]).toContainEqual(doc.results.map((r) => r.file));
+    expect(readdirSync(out).sort()).toEqual(['cmyk.jpg', 'example.jpg', 'exif6.png', 'r.json']);
+    for (const image of ['cmyk.jpg', 'example.jpg', 'exif6.png']) expect((await sharp(path.join(out, image)).metadata()).width).toBeGreaterThan(0);
+  });
+});
+
 describe('a file named like an option', () => {
   it("-n.jpg: the unknown-option error says how to give it (after --); after -- it runs", async () => {
     const folder = path.join(dir, 'dash');
@@ -211,114 +226,3 @@ describe('1,000 concurrent detect() calls, good and bad mixed', () => {
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(600 * 2 ** 20);
   });
 });
-
-describe('image URLs (real local http servers)', () => {
-  const jpg = readFileSync(EXAMPLE);
-  let base = '';
-  const server = http.createServer((req, res) => {
-    const url = req.url ?? '';
-    if (url.startsWith('/a.jpg')) {
-      res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': jpg.length }).end(jpg);
-    } else if (url === '/private.jpg') {
-      if (req.headers.authorization !== `Basic ${Buffer.from('user:s3cret').toString('base64')}`) res.writeHead(401).end();
-      else res.writeHead(200).end(jpg);
-    } else if (url === '/trickle.jpg') {
-      res.writeHead(200, { 'content-type': 'image/jpeg' });
-      let i = 0;
-      const timer = setInterval(() => res.write(jpg.subarray(i, ++i)), 1000);
-      res.on('close', () => clearInterval(timer));
-    } else if (url === '/endless.jpg') {
-      res.writeHead(200, { 'content-type': 'image/jpeg' });
-      const chunk = Buffer.alloc(1 << 16, 0xff);
-      const pump = () => {
-        while (!res.destroyed && res.write(chunk));
-      };
-      res.on('drain', pump);
-      pump();
-    } else if (url.startsWith('/loop')) {
-      res.writeHead(302, { location: '/loop' }).end();
-    } else if (url === '/to-file.jpg') {
-      res.writeHead(302, { location: 'file:///etc/passwd' }).end();
-    } else if (url === '/huge.jpg') {
-      res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': String(50 * 2 ** 30) });
-      res.write(jpg.subarray(0, 100));
-    } else {
-      res.writeHead(404).end('not here');
-    }
-  });
-  beforeAll(async () => {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  afterAll(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-
-  it('an image URL is fetched and detected like the file (before: "no such file")', async () => {
-    const fromFile = await atto().detect(EXAMPLE);
-    const r = await atto().detect(`${base}/a.jpg?size=large`);
-    expect(r.file).toBe(`${base}/a.jpg?size=large`);
-    expect(r.detections).toEqual(fromFile.detections);
-    // Credentials in the URL go in an Authorization header (fetch() refuses them in the URL) and never into messages.
-    const auth = `http://user:s3cret@${base.slice('http://'.length)}`;
-    expect((await atto().detect(`${auth}/private.jpg`)).detections).toEqual(fromFile.detections);
-    const missing = await atto().detect(`${auth}/nope.jpg`).catch((e: Error) => e);
-    expect(missing.message).not.toMatch(/s3cret/);
-    expect(missing.message).toMatch(/\*\*\*/);
-  });
-
-  const refusals: Array<[string, string, RegExp]> = [
-    ['/nope.jpg', 'ERR_INPUT_NOT_FOUND', /nope\.jpg: HTTP 404 Not Found/],
-    ['/loop.jpg', 'ERR_INPUT_UNREADABLE', /loop\.jpg: more than 20 redirects/],
-    ['/to-file.jpg', 'ERR_INPUT_NOT_ALLOWED', /to-file\.jpg: redirected to a URL that is not http\(s\)/],
-    ['/huge.jpg', 'ERR_INPUT_TOO_LARGE', /huge\.jpg: its Content-Length of 53687091200 bytes is more than the 67108864 bytes/],
-    ['/endless.jpg', 'ERR_INPUT_TOO_LARGE', /endless\.jpg: the body ran past the 67108864 bytes an image URL may send/],
-  ];
-  for (const [url, code, message] of refusals) {
-    it(`${url}: ${code}, at once`, async () => {
-      const started = performance.now();
-      const e = (await atto().detect(base + url).catch((err: unknown) => err)) as { code: string; message: string };
-      expect(e.code).toBe(code);
-      expect(e.message).toMatch(message);
-      expect(performance.now() - started).toBeLessThan(20_000);
-    });
-  }
-
-  it('a server that trickles a byte a second is stopped at the time limit (ERR_INPUT_TIMEOUT)', async () => {
-    const started = performance.now();
-    const e = (await fetchImageUrl(`${base}/trickle.jpg`, { timeoutSeconds: 1.5 }).catch((err: unknown) => err)) as { code: string; message: string };
-    expect(e.code).toBe('ERR_INPUT_TIMEOUT');
-    expect(e.message).toMatch(/trickle\.jpg: no complete answer within 1\.5 s/);
-    expect(performance.now() - started).toBeLessThan(15_000);
-  });
-
-  it('deimv2 detect: URLs among files, each failure named; DEIMV2_URL_TIMEOUT bounds a trickle; ftp:// is refused by name', async () => {
-    const json = path.join(dir, 'urls.json');
-    const env = { ...process.env, DEIMV2_URL_TIMEOUT: '2' };
-    const r = await deimv2Env(['detect', `${base}/a.jpg`, `${base}/trickle.jpg`, `${base}/nope.jpg`, 'ftp://example.com/a.jpg', EXAMPLE, '-b', 'cpu', '-q', '--json', json, '--out', path.join(dir, 'url-out') + '/'], env);
-    expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).not.toMatch(/no such file/);
-    expect(r.stderr).toMatch(/trickle\.jpg: no complete answer within 2 s .*\[ERR_INPUT_TIMEOUT\]/);
-    expect(r.stderr).toMatch(/nope\.jpg: HTTP 404 Not Found \[ERR_INPUT_NOT_FOUND\]/);
-    expect(r.stderr).toMatch(/ftp:\/\/example\.com\/a\.jpg: only http:\/\/ and https:\/\/ image URLs are fetched, not ftp: .*\[ERR_INPUT_NOT_ALLOWED\]/);
-    const doc = JSON.parse(readFileSync(json, 'utf8')) as { results: Array<DetectionResult | (DetectionFailure & { error: string })> };
-    expect(doc.results.map((e) => ('error' in e ? 'error' : 'ok'))).toEqual(['ok', 'error', 'error', 'error', 'ok']);
-    expect((doc.results[0] as DetectionResult).detections).toEqual((doc.results[4] as DetectionResult).detections);
-    // One URL alone is an image, not a video stream, when its path ends like an image.
-    const one = await deimv2Env(['detect', `${base}/a.jpg?x=1`, '-b', 'cpu', '-q', '--json', '-'], env);
-    expect(one.code, one.stderr).toBe(0);
-    expect(JSON.parse(one.stdout).results[0].detections.length).toBeGreaterThan(0);
-  });
-});
-
-async function deimv2Env(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  const saved = process.env.DEIMV2_URL_TIMEOUT;
-  process.env.DEIMV2_URL_TIMEOUT = env.DEIMV2_URL_TIMEOUT;
-  try {
-    return await deimv2(args);
-  } finally {
-    if (saved === undefined) delete process.env.DEIMV2_URL_TIMEOUT;
-    else process.env.DEIMV2_URL_TIMEOUT = saved;
-  }
-}
