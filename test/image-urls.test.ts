@@ -112,6 +112,10 @@ describe('image URLs (real local http servers)', () => {
     const doc = JSON.parse(readFileSync(json, 'utf8')) as { results: Array<DetectionResult | (DetectionFailure & { error: string })> };
     expect(doc.results.map((e) => ('error' in e ? 'error' : 'ok'))).toEqual(['ok', 'error', 'error', 'error', 'ok']);
     expect((doc.results[0] as DetectionResult).detections).toEqual((doc.results[4] as DetectionResult).detections);
+    // A bad DEIMV2_URL_TIMEOUT is said once, before the model loads.
+    const badEnv = await deimv2Env(['detect', `${base}/a.jpg`, EXAMPLE, '-b', 'cpu'], { DEIMV2_URL_TIMEOUT: 'soon' });
+    expect(badEnv.code).toBe(1);
+    expect(badEnv.stderr).toMatch(/^deimv2: DEIMV2_URL_TIMEOUT must be a number of seconds above 0 and at most 3600, got "soon" \[ERR_INVALID_ARGUMENT\]\n$/);
     // One URL alone is an image, not a video stream, when its path ends like an image.
     const one = await deimv2Env(['detect', `${base}/a.jpg?x=1`, '-b', 'cpu', '-q', '--json', '-'], env);
     expect(one.code, one.stderr).toBe(0);

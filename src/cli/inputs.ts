@@ -10,7 +10,7 @@ import { readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'no
 import path from 'node:path';
 import type { DetectorOptions } from '../detector.js';
 import { DeimError, errorMessage } from '../errors.js';
-import { isImageUrl, looksLikeUrl, redactUrl, urlFileName } from '../image/fetch.js';
+import { isImageUrl, looksLikeUrl, redactUrl, urlFileName, urlTimeoutSeconds } from '../image/fetch.js';
 import { fileError } from '../image/input.js';
 import { resolveModel } from '../models/resolve.js';
 
@@ -106,6 +106,8 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
       if (problem) unreadable.set(input, problem);
     }
   }
+  // A bad DEIMV2_URL_TIMEOUT is said once, before anything runs (not as every URL's failure).
+  if (files.some(isImageUrl)) urlTimeoutSeconds();
   return { files, problems, notes, unreadable };
 }
 
