@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `deimv2` command line. Each command lives in commands/<name>.ts. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command as Program } from 'commander';
 import { requireCommander } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
@@ -36,7 +36,19 @@ export async function createProgram(only: readonly string[] = Object.keys(COMMAN
     .showHelpAfterError('(run deimv2 --help for the commands)');
   for (const { register } of await Promise.all(only.map((name) => COMMANDS[name]!()))) register(program);
   // Each command's own hint names it.
-  for (const command of program.commands) command.showHelpAfterError(`(run deimv2 ${command.name()} --help for its options)`);
+  for (const command of program.commands) {
+    command.showHelpAfterError(`(run deimv2 ${command.name()} --help for its options)`);
+    // `deimv2 detect -photo.jpg`: a file whose name begins with '-' reads as an option; say how to give it.
+    command.configureOutput({
+      outputError: (text, write) => {
+        write(text);
+        const option = /unknown option '([^']+)'/.exec(text)?.[1];
+        if (option !== undefined && existsSync(option)) {
+          write(printable(`deimv2: ${option} is also a file: to give it as an input, put it after -- (deimv2 ${command.name()} -- ${option}) or write ./${option}`) + '\n');
+        }
+      },
+    });
+  }
   return program;
 }
 

@@ -1,18 +1,21 @@
 /**
  * Decoding with sharp: JPEG, PNG, WebP, TIFF, GIF (first frame) and AVIF/HEIF, decided from the
  * content (./formats.ts holds the allowlist and the time limit),
- * EXIF orientation applied so boxes are in the pixels of the upright image, grayscale / CMYK /
- * 16-bit converted to 8-bit sRGB, alpha dropped without compositing (as PIL's convert('RGB')).
+ * EXIF orientation applied so boxes are in the pixels of the upright image, grayscale / 16-bit
+ * converted to 8-bit sRGB, CMYK converted with PIL's own formula (as the official pipeline's
+ * convert('RGB'): lcms's CMYK profile would give other colours), alpha dropped without compositing
+ * (as PIL's convert('RGB')).
  * Embedded ICC profiles are ignored, as PIL ignores them: the official pipeline feeds the model
  * the stored values, and converting them would move pixels away from what it was evaluated on.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { requireSharp } from '../cjs.js';
 import { DeimError, errorMessage } from '../errors.js';
-import { DECODE_TIMEOUT_SECONDS, acceptedFormatOf, decodeTimedOut, formatRefused, isTimeoutMessage, notAnImage, sniffFormat } from './formats.js';
+import { DECODE_TIMEOUT_SECONDS, acceptedFormatOf, jpegComponentCount, decodeTimedOut, formatRefused, isTimeoutMessage, notAnImage, sniffFormat } from './formats.js';
 import type { RawImage, RgbImage } from './types.js';
+import { fetchImageUrl, isImageUrl, looksLikeUrl, redactUrl } from './fetch.js';
 
-import { describeInput, type ImageInput } from './input.js';
+import { describeInput, fileError, type ImageInput } from './input.js';
 
 const sharp = requireSharp();
 
@@ -23,14 +26,17 @@ export interface DecodedImage extends RgbImage {
   file?: string;
 }
 
+/**
+ * The bytes of an image file, or of an http(s) image URL (./fetch.ts: size cap and time limit).
+ * Any other "scheme://" string is refused as a URL deimv2 does not fetch, never called a missing file.
+ */
 export async function readImageFile(file: string): Promise<Buffer> {
+  if (looksLikeUrl(file)) return fetchImageUrl(file);
   let info;
   try {
     info = await stat(file);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new DeimError('ERR_INPUT_NOT_FOUND', `${file}: no such file`, { input: file });
-    throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${errorMessage(e)}`, { input: file, cause: e });
+    throw fileError(file, e);
   }
   if (info.isDirectory()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: is a directory, not an image`, { input: file });
   if (!info.isFile()) throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: not a regular file (a device, pipe or socket); give an image file`, { input: file });
@@ -38,7 +44,8 @@ export async function readImageFile(file: string): Promise<Buffer> {
   try {
     return await readFile(file);
   } catch (e) {
-    throw new DeimError('ERR_INPUT_UNREADABLE', `${file}: ${errorMessage(e)}`, { input: file, cause: e });
+    // Deleted between the look and the read (a folder changing under the run) is "no such file" too.
+    throw fileError(file, e);
   }
 }
 
@@ -57,12 +64,18 @@ export async function decodeBuffer(bytes: Uint8Array, name: string, options: Dec
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 3600) {
     throw new DeimError('ERR_INVALID_ARGUMENT', `decode timeoutSeconds must be a whole number of seconds from 1 to 3600, got ${seconds}`);
   }
+  if (isImageUrl(name)) name = redactUrl(name);
   if (bytes.length === 0) throw new DeimError('ERR_INPUT_EMPTY', `${name}: empty input (0 bytes)`, { input: name });
-  if (acceptedFormatOf(bytes) === undefined) throw await refusal(bytes, name);
+  const format = acceptedFormatOf(bytes);
+  if (format === undefined) throw await refusal(bytes, name);
   const decode = async (): Promise<RgbImage> => {
-    const { data, info } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0, ignoreIcc: true })
-      .timeout({ seconds })
-      .rotate()
+    const input = () => sharp(bytes, { failOn: 'error', pages: 1, page: 0, ignoreIcc: true }).timeout({ seconds }).rotate();
+    if (await isCmyk(bytes, format)) {
+      const { data, info } = await input().pipelineColourspace('cmyk').toColourspace('cmyk').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (info.channels !== 4) throw new Error(`decoder returned ${info.channels} channels for CMYK`);
+      return { data: cmykToRgb(data), width: info.width, height: info.height, channels: 3 };
+    }
+    const { data, info } = await input()
       .toColourspace('srgb')
       .removeAlpha()
       .raw({ depth: 'uchar' })
@@ -83,6 +96,31 @@ export async function decodeBuffer(bytes: Uint8Array, name: string, options: Dec
     }
   }
   throw decodeError(error, name, seconds);
+}
+
+/** CMYK content: a JPEG whose frame has 4 components (CMYK, YCCK), or a TIFF sharp reads as CMYK. */
+async function isCmyk(bytes: Uint8Array, format: string): Promise<boolean> {
+  if (format === 'jpeg') return jpegComponentCount(bytes) === 4;
+  if (format !== 'tiff') return false;
+  const { space } = await sharp(bytes, { failOn: 'error', pages: 1, page: 0 }).metadata();
+  return space === 'cmyk';
+}
+
+/**
+ * CMYK to RGB as PIL's convert('RGB') does it (Pillow's cmyk2rgb in Convert.c):
+ * v = (255 - k) - round((255 - k) * c / 255) with its MULDIV255 rounding, per channel.
+ */
+export function cmykToRgb(cmyk: Uint8Array): Uint8Array {
+  const n = cmyk.length >> 2;
+  const out = new Uint8Array(n * 3);
+  for (let i = 0, j = 0; i < n * 4; i += 4, j += 3) {
+    const nk = 255 - cmyk[i + 3]!;
+    for (let c = 0; c < 3; c++) {
+      const t = cmyk[i + c]! * nk + 128;
+      out[j + c] = nk - (((t >> 8) + t) >> 8);
+    }
+  }
+  return out;
 }
 
 /**

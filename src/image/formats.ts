@@ -48,6 +48,31 @@ export function acceptedFormatOf(bytes: Uint8Array): string | undefined {
 }
 
 /**
+ * How many colour components a JPEG's frame header (SOFn) declares: 1 grey, 3 YCbCr/RGB, 4 CMYK or
+ * YCCK; undefined when no frame header is found. Reads marker lengths only, no pixel data.
+ */
+export function jpegComponentCount(bytes: Uint8Array): number | undefined {
+  let i = 2;
+  while (i + 9 < bytes.length) {
+    if (bytes[i] !== 0xff) return undefined;
+    const marker = bytes[i + 1]!;
+    if (marker === 0xff) {
+      i++; // fill byte
+      continue;
+    }
+    // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return bytes[i + 9];
+    if (marker === 0xd9 || marker === 0xda) return undefined; // end of image / start of scan before a frame
+    if (marker >= 0xd0 && marker <= 0xd7) {
+      i += 2;
+      continue;
+    }
+    i += 2 + ((bytes[i + 2]! << 8) | bytes[i + 3]!);
+  }
+  return undefined;
+}
+
+/**
  * A best-effort name for bytes that are refused, for messages only (the decision is made by
  * acceptedFormatOf).
  */

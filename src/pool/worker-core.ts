@@ -79,7 +79,8 @@ export function rgbOf(image: RawImage): RgbImage {
 async function decodedBytes(bytes: Uint8Array): Promise<number> {
   try {
     const m = await sharp(bytes, { pages: 1 }).metadata();
-    return (m.width ?? 0) * (m.pageHeight ?? m.height ?? 0) * 3;
+    // CMYK is decoded as 4 bytes a pixel, then converted to 3 (src/image/decode.ts).
+    return (m.width ?? 0) * (m.pageHeight ?? m.height ?? 0) * (m.space === 'cmyk' ? 7 : 3);
   } catch {
     return 0;
   }

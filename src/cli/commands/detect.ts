@@ -58,8 +58,9 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const wantsVideo = options.track === true || options.mot !== undefined || (options.out !== undefined && VIDEO_OUT_EXTENSIONS.includes(path.extname(options.out).toLowerCase()));
   if (inputs.length === 1 && ANIMATED_IMAGE.test(inputs[0]!) && wantsVideo) return detectVideoCommand(inputs[0]!, options, detectorOptions);
   if (options.track || options.mot !== undefined) throw new DeimError('ERR_INVALID_ARGUMENT', '--track and --mot work on a video (a file, an image sequence or a stream), not on images');
-  const { files, problems, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
+  const { files, problems, notes, unreadable } = await expandInputs(inputs, { recursive: options.recursive === true });
   const log = (s: string) => process.stderr.write(printable(s) + '\n');
+  for (const note of notes) log(`deimv2: ${note}`);
   // What cannot run is said before the model loads.
   for (const p of [...problems, ...unreadable.values()]) log(`deimv2: ${p.message}`);
   const runnable = files.filter((f) => !unreadable.has(f));
