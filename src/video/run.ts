@@ -182,10 +182,13 @@ export function summaryLine(s: VideoRunSummary): string {
  */
 export function inputWarnings(s: Pick<VideoStats, 'decodeError' | 'missingFrames' | 'processed' | 'info' | 'sizeChanged' | 'stopped'>): string[] {
   const warnings: string[] = [];
+  // Frames lost in a damaged stretch leave no gap in `frame` (frames are numbered as read): `pts`,
+  // the source's own time, still places each one.
+  const numbering = 'frames are numbered as read, so after a damaged stretch use pts for their place in the source';
   if (s.decodeError && s.missingFrames > 0) {
-    warnings.push(`INCOMPLETE: the input is truncated or damaged: ${s.processed} of its ${s.info?.frames} frames were read (${s.decodeError})`);
+    warnings.push(`INCOMPLETE: the input is truncated or damaged: ${s.processed} of its ${s.info?.frames} frames were read (${s.decodeError}); ${numbering}`);
   } else if (s.decodeError) {
-    warnings.push(`the input is damaged, frames may be missing or wrong (${s.decodeError})`);
+    warnings.push(`the input is damaged, frames may be missing or wrong (${s.decodeError}); ${numbering}`);
   }
   if (s.sizeChanged) {
     const { frame, from, to } = s.sizeChanged;

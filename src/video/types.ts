@@ -57,7 +57,11 @@ export interface VideoOptions {
 }
 
 export interface VideoFrameResult {
-  /** Frame index in the source: files, every source frame once in order (never a duplicated or dropped frame, at any frame rate); live sources: dropped frames leave gaps. */
+  /**
+   * Frame index in the source: files, every source frame once in order (never a duplicated or dropped frame, at any frame rate);
+   * live sources: dropped frames leave gaps. A damaged file's frames that do not decode leave no gap (frames are numbered as
+   * read; `stats.decodeError` is then set): `pts` still places each frame in the source.
+   */
   frame: number;
   /** Presentation time in seconds: files, the source frame's own timestamp (from the start of the file; a variable-rate file keeps its uneven times); live sources, frame / fps. */
   pts: number;
