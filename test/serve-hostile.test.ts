@@ -113,6 +113,14 @@ describe('POST /v1/streams with hostile bodies', () => {
     await stillServing();
   }, 60_000);
 
+  it('tracking options that would make a stream hold more and more: trails and the track buffer are bounded', async () => {
+    const body = (tracking: unknown) => JSON.stringify({ id: 't', source: 'rtsp://127.0.0.1:9/x', track: true, tracking });
+    refused(await postStream(body({ trails: 1e9 })), 400, 'ERR_INVALID_ARGUMENT', /^tracking\.trails: trails must be an integer from 0 to 10000, got "1000000000"$/);
+    refused(await postStream(body({ trackBuffer: 1e6 })), 400, 'ERR_INVALID_ARGUMENT', /^tracking\.trackBuffer: at most 9000 frames in a service/);
+    refused(await postStream(body({ trackThresh: 7 })), 400, 'ERR_INVALID_ARGUMENT', /^tracking\.trackThresh: /);
+    expect(service.streams.size).toBe(0);
+  });
+
   it("ids with '/', '..' or markup are refused naming the id; such ids in URLs are plain 404s", async () => {
     for (const id of ['a/b', '..', '../etc', '<img src=x onerror=alert(1)>', '.hidden', 'x'.repeat(65), '', 'a b', 'ü']) {
       refused(await postStream(JSON.stringify({ id, source: 'rtsp://127.0.0.1:9/x' })), 400, 'ERR_INVALID_ARGUMENT', /^id: must be 1 to 64 letters/);
