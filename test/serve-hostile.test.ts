@@ -180,7 +180,7 @@ describe('POST /v1/detect with hostile bodies', () => {
   }, 120_000);
 });
 
-describe('slow clients (slowloris)', () => {
+describe('slow clients (slowloris) and what is no HTTP', () => {
   /** Opens a raw connection, sends `head`, then one byte a second; resolves with what came back and when it closed. */
   function trickle(head: string, byte: string): Promise<{ answer: string; ms: number }> {
     return new Promise((resolve, reject) => {
@@ -213,7 +213,21 @@ describe('slow clients (slowloris)', () => {
   it('headers sent one line a second are cut off too (408)', async () => {
     const r = await trickle('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n', 'X-Slow: 1\r\n');
     expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(JSON.parse(r.answer.slice(r.answer.indexOf('\r\n\r\n') + 4)).error.code).toBe('ERR_INPUT_TIMEOUT');
     expect(r.ms).toBeLessThan(REQUEST_TIMEOUT_MS + 20_000);
+    await stillServing();
+  }, 60_000);
+
+  it('bytes that are no HTTP request: 400 JSON, connection closed', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(Number(new URL(service.url).port), '127.0.0.1', () => socket.write('\x00\x01 this is not HTTP at all\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => (text += d.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error.code).toBe('ERR_INVALID_ARGUMENT');
     await stillServing();
   }, 60_000);
 });
