@@ -113,6 +113,14 @@ describe('POST /v1/streams with hostile bodies', () => {
     await stillServing();
   }, 60_000);
 
+  it('tracking options that would make a stream hold more and more: trails and the track buffer are bounded', async () => {
+    const body = (tracking: unknown) => JSON.stringify({ id: 't', source: 'rtsp://127.0.0.1:9/x', track: true, tracking });
+    refused(await postStream(body({ trails: 1e9 })), 400, 'ERR_INVALID_ARGUMENT', /^tracking\.trails: trails must be an integer from 0 to 10000, got "1000000000"$/);
+    refused(await postStream(body({ trackBuffer: 1e6 })), 400, 'ERR_INVALID_ARGUMENT', /^tracking\.trackBuffer: at most 9000 frames in a service/);
+    refused(await postStream(body({ trackThresh: 7 })), 400, 'ERR_INVALID_ARGUMENT', /^tracking\.trackThresh: /);
+    expect(service.streams.size).toBe(0);
+  });
+
   it("ids with '/', '..' or markup are refused naming the id; such ids in URLs are plain 404s", async () => {
     for (const id of ['a/b', '..', '../etc', '<img src=x onerror=alert(1)>', '.hidden', 'x'.repeat(65), '', 'a b', 'ü']) {
       refused(await postStream(JSON.stringify({ id, source: 'rtsp://127.0.0.1:9/x' })), 400, 'ERR_INVALID_ARGUMENT', /^id: must be 1 to 64 letters/);
@@ -172,7 +180,7 @@ describe('POST /v1/detect with hostile bodies', () => {
   }, 120_000);
 });
 
-describe('slow clients (slowloris)', () => {
+describe('slow clients (slowloris) and what is no HTTP', () => {
   /** Opens a raw connection, sends `head`, then one byte a second; resolves with what came back and when it closed. */
   function trickle(head: string, byte: string): Promise<{ answer: string; ms: number }> {
     return new Promise((resolve, reject) => {
@@ -205,7 +213,21 @@ describe('slow clients (slowloris)', () => {
   it('headers sent one line a second are cut off too (408)', async () => {
     const r = await trickle('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n', 'X-Slow: 1\r\n');
     expect(r.answer).toMatch(/^HTTP\/1\.1 408 /);
+    expect(JSON.parse(r.answer.slice(r.answer.indexOf('\r\n\r\n') + 4)).error.code).toBe('ERR_INPUT_TIMEOUT');
     expect(r.ms).toBeLessThan(REQUEST_TIMEOUT_MS + 20_000);
+    await stillServing();
+  }, 60_000);
+
+  it('bytes that are no HTTP request: 400 JSON, connection closed', async () => {
+    const answer = await new Promise<string>((resolve) => {
+      const socket = net.connect(Number(new URL(service.url).port), '127.0.0.1', () => socket.write('\x00\x01 this is not HTTP at all\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => (text += d.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error.code).toBe('ERR_INVALID_ARGUMENT');
     await stillServing();
   }, 60_000);
 });

@@ -53,6 +53,8 @@ export interface ConfigContext {
 
 /** Streams one service runs (each is an ffmpeg process and a tracker). */
 export const MAX_STREAMS = 256;
+/** The longest track buffer a stream may ask for (frames at 30 FPS: 5 minutes). */
+const MAX_TRACK_BUFFER = 9000;
 /** Nesting of a config document (a stream's config needs 3 levels). */
 const MAX_CONFIG_DEPTH = 16;
 
@@ -143,6 +145,18 @@ export function checkStream(value: unknown, context: ConfigContext, where = ''):
   if (v.tracking !== undefined) {
     if (v.tracking === null || typeof v.tracking !== 'object' || Array.isArray(v.tracking)) throw fieldError(field('tracking'), 'must be an object of tracking options');
     for (const key of Object.keys(v.tracking)) if (!TRACKING_KEYS.has(key)) throw fieldError(field(`tracking.${key}`), `unknown tracking option (expected ${[...TRACKING_KEYS].join(', ')})`);
+    for (const [key, value] of Object.entries(v.tracking as Record<string, unknown>)) {
+      // The bounds of the command line's flags (trails at most 10000, ...), and a service's own on the track buffer:
+      // lost tracks are kept that many frames, and a service runs for days.
+      const row = TRACK_OPTION_TABLE.find((r) => r.key === key);
+      if (typeof value !== 'number') continue;
+      try {
+        row?.parse?.(String(value), key);
+      } catch (e) {
+        throw fieldError(field(`tracking.${key}`), errorMessage(e));
+      }
+      if (key === 'trackBuffer' && value > MAX_TRACK_BUFFER) throw fieldError(field('tracking.trackBuffer'), `at most ${MAX_TRACK_BUFFER} frames in a service (lost tracks are kept that long), got ${shown(value)}`);
+    }
     out.tracking = v.tracking as StreamConfig['tracking'] & object;
   }
   if (out.track) {

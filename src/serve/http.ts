@@ -133,6 +133,19 @@ export async function openHttp(service: Service, host: string, port: number): Pr
     forceCloseConnections: true,
     // Node's own limits are the backstop of the body timer below (headers that never end, too).
     serverFactory: (handler) => createServer({ requestTimeout: timeout + 5000, headersTimeout: timeout + 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeout / 4)) }, handler),
+    // What Node refuses before any route (headers too slow, a malformed request) gets the API's JSON error too.
+    clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
+      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) return socket.destroy();
+      const slow = error.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+      const [status, code, message] = slow
+        ? ['408 Request Timeout', 'ERR_INPUT_TIMEOUT', `the request did not arrive within ${timeout + 5000} ms`]
+        : tooLarge
+          ? ['431 Request Header Fields Too Large', 'ERR_INPUT_TOO_LARGE', 'the request headers are larger than the limit']
+          : ['400 Bad Request', 'ERR_INVALID_ARGUMENT', `not an HTTP request this service reads (${error.code ?? error.message})`];
+      const body = JSON.stringify({ error: { code, message } });
+      socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
   });
   const jpegs = new Map<string, JpegCache>();
   const jpegOf = (id: string) => {
