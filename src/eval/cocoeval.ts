@@ -191,6 +191,7 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
   let ious = new Float64Array(0);
   let maxIou = new Float64Array(0);
   let dtOut = new Uint8Array(0);
+  let candidate = new Uint32Array(0);
   let gtOrder = new Uint32Array(0);
   let gtIgnored = new Uint8Array(0);
   let gtCrowd = new Uint8Array(0);
@@ -199,6 +200,8 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
   const { outcome, uniform, positives } = table;
   const gtOrderAll = gtGroups.order;
   const step = A * T;
+  let minThreshold = Infinity;
+  for (let t = 0; t < T; t++) minThreshold = Math.min(minThreshold, Math.min(iouThresholds[t], 1 - 1e-10));
 
   for (let key = 0; key < K * I; key++) {
     const g0 = gtGroups.start[key];
@@ -213,6 +216,7 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
     if (D > maxIou.length) {
       maxIou = new Float64Array(D * 2);
       dtOut = new Uint8Array(D * 2);
+      candidate = new Uint32Array(D * 2);
     }
     if (G > gtOrder.length) {
       gtOrder = new Uint32Array(G * 2);
@@ -245,6 +249,10 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
       }
     }
 
+    // The detections that reach the lowest threshold with some ground truth, in score order.
+    let candidates = 0;
+    for (let d = 0; d < D; d++) if (maxIou[d] >= minThreshold) candidate[candidates++] = d;
+
     for (let a = 0; a < A; a++) {
       const [lo, hi] = areaRanges[a];
       // Ground truth in matching order: counted boxes first, ignored last, each in file order.
@@ -261,17 +269,28 @@ export function matchDetections(gt: GroundTruth, dt: Detections, params: EvalPar
         }
         if (pass === 0) positives[k * A + a] += n;
       }
-      // What a detection that matches nothing becomes (by its area alone).
+      // What a detection that matches nothing becomes (by its area alone). A detection whose best
+      // IoU is below every threshold matches nothing at any: it is that at every threshold, and
+      // only an IGNORED one needs writing (the tables start as FALSE_POSITIVE).
       for (let d = 0; d < D; d++) {
         const dtArea = dt.area[kept[d0 + d]];
-        dtOut[d] = dtArea < lo || dtArea > hi ? IGNORED : FALSE_POSITIVE;
+        const v = dtArea < lo || dtArea > hi ? IGNORED : FALSE_POSITIVE;
+        dtOut[d] = v;
+        if (v === IGNORED && maxIou[d] < minThreshold) {
+          const base = (d0 + d) * step + a * T;
+          for (let t = 0; t < T; t++) outcome[base + t] = IGNORED;
+          uniform[(d0 + d) * A + a] = IGNORED;
+        }
       }
+      if (candidates === 0) continue;
 
       for (let t = 0; t < T; t++) {
         const row = d0 * step + a * T + t;
         gtMatched.fill(0, 0, G);
         const threshold = Math.min(iouThresholds[t], 1 - 1e-10);
-        for (let d = 0; d < D; d++) {
+        // Detections in score order; those that cannot match at any threshold change no match.
+        for (let c = 0; c < candidates; c++) {
+          const d = candidate[c];
           let m = -1;
           // No IoU reaches the threshold: no match (what the scan below finds too, sooner).
           if (maxIou[d] >= threshold) {
