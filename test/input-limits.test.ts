@@ -115,7 +115,8 @@ describe('eval --annotations / --results readers', () => {
     expect(e.code).toBe(code);
     expect(e.message).toMatch(message);
     expect(e.message).toContain(f);
-    expect(Date.now() - t0).toBeLessThan(10000);
+    // Bounded time, with room for a loaded 2-core machine (a hang or a quadratic read takes far longer).
+    expect(Date.now() - t0).toBeLessThan(60_000);
   });
 
   it('results files go through the same bounds', async () => {

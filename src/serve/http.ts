@@ -132,7 +132,10 @@ export async function openHttp(service: Service, host: string, port: number): Pr
     bodyLimit: MAX_JSON_BYTES,
     forceCloseConnections: true,
     // Node's own limits are the backstop of the body timer below (headers that never end, too).
-    serverFactory: (handler) => createServer({ requestTimeout: timeout + 5000, headersTimeout: timeout + 5000, connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeout / 4)) }, handler),
+    // keepAliveTimeout as fastify sets it on its own servers (72 s; Node's default is 5 s): clients
+    // (undici: 4 s) then always drop an idle socket before the server does, so a request is never
+    // sent on a socket the server is closing (ECONNRESET on a loaded machine).
+    serverFactory: (handler) => createServer({ requestTimeout: timeout + 5000, headersTimeout: timeout + 5000, keepAliveTimeout: 72_000, connectionsCheckingInterval: Math.min(30_000, Math.max(250, timeout / 4)) }, handler),
     // What Node refuses before any route (headers too slow, a malformed request) gets the API's JSON error too.
     clientErrorHandler: (error: NodeJS.ErrnoException, socket) => {
       if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) return socket.destroy();
