@@ -32,7 +32,7 @@ export function register(program: Command): void {
     program
       .command('detect')
       .description('detect objects in images (files, folders, globs) or in a video (file, image sequence, stream URL, webcam)')
-      .argument('<inputs...>', 'image files, folders or glob patterns; or one video file, image-sequence pattern (frames/%04d.png), rtsp/http URL or /dev/videoN'),
+      .argument('<inputs...>', 'image files, folders, glob patterns or http(s) image URLs; or one video file, image-sequence pattern (frames/%04d.png), rtsp/http URL or /dev/videoN'),
   )
     .option('-o, --out <file|dir>', 'write annotated images: a file for one input, else a folder (format from the extension)')
     .option('--json <file>', 'write detections as JSON ("-" for stdout); for video, JSON lines, one per frame')
