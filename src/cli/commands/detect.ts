@@ -66,7 +66,8 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const out = options.out;
   const outIsDir = out !== undefined && (isDirectory(out) || /[\\/]$/.test(out) || path.extname(out) === '');
   const targets = out === undefined ? new Map<string, string>() : annotatedTargets(runnable, files.length, out, outIsDir);
-  const jsonToStdout = options.json === '-';
+  // /dev/stdout is stdout itself: opening it fails when stdout is a socket (a parent's pipe in Node).
+  const jsonToStdout = options.json === '-' || options.json === '/dev/stdout' || options.json === '/dev/fd/1';
   planOutputs({
     inputs: [...files, ...detectorInputs(detectorOptions)],
     outputs: [
