@@ -166,7 +166,15 @@ function checkTarget(o: OutputRequest, id: Identity): void {
   } catch {
     link = undefined;
   }
-  if (link?.isSymbolicLink()) throw unwritable(o, 'it is a symbolic link to a missing file');
+  if (link?.isSymbolicLink()) {
+    let loop = false;
+    try {
+      statSync(absolute);
+    } catch (e) {
+      loop = (e as NodeJS.ErrnoException).code === 'ELOOP';
+    }
+    throw unwritable(o, loop ? 'it is a symbolic link loop (the link leads back to itself)' : 'it is a symbolic link to a missing file');
+  }
 }
 
 /**
