@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { DetectionResult } from '../dist/index.js';
 import { expandInputs } from '../dist/cli/inputs.js';
 import { decodeBuffer } from '../dist/image/decode.js';
+import { planOutputs } from '../dist/output/index.js';
 import { deimv2 } from './helpers/cli.js';
 import { attoForFile } from './helpers/detector.js';
 import { tempDir } from './helpers/images.js';
@@ -159,6 +160,12 @@ describe('paths that are not "missing"', () => {
     expect(unreadable.get(self)?.message).toMatch(/self\.jpg: a symbolic link loop/);
     const e = (await atto().detect(self).catch((err: unknown) => err)) as { code: string; message: string };
     expect([e.code, e.message]).toEqual(['ERR_INPUT_UNREADABLE', `${self}: a symbolic link loop (the link leads back to itself)`]);
+  });
+
+  it('an output that is a link to itself is named a loop (before: "a symbolic link to a missing file")', () => {
+    const self = path.join(dir, 'self-out.json');
+    symlinkSync('self-out.json', self);
+    expect(() => planOutputs({ inputs: [EXAMPLE], outputs: [{ path: self, kind: 'json', flag: '--json' }] })).toThrow(/self-out\.json: it is a symbolic link loop/);
   });
 
   it.skipIf(process.getuid?.() !== 0)('as nobody: a folder that may not be searched, a file that may not be read', () => {

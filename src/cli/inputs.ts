@@ -10,7 +10,7 @@ import { readdirSync, realpathSync, statSync, type Dirent, type Stats } from 'no
 import path from 'node:path';
 import type { DetectorOptions } from '../detector.js';
 import { DeimError, errorMessage } from '../errors.js';
-import { isImageUrl, looksLikeUrl, redactUrl, urlFileName, urlTimeoutSeconds } from '../image/fetch.js';
+import { isImageUrl, looksLikeUrl, schemeRefused, urlFileName, urlTimeoutSeconds } from '../image/fetch.js';
 import { fileError } from '../image/input.js';
 import { resolveModel } from '../models/resolve.js';
 
@@ -85,10 +85,7 @@ export async function expandInputs(inputs: readonly string[], options: { recursi
     } else if (!st && looksLikeUrl(input)) {
       // Fetched when it runs (src/image/fetch.ts); a scheme deimv2 does not fetch is said now.
       add(input);
-      if (!isImageUrl(input)) {
-        const scheme = /^[^:]*:/.exec(input)![0];
-        unreadable.set(input, new DeimError('ERR_INPUT_NOT_ALLOWED', `${redactUrl(input)}: only http:// and https:// image URLs are fetched, not ${scheme} (a video stream is given alone: deimv2 detect <url>)`, { input }));
-      }
+      if (!isImageUrl(input)) unreadable.set(input, schemeRefused(input));
     } else if (!st && (await import('tinyglobby')).isDynamicPattern(input)) {
       // Expanded by the folder walk, so a glob names FIFOs and skips link loops as a folder does
       // (tinyglobby left FIFOs out silently and walked a link to / whole).

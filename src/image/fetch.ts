@@ -23,7 +23,7 @@ export function urlTimeoutSeconds(): number {
 
 const HTTP_URL = /^https?:\/\//i;
 /** "scheme://..." (what a URL looks like), but not a Windows drive path. */
-const ANY_URL = /^[a-z][a-z0-9+.-]*:\/\//i;
+const ANY_URL = /^[a-z][a-z0-9+.-]+:\/\//i;
 
 /** True for an http:// or https:// string (decided from the text only). */
 export function isImageUrl(input: string): boolean {
@@ -67,6 +67,13 @@ function decodeURIComponentSafe(s: string): string {
   }
 }
 
+/** The refusal of a URL whose scheme deimv2 does not fetch (ftp:, file:, rtsp: given among images...). */
+export function schemeRefused(url: string): DeimError {
+  const name = redactUrl(url);
+  const scheme = /^[^:]*:/.exec(url)?.[0] ?? url;
+  return new DeimError('ERR_INPUT_NOT_ALLOWED', `${name}: only http:// and https:// image URLs are fetched, not ${scheme} (a video stream is given alone: deimv2 detect <url>)`, { input: name });
+}
+
 export interface FetchImageOptions {
   maxBytes?: number;
   timeoutSeconds?: number;
@@ -83,7 +90,7 @@ export async function fetchImageUrl(url: string, options: FetchImageOptions = {}
   const seconds = options.timeoutSeconds ?? urlTimeoutSeconds();
   const name = redactUrl(url);
   const fail = (code: DeimErrorCode, message: string, cause?: unknown) => new DeimError(code, `${name}: ${message}`, { input: name, ...(cause === undefined ? {} : { cause }) });
-  if (!isImageUrl(url)) throw fail('ERR_INPUT_NOT_ALLOWED', `only http:// and https:// image URLs are fetched, not ${/^[^:]*:/.exec(url)?.[0] ?? url}`);
+  if (!isImageUrl(url)) throw schemeRefused(url);
   const tooLarge = (what: string) => fail('ERR_INPUT_TOO_LARGE', `${what} the ${maxBytes} bytes an image URL may send`);
   const timedOut = () => fail('ERR_INPUT_TIMEOUT', `no complete answer within ${seconds} s (the time limit for an image URL)`);
   // fetch() refuses a URL with credentials: they go in an Authorization header (dropped by fetch on

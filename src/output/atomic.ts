@@ -5,15 +5,17 @@
  * process exits (a second Ctrl-C) are removed then.
  *
  * Devices and pipes (/dev/null, /dev/stdout, FIFOs) are written in place; a symbolic link is
- * followed, so the file it points to is replaced and the link stays.
+ * followed, so the file it points to is replaced and the link stays. A FIFO is opened without
+ * blocking: one that no process opens for reading within FIFO_READER_WAIT_MS is an error, never a
+ * run that cannot end, and Ctrl-C still works while a slow reader takes the data.
  *
  * @example
  * await writeFileAtomic('results.json', JSON.stringify(doc));
  * const mp4 = new AtomicFile('annotated.mp4'); // ffmpeg writes mp4.path
  * await mp4.commit();                           // or mp4.discard()
  */
-import { lstatSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { closeSync, constants, lstatSync, openSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { open, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const pending = new Set<string>();
@@ -66,18 +68,86 @@ export function temporaryPathFor(target: string): string {
 }
 
 /** Where the bytes go: the file itself, the file a symlink names, or in place for a device or pipe. */
-function destination(target: string): { final: string; inPlace: boolean } {
+function destination(target: string): { final: string; inPlace: boolean; fifo?: boolean } {
   try {
-    if (!statSync(target).isFile()) return { final: target, inPlace: true };
+    const st = statSync(target);
+    if (st.isFIFO()) return { final: target, inPlace: true, fifo: true };
+    if (!st.isFile()) return { final: target, inPlace: true };
     return { final: lstatSync(target).isSymbolicLink() ? realpathSync(target) : target, inPlace: false };
   } catch {
     return { final: target, inPlace: false };
   }
 }
 
+/** How long a write to a FIFO waits for a process to open it for reading. */
+export const FIFO_READER_WAIT_MS = 10_000;
+
+function noReader(target: string, e: unknown, waitedMs: number): Error {
+  if ((e as NodeJS.ErrnoException).code !== 'ENXIO') return e as Error;
+  const waited = waitedMs > 0 ? ` within ${waitedMs / 1000} s` : '';
+  return Object.assign(new Error(`${target} is a FIFO (named pipe) that no process opened for reading${waited}; nothing was written`), { code: 'ENXIO', cause: e });
+}
+
+/**
+ * Writes into a FIFO opened without blocking: a reader is waited for up to FIFO_READER_WAIT_MS and
+ * a full pipe for as long as the reader takes, on timers, so signals (Ctrl-C) still run.
+ */
+async function writeFifo(target: string, data: string | Uint8Array): Promise<void> {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  let handle;
+  for (const started = Date.now(); ; ) {
+    try {
+      handle = await open(target, constants.O_WRONLY | constants.O_NONBLOCK);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENXIO' || Date.now() - started >= FIFO_READER_WAIT_MS) throw noReader(target, e, FIFO_READER_WAIT_MS);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  try {
+    for (let done = 0; done < bytes.length; ) {
+      try {
+        done += (await handle.write(bytes, done, bytes.length - done)).bytesWritten;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** writeFifo, synchronously (for exit paths): a reader that takes nothing for 2 s is given up on. */
+function writeFifoSync(target: string, data: string | Uint8Array): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  let fd: number;
+  try {
+    fd = openSync(target, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw noReader(target, e, 0);
+  }
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  try {
+    let stalled = 0;
+    for (let done = 0; done < bytes.length; ) {
+      try {
+        done += writeSync(fd, bytes, done, bytes.length - done);
+        stalled = 0;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || (stalled += 10) > 2000) throw e;
+        Atomics.wait(sleeper, 0, 0, 10);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Writes `data` to `target` atomically; on failure the target is as it was and no temporary file is left. */
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
-  const { final, inPlace } = destination(target);
+  const { final, inPlace, fifo } = destination(target);
+  if (fifo) return writeFifo(final, data);
   if (inPlace) return writeFile(final, data);
   if (stopped) throw new Error(`not written: the process is quitting (${target})`);
   const temp = temporaryPathFor(final);
@@ -103,7 +173,8 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
 
 /** writeFileAtomic, synchronously (for exit paths). */
 export function writeFileAtomicSync(target: string, data: string | Uint8Array): void {
-  const { final, inPlace } = destination(target);
+  const { final, inPlace, fifo } = destination(target);
+  if (fifo) return writeFifoSync(final, data);
   if (inPlace) return writeFileSync(final, data);
   const temp = temporaryPathFor(final);
   track(temp);

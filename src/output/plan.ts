@@ -82,7 +82,15 @@ function identify(p: string): Identity {
   } catch {
     stats = undefined; // ENOTDIR (a file on the way), EACCES: treated as missing here, reported by checkTarget
   }
-  if (stats) return { real: realpathSync.native(absolute), inode: `${stats.dev}:${stats.ino}`, stats };
+  if (stats) {
+    let real = absolute;
+    try {
+      real = realpathSync.native(absolute);
+    } catch {
+      // /dev/stdout on a pipe or socket leads to "pipe:[n]", which has no path: the inode still identifies it.
+    }
+    return { real, inode: `${stats.dev}:${stats.ino}`, stats };
+  }
   // Missing: the real path of the nearest existing folder, plus the rest of the path.
   const rest: string[] = [];
   for (let current = absolute; ; ) {
@@ -158,7 +166,15 @@ function checkTarget(o: OutputRequest, id: Identity): void {
   } catch {
     link = undefined;
   }
-  if (link?.isSymbolicLink()) throw unwritable(o, 'it is a symbolic link to a missing file');
+  if (link?.isSymbolicLink()) {
+    let loop = false;
+    try {
+      statSync(absolute);
+    } catch (e) {
+      loop = (e as NodeJS.ErrnoException).code === 'ELOOP';
+    }
+    throw unwritable(o, loop ? 'it is a symbolic link loop (the link leads back to itself)' : 'it is a symbolic link to a missing file');
+  }
 }
 
 /**

@@ -33,7 +33,7 @@ export function register(program: Command): void {
     program
       .command('detect')
       .description('detect objects in images (files, folders, globs) or in a video (file, image sequence, stream URL, webcam)')
-      .argument('<inputs...>', 'image files, folders or glob patterns; or one video file, image-sequence pattern (frames/%04d.png), rtsp/http URL or /dev/videoN'),
+      .argument('<inputs...>', 'image files, folders, glob patterns or http(s) image URLs; or one video file, image-sequence pattern (frames/%04d.png), rtsp/http URL or /dev/videoN'),
   )
     .option('-o, --out <file|dir>', 'write annotated images: a file for one input, else a folder (format from the extension)')
     .option('--json <file>', 'write detections as JSON ("-" for stdout); for video, JSON lines, one per frame')
@@ -77,7 +77,8 @@ export async function detectCommand(inputs: string[], options: DetectCliOptions)
   const out = options.out;
   const outIsDir = out !== undefined && (isDirectory(out) || /[\\/]$/.test(out) || path.extname(out) === '');
   const targets = out === undefined ? new Map<string, string>() : annotatedTargets(runnable, files.length, out, outIsDir);
-  const jsonToStdout = options.json === '-';
+  // /dev/stdout is stdout itself: opening it fails when stdout is a socket (a parent's pipe in Node).
+  const jsonToStdout = options.json === '-' || options.json === '/dev/stdout' || options.json === '/dev/fd/1';
   planOutputs({
     inputs: [...files, ...detectorInputs(detectorOptions)],
     outputs: [
