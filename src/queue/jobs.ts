@@ -257,7 +257,8 @@ function describe(v: unknown): string {
   try {
     s = JSON.stringify(v);
   } catch {
-    s = undefined;
+    // Nested too deep to print (or a cycle): say what it is, never recurse into it.
+    return Array.isArray(v) ? `an array of ${v.length}` : typeof v === 'object' ? 'an object' : typeof v;
   }
   if (s === undefined) return String(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;

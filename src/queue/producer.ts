@@ -340,6 +340,8 @@ export class DetectionQueue {
     // A graceful close needs Redis: when it is away (or does not answer within 5 s), drop the connections instead of waiting for it.
     const away = this.lostAt !== undefined || this.redis.status !== 'ready';
     if (away) {
+      // BullMQ's own connections (duplicates for blocking reads) would reconnect forever and keep the process alive.
+      await Promise.race([Promise.all([events?.then((e) => e.disconnect()).catch(() => {}), this.queue.disconnect().catch(() => {})]), new Promise((r) => setTimeout(r, 1000).unref())]);
       this.eventsRedis?.disconnect();
       this.redis.disconnect();
     }

@@ -20,6 +20,7 @@ import { drawDetections } from '../annotate/draw.js';
 import { writeAnnotatedImage } from '../annotate/write.js';
 import { Detector, type DetectOptions, type DetectorOptions, type DetectorResult } from '../detector.js';
 import { DeimError, errorMessage } from '../errors.js';
+import { parseJsonBounded } from '../input/limits.js';
 import type { DetectionFailure } from '../postprocess/types.js';
 import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis, type RedisTarget } from './connection.js';
 import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, UNREADABLE_DATA, type JobData, type JobResult } from './jobs.js';
@@ -137,9 +138,9 @@ class GuardedWorker extends Worker {
     if (data.length > this.limits.maxDataChars) problem = `is ${data.length} characters, over this worker's limit of ${this.limits.maxDataChars} (its --max-bytes ${this.limits.maxBytes} as base64, and room for the rest)`;
     else {
       try {
-        JSON.parse(data || '{}');
+        parseJsonBounded(data || '{}', 'job data', { maxDepth: 16 });
       } catch (e) {
-        problem = `is not JSON: ${errorMessage(e).slice(0, 200)}`;
+        problem = /nested deeper/.test(errorMessage(e)) ? errorMessage(e).replace(/^job data: /, 'is ') : `is not JSON: ${errorMessage(e).replace(/^job data: not valid JSON: /, '').slice(0, 200)}`;
       }
     }
     if (problem === undefined) return super.createJob(json, jobId);
@@ -192,6 +193,11 @@ async function repairActiveJobs(redis: Redis, keyPrefix: string): Promise<number
   }
   return repaired;
 }
+
+/** How long a closing worker with no job in hand waits for BullMQ's own close before forcing it. */
+const CLOSE_GRACE_MS = 5000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 /** Room in a job's data beside its image bytes (name, options, annotate path). */
 const DATA_SLACK = 64 * 1024;
@@ -347,14 +353,42 @@ export class DetectionWorker {
   }
 
   private async shutdown(): Promise<void> {
-    await this.worker.close();
+    // BullMQ's close waits for its blocking fetch, which can hang for a long time (over 40 s
+    // seen) on a connection that is reconnecting after a Redis outage. So once no job is in hand
+    // it gets CLOSE_GRACE_MS more, and is then forced (nothing in hand is lost: a job is only
+    // in hand while process() runs).
+    const graceful = this.worker.close();
+    let idleSince: number | undefined;
+    for (;;) {
+      const done = await Promise.race([graceful.then(() => true), sleep(200).then(() => false)]);
+      if (done) break;
+      if (this.inHand > 0) idleSince = undefined;
+      else if ((idleSince ??= Date.now()) + CLOSE_GRACE_MS <= Date.now()) {
+        this.log('deimv2 worker: no job in hand, but BullMQ has not closed (Redis reconnecting?): closing without it');
+        await Promise.race([this.worker.close(true).catch(() => {}), sleep(2000)]);
+        break;
+      }
+    }
     await this.heartbeat.stop();
     if (this.ownsDetector) await this.detector.close();
-    await this.workerRedis.quit().catch(() => this.workerRedis.disconnect());
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    for (const client of [this.workerRedis, this.redis]) {
+      if (client.status === 'ready') await Promise.race([client.quit().catch(() => client.disconnect()), sleep(2000)]);
+      client.disconnect();
+    }
   }
 
+  private inHand = 0;
+
   private async process(job: Job): Promise<JobResult> {
+    this.inHand++;
+    try {
+      return await this.run(job);
+    } finally {
+      this.inHand--;
+    }
+  }
+
+  private async run(job: Job): Promise<JobResult> {
     let data: JobData | undefined;
     try {
       data = checkJobData(job.data);
