@@ -138,7 +138,7 @@ describe('queue inputs on a real redis-server and worker', () => {
       for (const [id, data] of jobs) await raw.add('detect', data, { jobId: `h-${id}`, attempts: 1 });
       // 100 MB of "image bytes": refused before it is parsed.
       await raw.add('detect', { v: 1, image: { bytes: 'A'.repeat(100 * MB) }, options: {} }, { jobId: 'h-100mb', attempts: 1 });
-      jobs.push(['100mb', null, 'ERR_INPUT_FORMAT', /job data is 104857\d{3} characters, over this worker's limit of 1463640 \(its --max-bytes 1048576 as base64/]);
+      jobs.push(['100mb', null, 'ERR_INPUT_TOO_LARGE', /^job data is 104857\d{3} characters, far over what an image of this worker's --max-bytes 1048576 takes \(limit 34603008 characters\); not read$/]);
       // Written by hand: data that is not JSON, JSON nested 200,000 deep, options BullMQ cannot read, an id without a job.
       const hand = async (id: string, fields: Record<string, string>) => {
         await r.hset(`bull:inputs:${id}`, { name: 'detect', opts: '{}', timestamp: String(Date.now()), ...fields });

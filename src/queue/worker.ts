@@ -113,10 +113,10 @@ class Batcher {
 
 /**
  * A BullMQ Worker that takes any job a writer of Redis may leave, and never stalls on one:
- * - data that is not JSON, or larger than any job this worker would run (its --max-bytes as
- *   base64, and room for the rest), is not parsed: the job gets a marker in its place and fails
- *   at once with ERR_INPUT_FORMAT naming what was wrong (BullMQ's own JSON.parse would throw
- *   while fetching it: the job would sit in "active" until stall detection, and come back);
+ * - data that is not JSON or nested deeper than 16 (ERR_INPUT_FORMAT), or far larger than any job
+ *   this worker would run (ERR_INPUT_TOO_LARGE), is not parsed: the job gets a marker in its
+ *   place and fails at once saying what was wrong (BullMQ's own JSON.parse would throw while
+ *   fetching it: the job would sit in "active" until stall detection, and come back);
  * - options or progress that are not JSON make BullMQ's fetch throw before any job exists, and
  *   its main loop then waits 15 s (runRetryDelay) before fetching again, each time the job comes
  *   back from stall detection: such fields are reset to the empty value and the job's lock
@@ -135,7 +135,11 @@ class GuardedWorker extends Worker {
   protected override createJob(json: JobJson, jobId: string): Job {
     const data = typeof json.data === 'string' ? json.data : '';
     let problem: string | undefined;
-    if (data.length > this.limits.maxDataChars) problem = `is ${data.length} characters, over this worker's limit of ${this.limits.maxDataChars} (its --max-bytes ${this.limits.maxBytes} as base64, and room for the rest)`;
+    let code = 'ERR_INPUT_FORMAT';
+    if (data.length > this.limits.maxDataChars) {
+      code = 'ERR_INPUT_TOO_LARGE';
+      problem = `is ${data.length} characters, far over what an image of this worker's --max-bytes ${this.limits.maxBytes} takes (limit ${this.limits.maxDataChars} characters); not read`;
+    }
     else {
       try {
         parseJsonBounded(data || '{}', 'job data', { maxDepth: 16 });
@@ -144,7 +148,7 @@ class GuardedWorker extends Worker {
       }
     }
     if (problem === undefined) return super.createJob(json, jobId);
-    return super.createJob({ ...json, data: JSON.stringify({ [UNREADABLE_DATA]: problem }) }, jobId);
+    return super.createJob({ ...json, data: JSON.stringify({ [UNREADABLE_DATA]: problem, code }) }, jobId);
   }
 
   protected override async moveToActive(token: string, name?: string): Promise<Job> {
@@ -199,8 +203,12 @@ const CLOSE_GRACE_MS = 5000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
-/** Room in a job's data beside its image bytes (name, options, annotate path). */
-const DATA_SLACK = 64 * 1024;
+/**
+ * Job data up to twice an image of --max-bytes as base64 (at least 32 MiB), and this, is parsed
+ * (an image over the limit is then refused by name); larger data is refused unread. The name,
+ * options and paths take far less.
+ */
+const DATA_SLACK = 1024 * 1024;
 
 export class DetectionWorker {
   readonly id: string;
@@ -329,7 +337,7 @@ export class DetectionWorker {
             maxStalledCount: options.maxStalledCount ?? 3,
             autorun: true,
           },
-          { maxDataChars: Math.ceil(maxBytes / 3) * 4 + DATA_SLACK, maxBytes, repair: () => repairActiveJobs(redis, `${prefix}:${queue}:`) },
+          { maxDataChars: Math.max(2 * Math.ceil(maxBytes / 3) * 4, 32 * 1024 * 1024) + DATA_SLACK, maxBytes, repair: () => repairActiveJobs(redis, `${prefix}:${queue}:`) },
         ),
     });
     await self.worker.waitUntilReady();
