@@ -45,6 +45,7 @@ describe('job fields and stored results are bounded and checked (no Redis)', () 
   const cases: Array<[string, () => unknown, string, RegExp]> = [
     ['empty data', () => checkJobData({}), 'ERR_INVALID_ARGUMENT', /job data version undefined is not 1/],
     ['an array', () => checkJobData([1, 2]), 'ERR_INVALID_ARGUMENT', /job data must be an object, got \[1,2\]/],
+    ['nested 200,000 deep (too deep to print)', () => checkJobData(JSON.parse('['.repeat(200000) + ']'.repeat(200000))), 'ERR_INVALID_ARGUMENT', /job data must be an object, got an array of 1$/],
     ['a 50 MB path', () => checkJobData(job({ image: { path: '/' + 'a'.repeat(50 * MB) } })), 'ERR_INVALID_ARGUMENT', /job image path is 52428801 characters, over the limit of 4096/],
     ['a 50 MB URL', () => checkJobData(job({ image: { url: 'http://x.test/' + 'a'.repeat(50 * MB) } })), 'ERR_INVALID_ARGUMENT', /image URL is 52428814 characters, over the limit of 8192/],
     ['a URL over the limit once encoded', () => checkJobData(job({ image: { url: 'http://x.test/' + ' '.repeat(3000) + 'a' } })), 'ERR_INVALID_ARGUMENT', /characters once encoded, over the limit of 8192/],
@@ -109,13 +110,9 @@ describe('queue inputs on a real redis-server and worker', () => {
   }, 120_000);
 
   afterAll(async () => {
-    let t = Date.now();
     await q?.close();
-    console.log('q.close', Date.now() - t); t = Date.now();
     await worker?.close();
-    console.log('worker.close', Date.now() - t); t = Date.now();
     await detector?.close();
-    console.log('detector.close', Date.now() - t);
     server?.closeAllConnections();
     await new Promise((r) => server?.close(r));
     await redis?.stop();
@@ -142,21 +139,22 @@ describe('queue inputs on a real redis-server and worker', () => {
       for (const [id, data] of jobs) await raw.add('detect', data, { jobId: `h-${id}`, attempts: 1 });
       // 100 MB of "image bytes": refused before it is parsed.
       await raw.add('detect', { v: 1, image: { bytes: 'A'.repeat(100 * MB) }, options: {} }, { jobId: 'h-100mb', attempts: 1 });
-      jobs.push(['100mb', null, 'ERR_INPUT_FORMAT', /job data is 104857\d{3} characters, over this worker's limit of 1463604 \(its --max-bytes 1048576 as base64/]);
+      jobs.push(['100mb', null, 'ERR_INPUT_TOO_LARGE', /^job data is 104857\d{3} characters, far over what an image of this worker's --max-bytes 1048576 takes \(limit 34603008 characters\); not read$/]);
       // Written by hand: data that is not JSON, JSON nested 200,000 deep, options BullMQ cannot read, an id without a job.
       const hand = async (id: string, fields: Record<string, string>) => {
         await r.hset(`bull:inputs:${id}`, { name: 'detect', opts: '{}', timestamp: String(Date.now()), ...fields });
         await r.lpush('bull:inputs:wait', id);
       };
       await hand('h-garbage', { data: 'not json {' });
-      jobs.push(['garbage', null, 'ERR_INPUT_FORMAT', /job data is not JSON: Unexpected token/]);
+      jobs.push(['garbage', null, 'ERR_INPUT_FORMAT', /^job data is not JSON: Unexpected token/]);
       await hand('h-deep', { data: '['.repeat(200000) + ']'.repeat(200000) });
-      jobs.push(['deep', null, 'ERR_INVALID_ARGUMENT', /job data must be an object, got \[\[\[/]);
+      jobs.push(['deep', null, 'ERR_INPUT_FORMAT', /job data is JSON nested deeper than the limit of 16 levels/]);
       // Options BullMQ cannot read (before: its fetch threw, and the worker fetched nothing for 15 s
       // each time stall detection handed the job back): reset, the job runs as a plain one.
       await hand('h-badopts', { data: JSON.stringify({ v: 1, image: { path: IMG } }), opts: 'garbage', progress: '{' });
       await r.lpush('bull:inputs:wait', 'h-nohash');
-      jobs.push(['nohash', null, 'ERR_INVALID_ARGUMENT', /job data version undefined is not 1/]);
+      // The worker fails it (no version), or the producer, reading first, finds no such job: either is a clear end.
+      jobs.push(['nohash', null, 'ERR_INVALID_ARGUMENT|ERR_QUEUE', /job data version undefined is not 1|job h-nohash is not in queue "inputs"/]);
     } finally {
       await raw.close();
       r.disconnect();
@@ -165,7 +163,7 @@ describe('queue inputs on a real redis-server and worker', () => {
     const badopts = q.result('h-badopts', { timeoutMs: 90_000 });
     const results = await Promise.all(jobs.map(([id]) => q.result(`h-${id}`, { timeoutMs: 90_000 })));
     jobs.forEach(([id, , code, message], i) => {
-      expect(errorOf(results[i]!), `${id}: ${JSON.stringify(results[i]).slice(0, 300)}`).toMatchObject({ code });
+      expect(errorOf(results[i]!)?.code, `${id}: ${JSON.stringify(results[i]).slice(0, 300)}`).toMatch(new RegExp(`^(${code})$`));
       expect(errorOf(results[i]!)!.message, id).toMatch(message);
       expect(errorOf(results[i]!)!.message.length, id).toBeLessThan(1000);
     });
@@ -249,7 +247,7 @@ describe('queue inputs on a real redis-server and worker', () => {
     expect(errorOf(await q.result(await q.add({ image: IMAGES[2]!, id: 'after-outage' }), { timeoutMs: 60_000 }))).toBeUndefined();
   }, 120_000);
 
-  it('Redis gone for good: submit --wait gives up after --redis-timeout with a clear error and exit 1, and writes what it received', async () => {
+  it('Redis gone for good: submit --wait gives up after --redis-timeout with a clear error and exit 1, and writes what it received; a worker closes without Redis', async () => {
     const out = path.join(dir, 'forever.json');
     const proc = cliProcess(['submit', ...IMAGES, '--redis', redis.url, '--queue', 'forever', '--wait', '--json', out, '--redis-timeout', '3']);
     await proc.until(/3 job\(s\) queued/);
@@ -262,6 +260,12 @@ describe('queue inputs on a real redis-server and worker', () => {
       expect(proc.stderr()).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+\/? unreachable for 3 s .*gave up waiting\. The jobs stay queued and their results stay stored/);
       const doc = JSON.parse(readFileSync(out, 'utf8')) as { results: Array<{ error?: string }> };
       expect(doc.results.map((e) => e.error)).toEqual(Array(3).fill(expect.stringMatching(/no result: Redis unreachable for 3 s \(job d2-[0-9a-f]+ stays queued; submit again to collect it\)/)));
+      // The worker that lived through both outages closes while Redis is away (before: BullMQ's
+      // close waited on its reconnecting blocking connection, over 40 s).
+      const t1 = Date.now();
+      await worker.close();
+      expect(Date.now() - t1).toBeLessThan(20_000);
+      expect(logs.join('\n')).toMatch(/no job in hand, but BullMQ has not closed \(Redis reconnecting\?\): closing without it/);
     } finally {
       await redis.up();
     }

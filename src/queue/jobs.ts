@@ -101,7 +101,7 @@ export function checkJobOptions(options: unknown): DetectionJobOptions {
 export function checkJobData(data: unknown): JobData {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw invalid(`job data must be an object, got ${describe(data)}`);
   const d = data as Record<string, unknown>;
-  if (typeof d[UNREADABLE_DATA] === 'string') throw new DeimError('ERR_INPUT_FORMAT', `job data ${d[UNREADABLE_DATA]}`);
+  if (typeof d[UNREADABLE_DATA] === 'string') throw new DeimError(d.code === 'ERR_INPUT_TOO_LARGE' ? 'ERR_INPUT_TOO_LARGE' : 'ERR_INPUT_FORMAT', `job data ${d[UNREADABLE_DATA]}`);
   if (d.v !== JOB_VERSION) throw invalid(`job data version ${describe(d.v)} is not ${JOB_VERSION} (a producer of another deimv2 version?)`);
   const image = d.image as Record<string, unknown> | undefined;
   if (typeof image !== 'object' || image === null) throw invalid('job data has no image');
@@ -257,7 +257,8 @@ function describe(v: unknown): string {
   try {
     s = JSON.stringify(v);
   } catch {
-    s = undefined;
+    // Nested too deep to print (or a cycle): say what it is, never recurse into it.
+    return Array.isArray(v) ? `an array of ${v.length}` : typeof v === 'object' ? 'an object' : typeof v;
   }
   if (s === undefined) return String(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;

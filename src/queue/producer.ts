@@ -68,6 +68,9 @@ export type QueueResult = (JobResult & { id: string }) | { id: string; file?: st
 
 type Listener = (r: QueueResult) => void;
 
+/** Jobs per addBulk call. */
+const ADD_CHUNK = 1000;
+
 export class DetectionQueue {
   readonly name: string;
   readonly maxBytes: number;
@@ -158,21 +161,25 @@ export class DetectionQueue {
   }
 
   /**
-   * Enqueues many images in one round trip (BullMQ addBulk); returns their ids in order. Every job
-   * is checked before any is added: one bad job throws and adds nothing.
+   * Enqueues many images (BullMQ addBulk, one round trip per 1,000 jobs); returns their ids in
+   * order. Every job is checked before any is added: one bad job throws and adds nothing.
    */
   async addMany(jobs: readonly AddJob[]): Promise<string[]> {
     this.checkOpen();
     if (!Array.isArray(jobs)) throw new DeimError('ERR_INVALID_ARGUMENT', 'addMany() takes an array of { image, options?, id? }');
     const prepared = jobs.map((job) => this.prepare(job));
     if (prepared.length === 0) return [];
-    await this.whileReachable(this.queue.addBulk(
-      prepared.map(({ id, data }) => ({
-        name: JOB_NAME,
-        data,
-        opts: { jobId: id, attempts: this.attempts, backoff: { type: 'exponential' as const, delay: this.backoffMs }, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } },
-      })),
-    ));
+    // In chunks: one MULTI of 100,000 jobs took 600 MB here; a million would not fit. A failure
+    // partway leaves the earlier chunks added (adding them again adds nothing: same ids).
+    for (let i = 0; i < prepared.length; i += ADD_CHUNK) {
+      await this.whileReachable(this.queue.addBulk(
+        prepared.slice(i, i + ADD_CHUNK).map(({ id, data }) => ({
+          name: JOB_NAME,
+          data,
+          opts: { jobId: id, attempts: this.attempts, backoff: { type: 'exponential' as const, delay: this.backoffMs }, removeOnComplete: { age: this.keepSeconds }, removeOnFail: { age: this.keepSeconds } },
+        })),
+      ));
+    }
     for (const { id, data, retryFailed } of prepared) {
       this.names.set(id, data.name);
       if (retryFailed && (await this.whileReachable(this.queue.getJobState(id))) === 'failed') {
@@ -341,6 +348,8 @@ export class DetectionQueue {
     // A graceful close needs Redis: when it is away (or does not answer within 5 s), drop the connections instead of waiting for it.
     const away = this.lostAt !== undefined || this.redis.status !== 'ready';
     if (away) {
+      // BullMQ's own connections (duplicates for blocking reads) would reconnect forever and keep the process alive.
+      await Promise.race([Promise.all([events?.then((e) => e.disconnect()).catch(() => {}), this.queue.disconnect().catch(() => {})]), new Promise((r) => setTimeout(r, 1000).unref())]);
       this.eventsRedis?.disconnect();
       this.redis.disconnect();
     }

@@ -20,6 +20,7 @@ import { drawDetections } from '../annotate/draw.js';
 import { writeAnnotatedImage } from '../annotate/write.js';
 import { Detector, type DetectOptions, type DetectorOptions, type DetectorResult } from '../detector.js';
 import { DeimError, errorMessage } from '../errors.js';
+import { parseJsonBounded } from '../input/limits.js';
 import type { DetectionFailure } from '../postprocess/types.js';
 import { checkRedisTarget, createRedis, redactRedisUrl, waitForRedis } from './connection.js';
 import { checkJobData, DEFAULT_MAX_BYTES, encodeFailure, PERMANENT_CODES, UNREADABLE_DATA, type JobData, type JobResult } from './jobs.js';
@@ -113,10 +114,10 @@ class Batcher {
 
 /**
  * A BullMQ Worker that takes any job a writer of Redis may leave, and never stalls on one:
- * - data that is not JSON, or larger than any job this worker would run (its --max-bytes as
- *   base64, and room for the rest), is not parsed: the job gets a marker in its place and fails
- *   at once with ERR_INPUT_FORMAT naming what was wrong (BullMQ's own JSON.parse would throw
- *   while fetching it: the job would sit in "active" until stall detection, and come back);
+ * - data that is not JSON or nested deeper than 16 (ERR_INPUT_FORMAT), or far larger than any job
+ *   this worker would run (ERR_INPUT_TOO_LARGE), is not parsed: the job gets a marker in its
+ *   place and fails at once saying what was wrong (BullMQ's own JSON.parse would throw while
+ *   fetching it: the job would sit in "active" until stall detection, and come back);
  * - options or progress that are not JSON make BullMQ's fetch throw before any job exists, and
  *   its main loop then waits 15 s (runRetryDelay) before fetching again, each time the job comes
  *   back from stall detection: such fields are reset to the empty value and the job's lock
@@ -135,16 +136,20 @@ class GuardedWorker extends Worker {
   protected override createJob(json: JobJson, jobId: string): Job {
     const data = typeof json.data === 'string' ? json.data : '';
     let problem: string | undefined;
-    if (data.length > this.limits.maxDataChars) problem = `is ${data.length} characters, over this worker's limit of ${this.limits.maxDataChars} (its --max-bytes ${this.limits.maxBytes} as base64, and room for the rest)`;
+    let code = 'ERR_INPUT_FORMAT';
+    if (data.length > this.limits.maxDataChars) {
+      code = 'ERR_INPUT_TOO_LARGE';
+      problem = `is ${data.length} characters, far over what an image of this worker's --max-bytes ${this.limits.maxBytes} takes (limit ${this.limits.maxDataChars} characters); not read`;
+    }
     else {
       try {
-        JSON.parse(data || '{}');
+        parseJsonBounded(data || '{}', 'job data', { maxDepth: 16 });
       } catch (e) {
-        problem = `is not JSON: ${errorMessage(e).slice(0, 200)}`;
+        problem = /nested deeper/.test(errorMessage(e)) ? errorMessage(e).replace(/^job data: /, 'is ') : `is not JSON: ${errorMessage(e).replace(/^job data: not valid JSON: /, '').slice(0, 200)}`;
       }
     }
     if (problem === undefined) return super.createJob(json, jobId);
-    return super.createJob({ ...json, data: JSON.stringify({ [UNREADABLE_DATA]: problem }) }, jobId);
+    return super.createJob({ ...json, data: JSON.stringify({ [UNREADABLE_DATA]: problem, code }) }, jobId);
   }
 
   protected override async moveToActive(token: string, name?: string): Promise<Job> {
@@ -194,8 +199,17 @@ async function repairActiveJobs(redis: Redis, keyPrefix: string): Promise<number
   return repaired;
 }
 
-/** Room in a job's data beside its image bytes (name, options, annotate path). */
-const DATA_SLACK = 64 * 1024;
+/** How long a closing worker with no job in hand waits for BullMQ's own close before forcing it. */
+const CLOSE_GRACE_MS = 5000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/**
+ * Job data up to twice an image of --max-bytes as base64 (at least 32 MiB), and this, is parsed
+ * (an image over the limit is then refused by name); larger data is refused unread. The name,
+ * options and paths take far less.
+ */
+const DATA_SLACK = 1024 * 1024;
 
 export class DetectionWorker {
   readonly id: string;
@@ -324,7 +338,7 @@ export class DetectionWorker {
             maxStalledCount: options.maxStalledCount ?? 3,
             autorun: true,
           },
-          { maxDataChars: Math.ceil(maxBytes / 3) * 4 + DATA_SLACK, maxBytes, repair: () => repairActiveJobs(redis, `${prefix}:${queue}:`) },
+          { maxDataChars: Math.max(2 * Math.ceil(maxBytes / 3) * 4, 32 * 1024 * 1024) + DATA_SLACK, maxBytes, repair: () => repairActiveJobs(redis, `${prefix}:${queue}:`) },
         ),
     });
     await self.worker.waitUntilReady();
@@ -348,14 +362,42 @@ export class DetectionWorker {
   }
 
   private async shutdown(): Promise<void> {
-    await this.worker.close();
+    // BullMQ's close waits for its blocking fetch, which can hang for a long time (over 40 s
+    // seen) on a connection that is reconnecting after a Redis outage. So once no job is in hand
+    // it gets CLOSE_GRACE_MS more, and is then forced (nothing in hand is lost: a job is only
+    // in hand while process() runs).
+    const graceful = this.worker.close();
+    let idleSince: number | undefined;
+    for (;;) {
+      const done = await Promise.race([graceful.then(() => true), sleep(200).then(() => false)]);
+      if (done) break;
+      if (this.inHand > 0) idleSince = undefined;
+      else if ((idleSince ??= Date.now()) + CLOSE_GRACE_MS <= Date.now()) {
+        this.log('deimv2 worker: no job in hand, but BullMQ has not closed (Redis reconnecting?): closing without it');
+        await Promise.race([this.worker.close(true).catch(() => {}), sleep(2000)]);
+        break;
+      }
+    }
     await this.heartbeat.stop();
     if (this.ownsDetector) await this.detector.close();
-    await this.workerRedis.quit().catch(() => this.workerRedis.disconnect());
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    for (const client of [this.workerRedis, this.redis]) {
+      if (client.status === 'ready') await Promise.race([client.quit().catch(() => client.disconnect()), sleep(2000)]);
+      client.disconnect();
+    }
   }
 
+  private inHand = 0;
+
   private async process(job: Job): Promise<JobResult> {
+    this.inHand++;
+    try {
+      return await this.run(job);
+    } finally {
+      this.inHand--;
+    }
+  }
+
+  private async run(job: Job): Promise<JobResult> {
     let data: JobData | undefined;
     try {
       data = checkJobData(job.data);
