@@ -7,8 +7,9 @@
 import { lstat, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { WRITABLE_EXTENSIONS } from '../annotate/write.js';
-import { DeimError, errorMessage, type DeimErrorCode } from '../errors.js';
+import { DeimError, errorMessage } from '../errors.js';
 import type { JobImage } from './jobs.js';
+import { fetchImageUrl } from '../image/fetch.js';
 
 export interface SourcePolicy {
   /** Real paths of the folders path jobs and annotated outputs may use (empty: none). */
@@ -100,50 +101,19 @@ async function openPath(file: string, policy: SourcePolicy): Promise<OpenedImage
   return { input: real, realPath: real };
 }
 
-/** GET an http(s) URL into memory: at most maxBytes, within urlTimeoutMs; redirects stay http(s). */
+/**
+ * GET an http(s) URL into memory through the one image-URL fetcher (src/image/fetch.ts: credentials
+ * sent as Basic auth and hidden in messages, redirects kept on http(s)), with the worker's
+ * --max-bytes and --url-timeout. What may pass (no answer, a timeout, a 5xx, 408 or 429) is marked
+ * transient, so the job is tried again; a 4xx, a refused scheme or a too-large body is not.
+ */
 export async function fetchImage(url: string, policy: SourcePolicy): Promise<Buffer> {
-  const fail = (code: DeimErrorCode, message: string) => new DeimError(code, `${url}: ${message}`, { input: url });
-  let response: Response;
-  const signal = AbortSignal.timeout(policy.urlTimeoutMs);
   try {
-    response = await fetch(url, { signal, redirect: 'follow', headers: { accept: 'image/*' } });
+    return await fetchImageUrl(url, { maxBytes: policy.maxBytes, timeoutSeconds: policy.urlTimeoutMs / 1000 });
   } catch (e) {
-    const why = signal.aborted ? `no answer within ${policy.urlTimeoutMs / 1000} s` : errorMessage((e as { cause?: unknown }).cause ?? e);
-    throw transient(fail('ERR_INPUT_UNREADABLE', `cannot fetch: ${why}`));
+    if (e instanceof DeimError && (e.code === 'ERR_INPUT_TIMEOUT' || (e.code === 'ERR_INPUT_UNREADABLE' && /: (cannot fetch: |HTTP (5\d\d|408|429)\b)/.test(e.message)))) throw transient(e);
+    throw e;
   }
-  const finalProtocol = new URL(response.url || url).protocol;
-  if (finalProtocol !== 'http:' && finalProtocol !== 'https:') throw fail('ERR_INPUT_NOT_ALLOWED', `redirected to a ${finalProtocol} URL`);
-  if (!response.ok) {
-    await response.body?.cancel().catch(() => {});
-    const error = fail(response.status === 404 || response.status === 410 ? 'ERR_INPUT_NOT_FOUND' : 'ERR_INPUT_UNREADABLE', `HTTP ${response.status} ${response.statusText}`.trim());
-    // Server-side trouble may pass; a 4xx will not.
-    throw response.status >= 500 || response.status === 429 || response.status === 408 ? transient(error) : error;
-  }
-  const declared = Number(response.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > policy.maxBytes) {
-    await response.body?.cancel().catch(() => {});
-    throw tooLarge(url, declared, policy.maxBytes);
-  }
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  try {
-    const reader = response.body!.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > policy.maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge(url, total, policy.maxBytes);
-      }
-      chunks.push(value);
-    }
-  } catch (e) {
-    if (e instanceof DeimError) throw e;
-    const why = signal.aborted ? `body not received within ${policy.urlTimeoutMs / 1000} s` : errorMessage(e);
-    throw transient(fail('ERR_INPUT_UNREADABLE', `cannot fetch: ${why}`));
-  }
-  return Buffer.concat(chunks, total);
 }
 
 /**
