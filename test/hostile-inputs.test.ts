@@ -168,7 +168,12 @@ describe('paths that are not "missing"', () => {
     expect(() => planOutputs({ inputs: [EXAMPLE], outputs: [{ path: self, kind: 'json', flag: '--json' }] })).toThrow(/self-out\.json: it is a symbolic link loop/);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('as nobody: a folder that may not be searched, a file that may not be read', () => {
+  it.skipIf(process.getuid?.() !== 0)('as nobody: a folder that may not be searched, a file that may not be read', (ctx) => {
+    // nobody must reach node, the CLI, the model and the temp folder: a checkout inside a private folder
+    // (mktemp -d is 0700) cannot be run as nobody, and the test has nothing to show there.
+    const reach = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e',
+      `const fs = require('fs'); for (const p of process.argv.slice(1)) fs.accessSync(p, fs.constants.R_OK);`, CLI, MODEL_DIR, path.dirname(dir)], { encoding: 'utf8' });
+    if (reach.status !== 0) ctx.skip();
     const locked = path.join(dir, 'locked');
     mkdirSync(locked);
     copyFileSync(EXAMPLE, path.join(locked, 'a.jpg'));
