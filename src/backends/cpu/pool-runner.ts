@@ -83,7 +83,7 @@ async function openWorkersOnly(setup: RunnerSetup): Promise<Runner> {
   // used only if the graph agrees): detected while the other workers load the model.
   const expected = expectedSpec(setup);
   const preload = setup.preload;
-  const first = expected && preload?.post ? { config: { spec: expected, resize: setup.resize, classes: setup.classes }, items: preload.sources, post: preload.post } : undefined;
+  const first = expected && preload?.post && preload.sources.length > 0 ? { config: { spec: expected, resize: setup.resize, classes: setup.classes }, items: preload.sources, post: preload.post } : undefined;
   const pool = await WorkerPool.create({ ...poolOptions(setup), eager: true, ...(first ? { first } : {}) });
   let spec: Runner['spec'];
   try {
