@@ -59,7 +59,9 @@ export interface DetectorOptions {
    * run does not wait for both in turn (create() resolves once both are done). A first call with
    * other images runs as usual. `alone: true`: these are all the images this Detector will get (a
    * one-shot run): the CPU single layout then preprocesses them on the calling thread and starts
-   * its preprocessing worker only if another call comes.
+   * its preprocessing worker only if another call comes. Without `alone` (more images follow,
+   * `images: []` for a video), the CPU pool layout starts its per-core workers at once, and only
+   * them (the first worker detects the preloaded images).
    */
   preload?: { images: readonly string[]; returnImage?: boolean; alone?: boolean };
 }

@@ -94,7 +94,7 @@ export class Detector {
       model, specOf: (io) => modelSpec(model, io, overrides), resize: o.resize, classes: o.classes, threads: o.threads, batch: o.batch,
       budget: MemoryBudget.create(o.maxMemory),
       ...pick(options, 'device', 'engine', 'precision', 'gpuPreprocess', 'cudaGraphs'),
-      ...(options.preload ? { preload: { sources: options.preload.images.map(toSource), returnImage: options.preload.returnImage === true, alone: options.preload.alone === true } } : {}),
+      ...(options.preload ? { preload: { sources: options.preload.images.map(toSource), returnImage: options.preload.returnImage === true, alone: options.preload.alone === true, post: postFor(o.post, o.classes, { returnImage: options.preload.returnImage === true }) } } : {}),
     });
     const layout = decision.name === 'tensorrt' ? 'gpu' : o.layout;
     return new Detector(runner, o.post, { reason: decision.reason, layout, classes: o.classes, resize: o.resize, batch: o.batch, maxMemory: o.maxMemory });

@@ -4,7 +4,7 @@
  * exactly those files (and the same returnImage) and the graph agrees with the spec the variant
  * implied; any other first call runs as usual. The CLI passes its first chunk.
  */
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Detector, type DetectionResult } from '../dist/index.js';
@@ -181,6 +181,28 @@ describe('preload', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).results.map((x: DetectionResult) => x.detections)).toEqual([expected.example.detections, expected.other.detections]);
       expect(readFileSync(times2, 'utf8').trim().split('\n').length).toBeGreaterThan(1);
+    });
+
+    it('deimv2 detect of a folder starts only the pool workers, all at once: no model on the main thread, no preprocessing worker', async () => {
+      const folder = path.join(dir, 'folder-threads');
+      mkdirSync(folder, { recursive: true });
+      for (let i = 0; i < 4; i++) copyFileSync(i % 2 ? OTHER : EXAMPLE, path.join(folder, `${i}.jpg`));
+      const times = path.join(dir, 'folder-threads.jsonl');
+      process.env.DEIMV2_STAGE_TIMES = times;
+      let r;
+      try {
+        r = await deimv2(['detect', folder, '--model', 'atto', '--backend', 'cpu', '--threads', '2', '--json', '-', '--quiet']);
+      } finally {
+        delete process.env.DEIMV2_STAGE_TIMES;
+      }
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).results.map((x: DetectionResult) => x.detections)).toEqual([0, 1, 2, 3].map((i) => (i % 2 ? expected.other : expected.example).detections));
+      const lines = readFileSync(times, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { main: boolean; stages: Record<string, unknown> });
+      // Before: the main thread ran the first images on its own session, beside a preprocessing worker.
+      expect(lines.find((l) => l.main)!.stages.infer).toBeUndefined();
+      const workers = lines.filter((l) => !l.main);
+      expect(workers.length).toBe(2);
+      expect(workers.every((l) => l.stages.infer !== undefined)).toBe(true);
     });
   });
 });

@@ -60,7 +60,13 @@ export interface RunnerSetup {
    * The files the first run will get: a runner may start on them while the model loads. `alone`:
    * they are all the run has (a runner then need not start workers for later runs up front).
    */
-  readonly preload?: { readonly sources: TaskSource[]; readonly returnImage: boolean; readonly alone?: boolean };
+  readonly preload?: {
+    readonly sources: TaskSource[];
+    readonly returnImage: boolean;
+    readonly alone?: boolean;
+    /** What the first run will ask (the detector's defaults): a runner that detects ahead uses it. */
+    readonly post?: PostOptions;
+  };
 }
 
 export type OpenRunner = (setup: RunnerSetup) => Promise<Runner>;

@@ -52,6 +52,14 @@ export function acceptedFormatOf(bytes: Uint8Array): string | undefined {
  * YCCK; undefined when no frame header is found. Reads marker lengths only, no pixel data.
  */
 export function jpegComponentCount(bytes: Uint8Array): number | undefined {
+  return jpegFrame(bytes)?.components;
+}
+
+/**
+ * A JPEG's frame header (SOFn): its size as stored (before EXIF rotation) and its colour
+ * components; undefined when no frame header is found. Reads marker lengths only, no pixel data.
+ */
+export function jpegFrame(bytes: Uint8Array): { width: number; height: number; components: number } | undefined {
   let i = 2;
   while (i + 9 < bytes.length) {
     if (bytes[i] !== 0xff) return undefined;
@@ -61,7 +69,9 @@ export function jpegComponentCount(bytes: Uint8Array): number | undefined {
       continue;
     }
     // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC).
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) return bytes[i + 9];
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { height: (bytes[i + 5]! << 8) | bytes[i + 6]!, width: (bytes[i + 7]! << 8) | bytes[i + 8]!, components: bytes[i + 9]! };
+    }
     if (marker === 0xd9 || marker === 0xda) return undefined; // end of image / start of scan before a frame
     if (marker >= 0xd0 && marker <= 0xd7) {
       i += 2;

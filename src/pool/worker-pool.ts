@@ -89,8 +89,17 @@ export class WorkerPool {
   }
 
   static async create(options: PoolOptions): Promise<WorkerPool> {
-    const pool = new WorkerPool(options, await startWorker(options.worker, options.init, options.first));
-    if (options.eager) await pool.grow(pool.size - 1);
+    // eager: every worker starts at once (one per core, so their start-ups overlap instead of queueing).
+    const first = startWorker(options.worker, options.init, options.first);
+    const others = options.eager ? Array.from({ length: Math.max(1, Math.floor(options.size)) - 1 }, () => startWorker(options.worker, options.init)) : [];
+    let pool: WorkerPool;
+    try {
+      pool = new WorkerPool(options, await first);
+    } catch (e) {
+      for (const p of others) p.then(({ worker }) => void worker.terminate(), () => undefined);
+      throw e;
+    }
+    await Promise.all(others.map((p) => pool.track(p)));
     return pool;
   }
 
@@ -133,28 +142,30 @@ export class WorkerPool {
   /** Starts up to `n` more workers (never past `size`); a worker that fails to start is only reported when none runs. */
   private async grow(n: number): Promise<void> {
     const room = this.canGrow ? this.size - this.slots.length - this.starting.size : 0;
-    const started = Array.from({ length: Math.min(n, room) }, () => {
-      let failed: Error | undefined;
-      const p = startWorker(this.options.worker, this.options.init).then(
-        ({ worker }) => {
-          if (this.closed) void worker.terminate();
-          else this.adopt(worker);
-        },
-        (e: Error) => {
-          failed = e;
-          this.canGrow = false;
-        },
-      ).finally(() => {
-        this.starting.delete(p);
-        if (this.closed) return;
-        // No worker left and none starting: the queue would wait forever (and retry forever).
-        if (failed && this.slots.length === 0 && this.starting.size === 0) this.fail(failed);
-        else if (!failed) this.dispatch();
-      });
-      this.starting.add(p);
-      return p;
+    await Promise.all(Array.from({ length: Math.min(n, room) }, () => this.track(startWorker(this.options.worker, this.options.init))));
+  }
+
+  /** Adopts a starting worker once it is ready (counted in `starting` meanwhile). */
+  private track(starting: Promise<StartedWorker>): Promise<void> {
+    let failed: Error | undefined;
+    const p: Promise<void> = starting.then(
+      ({ worker }) => {
+        if (this.closed) void worker.terminate();
+        else this.adopt(worker);
+      },
+      (e: Error) => {
+        failed = e;
+        this.canGrow = false;
+      },
+    ).finally(() => {
+      this.starting.delete(p);
+      if (this.closed) return;
+      // No worker left and none starting: the queue would wait forever (and retry forever).
+      if (failed && this.slots.length === 0 && this.starting.size === 0) this.fail(failed);
+      else if (!failed) this.dispatch();
     });
-    await Promise.all(started);
+    this.starting.add(p);
+    return p;
   }
 
   private dispatch(): void {

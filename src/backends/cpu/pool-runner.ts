@@ -8,13 +8,18 @@
  * it is idle; the per-core workers start only once work queues up, and take the rest from then on.
  */
 import os from 'node:os';
-import { WorkerPool } from '../../pool/worker-pool.js';
+import { WorkerPool, type PoolOptions } from '../../pool/worker-pool.js';
 import type { Runner, RunnerSetup } from '../runner.js';
-import { openCpuSingleRunner } from './single-runner.js';
+import type { PostOptions, TaskSource } from '../../pool/messages.js';
+import { expectedSpec, openCpuSingleRunner, sameSources, sameSpec } from './single-runner.js';
 
 const INFER_WORKER = new URL('./infer-worker.js', import.meta.url);
 
 export async function openCpuPoolRunner(setup: RunnerSetup): Promise<Runner> {
+  // A run known to have more images than its first call (setup.preload without alone: a folder)
+  // starts the per-core workers at once and only them: a first session would load the model once
+  // more and run the first images on threads the workers' start-up needs.
+  if (setup.preload && setup.preload.alone !== true && setup.threads > 1) return openWorkersOnly(setup);
   // The first session may use every core while it is alone (it serves single images fastest).
   const first = await openCpuSingleRunner({ ...setup, threads: Math.min(setup.threads, os.availableParallelism()) });
   let firstBusy = 0;
@@ -22,11 +27,7 @@ export async function openCpuPoolRunner(setup: RunnerSetup): Promise<Runner> {
   let ready: WorkerPool | undefined;
   let closed = false;
 
-  const startPool = () => (pool ??= WorkerPool.create({
-    worker: INFER_WORKER,
-    init: { budget: setup.budget.shared, stage: { modelPath: setup.model.path, threads: 1 } },
-    size: setup.threads,
-  }).then(
+  const startPool = () => (pool ??= WorkerPool.create(poolOptions(setup)).then(
     (p) => {
       if (closed) return p.close().then(() => undefined);
       p.configure({ spec: first.spec, resize: setup.resize, classes: setup.classes });
@@ -47,7 +48,7 @@ export async function openCpuPoolRunner(setup: RunnerSetup): Promise<Runner> {
 
   return {
     backend: 'cpu',
-    description: `${setup.threads} x ${first.description.replace(/, \d+ threads? \(single\)$/, '')}, 1 thread (pool)`,
+    description: describe(setup, first.description),
     spec: first.spec,
     parallelism: setup.threads,
     async run(sources, post) {
@@ -65,5 +66,51 @@ export async function openCpuPoolRunner(setup: RunnerSetup): Promise<Runner> {
       const workers = pool ? await pool : undefined;
       await Promise.all([first.close(), workers?.close()]);
     },
+  };
+}
+
+function poolOptions(setup: RunnerSetup): PoolOptions {
+  return { worker: INFER_WORKER, init: { budget: setup.budget.shared, stage: { modelPath: setup.model.path, threads: 1 } }, size: setup.threads };
+}
+
+function describe(setup: RunnerSetup, sessionDescription: string): string {
+  return `${setup.threads} x ${sessionDescription.replace(/, \d+ threads?( \(single\))?$/, '')}, 1 thread (pool)`;
+}
+
+/** The pool alone, every worker started at once (see openCpuPoolRunner). */
+async function openWorkersOnly(setup: RunnerSetup): Promise<Runner> {
+  // The preloaded images go to the first worker as it starts (with the spec the variant implies,
+  // used only if the graph agrees): detected while the other workers load the model.
+  const expected = expectedSpec(setup);
+  const preload = setup.preload;
+  const first = expected && preload?.post && preload.sources.length > 0 ? { config: { spec: expected, resize: setup.resize, classes: setup.classes }, items: preload.sources, post: preload.post } : undefined;
+  const pool = await WorkerPool.create({ ...poolOptions(setup), eager: true, ...(first ? { first } : {}) });
+  let spec: Runner['spec'];
+  try {
+    spec = setup.specOf(pool.io!);
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+  pool.configure({ spec, resize: setup.resize, classes: setup.classes });
+  // As with the single runner, the files were read before the caller gets the Detector.
+  if (pool.firstOutput) await Promise.allSettled([pool.firstOutput]);
+  let preloaded = first && pool.firstOutput && sameSpec(spec, expected) ? pool.firstOutput : undefined;
+  const takePreloaded = (sources: TaskSource[], post: PostOptions) => {
+    const p = preloaded;
+    preloaded = undefined;
+    return p && first && sameSources(first.items, sources) && JSON.stringify(first.post) === JSON.stringify(post) ? p : undefined;
+  };
+  return {
+    backend: 'cpu',
+    description: describe(setup, pool.description ?? 'onnxruntime-node CPU'),
+    spec,
+    parallelism: setup.threads,
+    async run(sources, post) {
+      const output = await (takePreloaded(sources, post) ?? pool.run(sources, post));
+      if (output.kind !== 'detections') throw new Error(`unexpected ${output.kind} output from a CPU pool worker`);
+      return { results: output.results, timing: output.timing };
+    },
+    close: () => pool.close(),
   };
 }

@@ -16,7 +16,7 @@ import { DeimError } from '../../errors.js';
 const TENSOR_WORKER = new URL('../../pool/tensor-worker.js', import.meta.url);
 
 /** The spec the model's name and the options give, before its graph is read (undefined when only the graph can say). */
-function expectedSpec(setup: RunnerSetup): ModelSpec | undefined {
+export function expectedSpec(setup: RunnerSetup): ModelSpec | undefined {
   try {
     return setup.specOf({ inputSize: undefined, inputNames: [], outputNames: [] });
   } catch {
@@ -137,12 +137,12 @@ export async function openCpuSingleRunner(setup: RunnerSetup): Promise<Runner> {
   }
 }
 
-function sameSpec(a: ModelSpec, b: ModelSpec | undefined): boolean {
+export function sameSpec(a: ModelSpec, b: ModelSpec | undefined): boolean {
   return b !== undefined && a.inputSize === b.inputSize && a.normalization === b.normalization;
 }
 
 /** The same files in the same order (only file paths are preloaded). */
-function sameSources(a: readonly TaskSource[], b: readonly TaskSource[]): boolean {
+export function sameSources(a: readonly TaskSource[], b: readonly TaskSource[]): boolean {
   return a.length === b.length && a.every((s, i) => {
     const t = b[i]!;
     return s.kind === 'path' && t.kind === 'path' && s.path === t.path;

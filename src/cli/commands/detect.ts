@@ -285,7 +285,8 @@ async function detectVideoCommand(input: string, options: DetectCliOptions, dete
       ...(options.mot !== undefined && options.mot !== '-' ? [{ path: options.mot, kind: 'mot', flag: '--mot' }] : []),
     ],
   });
-  const detector = await Detector.create(detectorOptions);
+  // preload with no images and not alone: many frames follow (the CPU pool starts its per-core workers at once).
+  const detector = await Detector.create({ ...detectorOptions, preload: { images: [] } });
   try {
     if (!options.quiet) process.stderr.write(printable(`deimv2: ${detector.spec.variant ?? path.basename(detector.modelPath)} on ${detector.backendLabel} (${detector.description}; ${detector.backendReason})`) + '\n');
     const summary = await runVideoDetect(detector, input, {
