@@ -28,7 +28,7 @@ export interface StreamTiming {
 
 export interface StreamHooks {
   /** The detector for this stream's frames (the batcher), with the stream's threshold and classes. */
-  detect(image: RgbImage, options: { threshold?: number; classes?: string[] }): Promise<DetectionResult>;
+  detect(image: RgbImage, options: { threshold?: number; classes?: string[] }, limit?: number): Promise<DetectionResult>;
   /** The detector's default threshold and pixel budget. */
   threshold: number;
   maxMemory: number;
@@ -183,10 +183,14 @@ export class StreamRunner {
       while (!this.stopped) {
         const controller = (this.attempt = new AbortController());
         const latency = new WeakMap<RgbImage, number>();
+        // Frames in detection at once (live: two, the decoder keeps the newest and drops the rest;
+        // a file: detect's default, 2 per pool worker, at least 4), told to the batcher with each
+        // frame: when every stream is at its number, a batch goes without waiting for more.
+        const concurrency = c.live ? 2 : Math.max(4, 2 * this.hooks.runners);
         const view: FrameDetector = {
           detect: (image, options) => {
             latency.set(image, performance.now());
-            return this.hooks.detect(image, { ...(options?.threshold !== undefined ? { threshold: options.threshold } : c.threshold !== undefined ? { threshold: c.threshold } : {}), ...(c.classes ? { classes: c.classes } : {}) });
+            return this.hooks.detect(image, { ...(options?.threshold !== undefined ? { threshold: options.threshold } : c.threshold !== undefined ? { threshold: c.threshold } : {}), ...(c.classes ? { classes: c.classes } : {}) }, concurrency);
           },
           threshold: c.threshold ?? this.hooks.threshold,
           maxMemory: this.hooks.maxMemory,
@@ -199,8 +203,7 @@ export class StreamRunner {
           signal: controller.signal,
           live: c.live,
           openTimeoutMs: this.timing.openTimeoutMs,
-          // Live: two frames in detection at most, the decoder keeps the newest and drops the rest.
-          ...(c.live ? { concurrency: 2 } : {}),
+          concurrency,
           ...(c.maxFps !== undefined ? { maxFps: c.maxFps } : {}),
           // Days of running: a zone keeps the dwell of its newest DWELL_ENTRIES gone tracks (its visitor counts stay exact).
           ...(c.track ? { track: { ...c.tracking, maxDwellEntries: DWELL_ENTRIES, ...(c.lines ? { lines: c.lines } : {}), ...(c.zones ? { zones: c.zones } : {}) } } : {}),
