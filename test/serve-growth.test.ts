@@ -201,6 +201,26 @@ describe('clients that read slowly or never', () => {
 });
 
 describe('the cross-stream batcher over streams that come and go', () => {
+  it('sends a partial batch at once when every stream with frames out is at its limit (no wait for frames that cannot come)', async () => {
+    const { FrameBatcher } = await import('../dist/serve/batcher.js');
+    const sizes: number[] = [];
+    const detector = { detectBatch: async (inputs: readonly unknown[]) => { sizes.push(inputs.length); return inputs.map(() => ({ width: 1, height: 1, detections: [] })); } };
+    // batch 8, a 60 s timeout: before, 4 frames of a stream with 4 in detection at most waited the whole timeout.
+    const batcher = new FrameBatcher(detector as never, { batch: 8, timeoutMs: 60_000, maxInFlight: 2 });
+    const t0 = performance.now();
+    await Promise.all([1, 2, 3, 4].map(() => batcher.submit('file', Buffer.alloc(1), {}, 4)));
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    expect(sizes).toEqual([4]);
+    // A stream below its limit (or one without a limit: POST /v1/detect) still waits for a fuller batch.
+    let settled = false;
+    const partial = Promise.all([batcher.submit('file', Buffer.alloc(1), {}, 4), batcher.submit('', Buffer.alloc(1))]).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(settled).toBe(false);
+    await batcher.close(); // sends what waits
+    await partial;
+    expect(sizes).toEqual([4, 2]);
+  });
+
   it('keeps no queue of a removed stream, even one removed while its frames were waiting', async () => {
     const { FrameBatcher } = await import('../dist/serve/batcher.js');
     let release!: () => void;

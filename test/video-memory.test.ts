@@ -57,6 +57,45 @@ describe('video frames and the memory budget', () => {
     for (const s of seen) expect(sha(s.image)).toBe(s.hash);
   });
 
+  it('images given back with recycle() are reused for later frames, once each; other buffers are ignored; results do not change', async () => {
+    const video = clip('recycled.mkv', '320x240', 24);
+    const plain: unknown[] = [];
+    for await (const f of detectVideo(atto(), video)) plain.push({ frame: f.frame, detections: f.detections });
+    const run = detectVideo(atto(), video, { returnImage: true });
+    const buffers = new Set<ArrayBufferLike>();
+    const hashes = new Set<string>();
+    const results: unknown[] = [];
+    const stranger = Buffer.alloc(320 * 240 * 3);
+    for await (const f of run) {
+      results.push({ frame: f.frame, detections: f.detections });
+      hashes.add(sha(f.image!.data));
+      buffers.add(f.image!.data.buffer);
+      run.recycle(f.image!);
+      run.recycle(f.image!); // a second time: ignored (two frames would share one buffer)
+      run.recycle({ data: stranger, width: 320, height: 240, channels: 3 }); // not this run's: ignored
+    }
+    expect(results).toEqual(plain);
+    expect(hashes.size).toBe(24); // every frame its own pixels when it was handed out
+    // Before recycle(), every frame had a buffer of its own (24); now the frames in flight's worth are reused.
+    expect(buffers.size).toBeLessThan(24);
+    expect(buffers.has(stranger.buffer)).toBe(false);
+  });
+
+  it('sharedFrames: frames are decoded into shared memory (workers read them in place) and results do not change', async () => {
+    const video = clip('shared.mkv', '320x240', 8);
+    const plain: unknown[] = [];
+    for await (const f of detectVideo(atto(), video)) plain.push({ frame: f.frame, detections: f.detections });
+    const shared: unknown[] = [];
+    let inShared = 0;
+    for await (const f of detectVideo(atto(), video, { sharedFrames: true, returnImage: true })) {
+      if (Object.prototype.toString.call(f.image!.data.buffer) === '[object SharedArrayBuffer]') inShared++;
+      shared.push({ frame: f.frame, detections: f.detections });
+    }
+    expect(shared).toEqual(plain);
+    // Every frame, the first ones too (before, frames decoded ahead while the file was probed were not).
+    expect(inShared).toBe(8);
+  });
+
   it('the MP4 gets exactly the frames drawn, whether or not frames are reused (tiny frames too)', async () => {
     const video = clip('tiny.mkv', '64x48', 30);
     const md5s = (file: string) => execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:v', '-f', 'framemd5', '-'], { encoding: 'utf8' }).split('\n').filter((l) => l !== '' && !l.startsWith('#'));

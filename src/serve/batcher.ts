@@ -49,6 +49,8 @@ export class FrameBatcher {
   private readonly running = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Per stream: frames submitted and not yet settled (queued or in detection), and the most it has at once. */
+  private readonly outstanding = new Map<string, { n: number; limit: number | undefined }>();
   /** Batches sent, and frames in them. */
   batches = 0;
   frames = 0;
@@ -58,16 +60,44 @@ export class FrameBatcher {
     private readonly options: BatcherOptions,
   ) {}
 
-  /** Queues one frame (or image) of `stream`; resolves with its detections. */
-  submit(stream: string, input: ImageInput, options: DetectOptions = {}): Promise<DetectionResult> {
+  /**
+   * Queues one frame (or image) of `stream`; resolves with its detections. `limit`: the most
+   * frames the stream has submitted and unsettled at once (its video pipeline's frames in
+   * detection): when every stream with frames out is at its limit, no frame can come before one
+   * settles, so a batch goes now instead of waiting timeoutMs for frames that cannot come.
+   */
+  submit(stream: string, input: ImageInput, options: DetectOptions = {}, limit?: number): Promise<DetectionResult> {
     if (this.closed) return Promise.reject(new DeimError('ERR_CLOSED', 'the service is stopping'));
-    return new Promise((resolve, reject) => {
+    return new Promise<DetectionResult>((resolve, reject) => {
       let queue = this.queues.get(stream);
       if (!queue) this.queues.set(stream, (queue = []));
-      queue.push({ input, options, key: JSON.stringify(options), resolve, reject });
+      const out = this.outstanding.get(stream) ?? { n: 0, limit };
+      out.n++;
+      out.limit = limit;
+      this.outstanding.set(stream, out);
+      const settle = () => {
+        if (--out.n === 0 && this.outstanding.get(stream) === out) this.outstanding.delete(stream);
+      };
+      queue.push({
+        input, options, key: JSON.stringify(options),
+        resolve: (r) => {
+          settle();
+          resolve(r);
+        },
+        reject: (e) => {
+          settle();
+          reject(e);
+        },
+      });
       this.waiting++;
       this.pump();
     });
+  }
+
+  /** True when no more frames can come before one settles: every stream with frames out is at its limit. */
+  private allAtLimit(): boolean {
+    for (const { n, limit } of this.outstanding.values()) if (limit === undefined || n < limit) return false;
+    return true;
   }
 
   /** Frames waiting (not yet in detection). */
@@ -93,7 +123,7 @@ export class FrameBatcher {
 
   private pump(): void {
     while (this.waiting > 0 && this.inFlight < this.options.maxInFlight) {
-      if (this.waiting < this.options.batch && !this.closed) {
+      if (this.waiting < this.options.batch && !this.closed && !this.allAtLimit()) {
         // Not a full batch yet: wait for more, at most timeoutMs from now.
         this.timer ??= setTimeout(() => {
           this.timer = undefined;

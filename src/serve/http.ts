@@ -266,7 +266,7 @@ export async function openHttp(service: Service, host: string, port: number): Pr
   app.get<{ Params: { id: string } }>('/v1/streams/:id/frame.jpg', async (request, reply) => {
     const s = found(request.params.id, reply);
     if (!s) return reply;
-    const latest = s.latest;
+    const latest = s.latestImage();
     if (!latest) return reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `stream "${s.id}" has no frame yet (state ${s.state})` } });
     const jpeg = await jpegOf(s.id).get(latest.frame.frame, latest.image);
     return reply.type('image/jpeg').header('Cache-Control', 'no-store').header('X-Frame', String(latest.frame.frame)).send(jpeg);
@@ -280,6 +280,8 @@ export async function openHttp(service: Service, host: string, port: number): Pr
     let busy = false;
     const send = (frame: number, image: RgbImage | undefined) => {
       if (busy || !image || behind()) return; // the newest frame wins; a slow viewer skips frames
+      // Kept: the frame's pixels stay as they are while the JPEG is made (not reused for a later frame).
+      s.keep(image);
       busy = true;
       jpegOf(s.id).get(frame, image).then(
         (jpeg) => {
@@ -292,7 +294,8 @@ export async function openHttp(service: Service, host: string, port: number): Pr
         () => (busy = false),
       );
     };
-    if (s.latest) send(s.latest.frame.frame, s.latest.image);
+    const latest = s.latestImage();
+    if (latest) send(latest.frame.frame, latest.image);
     const off = service.listen(s.id, (frame, image) => send(frame.frame, image));
     await done;
     off();

@@ -141,7 +141,7 @@ export class Service {
     const detector = this.detector!;
     const batcher = this.batcher!;
     const runner = new StreamRunner(config, {
-      detect: (image, o) => batcher.submit(config.id, image, o),
+      detect: (image, o, limit) => batcher.submit(config.id, image, o, limit),
       threshold: detector.threshold,
       maxMemory: detector.maxMemory,
       runners: detector.stats().runners,

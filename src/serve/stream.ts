@@ -10,7 +10,7 @@ import { errorMessage, isDeimError, type DeimErrorCode } from '../errors.js';
 import type { RgbImage } from '../image/types.js';
 import type { DetectionResult } from '../postprocess/types.js';
 import type { LineSummary, TrackSession, ZoneSummary } from '../track/session.js';
-import { detectVideo, type FrameDetector, type VideoFrameResult } from '../video/pipeline.js';
+import { detectVideo, type FrameDetector, type VideoDetection, type VideoFrameResult } from '../video/pipeline.js';
 import type { CheckedStream } from './config.js';
 import { redactSource, redactText } from './redact.js';
 
@@ -28,7 +28,7 @@ export interface StreamTiming {
 
 export interface StreamHooks {
   /** The detector for this stream's frames (the batcher), with the stream's threshold and classes. */
-  detect(image: RgbImage, options: { threshold?: number; classes?: string[] }): Promise<DetectionResult>;
+  detect(image: RgbImage, options: { threshold?: number; classes?: string[] }, limit?: number): Promise<DetectionResult>;
   /** The detector's default threshold and pixel budget. */
   threshold: number;
   maxMemory: number;
@@ -72,8 +72,15 @@ export class StreamRunner {
   dropped = 0;
   reconnects = 0;
   lastError: string | undefined;
-  /** The newest processed frame, annotated. */
+  /** The newest processed frame, annotated (read it with latestImage() to keep its pixels). */
   latest: { frame: VideoFrameResult; image: RgbImage } | undefined;
+  /**
+   * Whether latest's pixels were handed to a reader (a JPEG being made, latestImage()): then they
+   * are left to the GC; otherwise the next frame gives them back to the decoder for reuse.
+   */
+  private latestTaken = false;
+  /** The run the latest frame came from (its decoder takes the memory back). */
+  private latestRun: VideoDetection | undefined;
   /** The session whose summary gives `counts` (made when asked, not per frame). */
   private tracking: TrackSession | undefined;
   private readonly times: number[] = [];
@@ -131,6 +138,29 @@ export class StreamRunner {
     this.wakeSleep?.();
   }
 
+  /**
+   * The newest frame and its pixels for a reader that holds them past this turn (a JPEG encode):
+   * they stay as they are (never reused for a later frame).
+   */
+  latestImage(): { frame: VideoFrameResult; image: RgbImage } | undefined {
+    if (this.latest) this.latestTaken = true;
+    return this.latest;
+  }
+
+  /** A reader holds `image` past this turn: if it is the latest frame's, its pixels are never reused. */
+  keep(image: RgbImage): void {
+    if (this.latest?.image === image) this.latestTaken = true;
+  }
+
+  /** Makes `frame` the latest; the previous one's memory goes back to its decoder unless a reader took it. */
+  private setLatest(run: VideoDetection, frame: VideoFrameResult, image: RgbImage): void {
+    const previous = this.latest;
+    if (previous && !this.latestTaken) this.latestRun?.recycle(previous.image);
+    this.latest = { frame, image };
+    this.latestRun = run;
+    this.latestTaken = false;
+  }
+
   private fail(e: unknown): string {
     return redactText(errorMessage(e), [this.config.source]);
   }
@@ -153,10 +183,14 @@ export class StreamRunner {
       while (!this.stopped) {
         const controller = (this.attempt = new AbortController());
         const latency = new WeakMap<RgbImage, number>();
+        // Frames in detection at once (live: two, the decoder keeps the newest and drops the rest;
+        // a file: detect's default, 2 per pool worker, at least 4), told to the batcher with each
+        // frame: when every stream is at its number, a batch goes without waiting for more.
+        const concurrency = c.live ? 2 : Math.max(4, 2 * this.hooks.runners);
         const view: FrameDetector = {
           detect: (image, options) => {
             latency.set(image, performance.now());
-            return this.hooks.detect(image, { ...(options?.threshold !== undefined ? { threshold: options.threshold } : c.threshold !== undefined ? { threshold: c.threshold } : {}), ...(c.classes ? { classes: c.classes } : {}) });
+            return this.hooks.detect(image, { ...(options?.threshold !== undefined ? { threshold: options.threshold } : c.threshold !== undefined ? { threshold: c.threshold } : {}), ...(c.classes ? { classes: c.classes } : {}) }, concurrency);
           },
           threshold: c.threshold ?? this.hooks.threshold,
           maxMemory: this.hooks.maxMemory,
@@ -164,11 +198,12 @@ export class StreamRunner {
         };
         const run = detectVideo(view, c.source, {
           annotate: true,
+          // No output to write: workers read the frames in place (no 1 MB copy per frame into a worker).
+          sharedFrames: true,
           signal: controller.signal,
           live: c.live,
           openTimeoutMs: this.timing.openTimeoutMs,
-          // Live: two frames in detection at most, the decoder keeps the newest and drops the rest.
-          ...(c.live ? { concurrency: 2 } : {}),
+          concurrency,
           ...(c.maxFps !== undefined ? { maxFps: c.maxFps } : {}),
           // Days of running: a zone keeps the dwell of its newest DWELL_ENTRIES gone tracks (its visitor counts stay exact).
           ...(c.track ? { track: { ...c.tracking, maxDwellEntries: DWELL_ENTRIES, ...(c.lines ? { lines: c.lines } : {}), ...(c.zones ? { zones: c.zones } : {}) } } : {}),
@@ -199,7 +234,7 @@ export class StreamRunner {
             session ??= run.tracking;
             syncDropped();
             if (run.tracking?.counting) this.tracking = run.tracking;
-            if (frame.image) this.latest = { frame, image: frame.image };
+            if (frame.image) this.setLatest(run, frame, frame.image);
             const t0 = frame.image ? latency.get(frame.image) : undefined;
             this.hooks.onFrame(this, frame, t0 === undefined ? 0 : (performance.now() - t0) / 1000);
           }

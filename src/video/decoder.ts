@@ -31,6 +31,8 @@ export interface DecoderOptions {
   threads?: number;
   /** Read a file this many extra times (ffmpeg -stream_loop), for benchmarks. */
   loop?: number;
+  /** Frames in shared memory from the first one (see shareFrames()). */
+  shared?: boolean;
   /**
    * Give up when ffmpeg has not produced the stream header within this time (default 15 s); a
    * UDP or RTP source silent this long after that also ends the run.
@@ -177,6 +179,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     const placeholder: VideoInfo = { width: 0, height: 0, fps: 0, fpsText: '0', hasAudio: false };
     const decoder = new FrameDecoder(proc, source, options.maxQueue ?? (options.live ? 2 : 6), options.live, placeholder);
     if (options.live && options.maxFps) decoder.minIntervalMs = 1000 / options.maxFps;
+    if (options.shared) decoder.shareFrames();
     await decoder.start(options.openTimeoutMs ?? 15_000);
     return decoder;
   }

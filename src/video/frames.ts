@@ -16,6 +16,13 @@ import { parseRate, probeFile, type VideoInfo } from './probe.js';
 import { checkLocalSource, isLiveSource } from './source.js';
 import type { FrameDetector, VideoFrameResult, VideoOptions, VideoStats } from './types.js';
 
+/** Between a VideoDetection and its stages: a failed consumer discards the output; images handed out come back. */
+export interface FrameControl {
+  discard: boolean;
+  /** Set by the stages: gives a handed-out image's memory back to the decoder. */
+  recycle?: (data: RgbImage['data']) => void;
+}
+
 /** Runs decode -> detect -> draw -> encode for one VideoDetection, keeping its live `stats`. */
 export async function* runFrames(
   detector: FrameDetector,
@@ -23,7 +30,7 @@ export async function* runFrames(
   options: VideoOptions,
   stats: VideoStats,
   onTracking: (session: TrackSession | undefined) => void,
-  control: { discard: boolean } = { discard: false },
+  control: FrameControl = { discard: false },
 ): AsyncGenerator<VideoFrameResult> {
   const started = performance.now();
   const ffmpeg = requireFfmpeg();
@@ -46,6 +53,7 @@ export async function* runFrames(
     live,
     ...(threads ? { threads } : {}),
     ...(loop ? { loop } : {}),
+    ...(options.sharedFrames ? { shared: true } : {}),
     ...(options.openTimeoutMs !== undefined ? { openTimeoutMs: options.openTimeoutMs } : {}),
     ...(options.maxFps !== undefined ? { maxFps: options.maxFps } : {}),
   });
@@ -85,6 +93,13 @@ export async function* runFrames(
   if (live) delete info.frames;
   stats.info = info;
 
+  // Frames handed out with their image: each may come back once (control.recycle), no other buffer.
+  const handedOut = new WeakSet<object>();
+  const decoding = decoder;
+  control.recycle = (data) => {
+    if (!handedOut.delete(data)) return;
+    decoding.recycle({ index: -1, data: data as Buffer });
+  };
   let encoder: FrameEncoder | undefined;
   const inflight: Array<Promise<Settled>> = [];
   let failed = false;
@@ -109,7 +124,7 @@ export async function* runFrames(
     // decoded and queued, and the one being filled. Frames too large for it go one at a time.
     const fit = framesFit(info);
     // Where the budget is tight, workers read frames in place (shared memory) instead of copies.
-    if (fit < 16) decoder.shareFrames();
+    if (fit < 16 || options.sharedFrames) decoder.shareFrames();
     const wanted = options.concurrency ?? Math.max(4, 2 * (detector.stats?.().runners ?? os.availableParallelism()));
     const concurrency = Math.max(1, Math.min(wanted, Math.floor((fit - 1) / 2)));
     decoder.limitQueue(fit - 1 - concurrency);
@@ -161,7 +176,10 @@ export async function* runFrames(
         result.tracks = tracked.tracks;
         if (tracked.counts) result.counts = tracked.counts;
       }
-      if (options.annotate || options.returnImage) result.image = settled.image;
+      if (options.annotate || options.returnImage) {
+        result.image = settled.image;
+        handedOut.add(settled.image.data);
+      }
       yield result;
       // A frame never handed out is done with (detected, drawn, encoded): its memory serves the next.
       if (!result.image) decoder.recycle(settled.frame);

@@ -13,7 +13,9 @@
  */
 import { DeimError } from '../errors.js';
 import { checkTrackSessionOptions } from '../track/check.js';
+import type { RgbImage } from '../image/types.js';
 import type { TrackSession } from '../track/session.js';
+import type { FrameControl } from './frames.js';
 import type { FrameDetector, VideoFrameResult, VideoOptions, VideoStats } from './types.js';
 
 export type { FrameDetector, VideoFrameResult, VideoOptions, VideoStats } from './types.js';
@@ -26,7 +28,7 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
   private iterated = false;
   /** With `track`: the tracking session (its summary() holds the counts so far). */
   tracking: TrackSession | undefined;
-  private readonly control = { discard: false };
+  private readonly control: FrameControl = { discard: false };
 
   constructor(
     private readonly detector: FrameDetector,
@@ -50,6 +52,16 @@ export class VideoDetection implements AsyncIterable<VideoFrameResult> {
    */
   discardOutput(): void {
     this.control.discard = true;
+  }
+
+  /**
+   * Gives the memory of a frame's `image` (annotate / returnImage) back to the decoder once the
+   * consumer is done with it (nothing reads or writes it any more): the next frames reuse it
+   * instead of allocating (a frame a megabyte or more: garbage that costs GC time on every frame).
+   * Only images this run handed out are taken, each once; anything else is ignored.
+   */
+  recycle(image: RgbImage): void {
+    this.control.recycle?.(image.data);
   }
 
   /** The stages (frames.ts) load on the first iteration: an image run never loads them. */

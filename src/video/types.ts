@@ -30,6 +30,13 @@ export interface VideoOptions {
   live?: boolean;
   /** Frames in detection at once (default: 2 per pool worker, at least 4; fewer when frames are so large that the detector's maxMemory holds fewer). */
   concurrency?: number;
+  /**
+   * Decode frames into shared memory, so that pool workers read them in place instead of each
+   * frame being copied into a worker by postMessage (a 768x432 frame: 1 MB copied, then garbage on
+   * both sides). For consumers that write no output (the service); always on where the pixel
+   * budget is tight.
+   */
+  sharedFrames?: boolean;
   /** Read a file this many extra times (benchmarks). */
   loop?: number;
   /** Give up opening the source after this long (default 15 s); a UDP/RTP source silent this long also ends the run. */
