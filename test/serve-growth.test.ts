@@ -11,7 +11,7 @@ import { startService } from '../dist/serve/index.js';
 import type { Service } from '../dist/serve/service.js';
 import { TrackSession } from '../dist/track/session.js';
 import { MODEL_DIR } from './helpers/paths.js';
-import { until } from './helpers/serve.js';
+import { readEventIds, until } from './helpers/serve.js';
 
 const LIMIT = 256 * 1024;
 const SLOW_MS = 1500;
@@ -114,16 +114,10 @@ describe('clients that read slowly or never', () => {
     const reader = res.body!.getReader();
     let received = 0;
     let lastFrame = -1;
-    const reading = (async () => {
-      for (let text = ''; ; ) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        text += new TextDecoder().decode(value);
-        const parts = text.split('\n\n');
-        text = parts.pop()!;
-        for (const p of parts) if (p.startsWith('id: ')) { received++; lastFrame = Number(p.slice(4, p.indexOf('\n'))); }
-      }
-    })().catch(() => undefined);
+    const reading = readEventIds(reader, (id) => {
+      received++;
+      lastFrame = id;
+    }).catch(() => undefined);
     let most = 0;
     let n = 0;
     const t0 = performance.now();

@@ -12,7 +12,7 @@ import { deimv2 } from './helpers/cli.js';
 import { EXAMPLE, SHARED } from './helpers/paths.js';
 import { freePort } from './helpers/redis.js';
 import { rtspServerAvailable, startCamera, type TestCamera } from './helpers/rtsp.js';
-import { alive, childrenNamed, startServe, until, type TestService } from './helpers/serve.js';
+import { alive, childrenNamed, readEventIds, startServe, until, type TestService } from './helpers/serve.js';
 
 const VIDEO = path.join(SHARED, 'videos', 'car-detection.mp4');
 const LINE = '0,250,768,250:gate';
@@ -161,16 +161,7 @@ describe.skipIf(!hasRtsp)('deimv2 serve: many streams, one detector', () => {
     const events = await fetch(`${service.url}/v1/streams/cam2/events`);
     const reader = events.body!.getReader();
     const frames: number[] = [];
-    const reading = (async () => {
-      for (let text = ''; ; ) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        text += new TextDecoder().decode(value);
-        const parts = text.split('\n\n');
-        text = parts.pop()!;
-        for (const p of parts) if (p.startsWith('id: ')) frames.push(Number(p.slice(4, p.indexOf('\n'))));
-      }
-    })().catch(() => undefined);
+    const reading = readEventIds(reader, (id) => frames.push(id)).catch(() => undefined);
     const watcher = (async () => {
       while (watching) {
         watch.push(await streams());

@@ -70,6 +70,19 @@ export async function startServe(args: string[], env: Record<string, string | un
   };
 }
 
+/** Reads an SSE body until it ends, giving each event's id (its frame number) to `onId`. */
+export async function readEventIds(reader: ReadableStreamDefaultReader<Uint8Array>, onId: (id: number) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  for (let text = ''; ; ) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    text += decoder.decode(value, { stream: true });
+    const parts = text.split('\n\n');
+    text = parts.pop()!;
+    for (const p of parts) if (p.startsWith('id: ')) onId(Number(p.slice(4, p.indexOf('\n'))));
+  }
+}
+
 /** The ids of the live child processes of `pid` whose command is `name`. */
 export function childrenNamed(pid: number, name: string): number[] {
   try {
