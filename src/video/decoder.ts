@@ -6,8 +6,10 @@
  * dropped instead and counted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { DeimError } from '../errors.js';
 import type { FfmpegLocation } from './ffmpeg.js';
+import { openFrameSocket } from './frame-socket.js';
 import { parseFfmpegLog, type VideoInfo } from './probe.js';
 import { ffmpegInputOptions, ffmpegInputPath } from './source.js';
 
@@ -153,6 +155,11 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
   private firstSize: string | undefined;
   private showinfoFrames = 0;
 
+  /** Where the frames' bytes come from (a socket read into one buffer, or ffmpeg's stdout). */
+  private output!: Readable;
+  /** Settles when the frames' bytes have all been read (or the reader is gone). */
+  private outputDone: Promise<void> = Promise.resolve();
+
   private constructor(
     private readonly proc: ChildProcess,
     private readonly source: string,
@@ -175,9 +182,27 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
     // detached: ffmpeg gets its own process group, so a terminal Ctrl-C reaches only us and we
     // decide how to stop (finish the frames in flight, then close the output).
-    const proc = spawn(ffmpeg.path, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    // The frames come on a socket read into one reused buffer where one can be made, else on the pipe.
+    let take: (chunk: Buffer, reused: boolean) => void = () => {};
+    const socket = await openFrameSocket((chunk) => take(chunk, true));
+    let proc: ChildProcess;
+    try {
+      proc = spawn(ffmpeg.path, args, { stdio: ['ignore', socket ? socket.childEnd : 'pipe', 'pipe'], detached: true });
+    } finally {
+      socket?.detach();
+    }
     const placeholder: VideoInfo = { width: 0, height: 0, fps: 0, fpsText: '0', hasAudio: false };
     const decoder = new FrameDecoder(proc, source, options.maxQueue ?? (options.live ? 2 : 6), options.live, placeholder);
+    if (socket) {
+      decoder.output = socket.reader;
+      decoder.outputDone = new Promise((resolve) => socket.reader.once('close', () => resolve()));
+      // A reset connection ends the frames like a closed pipe; ffmpeg's exit says why.
+      socket.reader.on('error', () => {});
+    } else {
+      decoder.output = proc.stdout!;
+      proc.stdout!.on('data', (chunk: Buffer) => take(chunk, false));
+    }
+    take = (chunk, reused) => decoder.takeBytes(chunk, reused);
     if (options.live && options.maxFps) decoder.minIntervalMs = 1000 / options.maxFps;
     if (options.shared) decoder.shareFrames();
     await decoder.start(options.openTimeoutMs ?? 15_000);
@@ -213,13 +238,15 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
         this.pendingChunks = [];
         resolve();
       });
-      this.proc.stdout!.on('data', (chunk: Buffer) => (opened ? this.takeChunk(chunk) : this.pendingChunks.push(chunk)));
+      this.takeBytes = (chunk, reused) => (opened ? this.takeChunk(chunk) : this.pendingChunks.push(reused ? Buffer.from(chunk) : chunk));
       this.proc.on('error', (err) => {
         clearTimeout(timer);
         this.finish(new DeimError('ERR_VIDEO', `Could not run ffmpeg for ${this.source}: ${err.message}`, { input: this.source, cause: err }));
         if (!opened) reject(this.failure);
       });
-      this.proc.on('close', (code, signal) => {
+      // ffmpeg's end is judged once the frames' bytes have all been read.
+      this.proc.on('close', (code, signal) => void this.outputDone.then(() => onClose(code, signal)));
+      const onClose = (code: number | null, signal: NodeJS.Signals | null) => {
         clearTimeout(timer);
         // Every log line is in: a frame still waiting for its time never gets one.
         for (const frame of this.awaitingPts.splice(0)) this.push(frame);
@@ -246,9 +273,12 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
         }
         this.decodeError = reason;
         this.finish(undefined);
-      });
+      };
     });
   }
+
+  /** Bytes of frames as they come (`reused`: the buffer is read into again after this call). */
+  private takeBytes: (chunk: Buffer, reused: boolean) => void = () => {};
 
   /** ffmpeg's last complaints (up to two distinct lines), as ": a; b", for error messages. */
   private reason(): string {
@@ -334,7 +364,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
         this.dropped++;
       }
     }
-    if (!this.live && this.queue.length >= this.maxQueue) this.proc.stdout!.pause();
+    if (!this.live && this.queue.length >= this.maxQueue) this.output.pause();
     this.wakeUp();
   }
 
@@ -375,7 +405,7 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     for (;;) {
       const frame = this.queue.shift();
       if (frame) {
-        if (!this.live && this.queue.length < this.maxQueue && this.proc.stdout!.isPaused()) this.proc.stdout!.resume();
+        if (!this.live && this.queue.length < this.maxQueue && this.output.isPaused()) this.output.resume();
         return frame;
       }
       if (this.ended || this.stopped) {
@@ -405,6 +435,6 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
 
   private kill(): void {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
-    this.proc.stdout?.destroy();
+    this.output?.destroy();
   }
 }
