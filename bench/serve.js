@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { machineInfo } from './lib/machine.js';
 import { perCorePool } from './lib/model-rate.js';
-import { counter, getJson, histogram, histogramDelta, histogramQuantile, rss, sleep, startService } from './lib/service.js';
+import { counter, cpuSampler, getJson, histogram, histogramDelta, histogramQuantile, rss, sleep, startService } from './lib/service.js';
 import { startCamera } from './lib/rtsp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -102,6 +102,7 @@ const fileConfig = (n) => {
  */
 async function fileStreams(n, serviceArgs, serviceEnv) {
   const service = await startService(['--config', fileConfig(n), '--allow-dir', tmp, '--model', resolved.path, ...serviceArgs], { env: { ...env, ...serviceEnv } });
+  const cpu = cpuSampler(service.pid, cores);
   try {
     let start, end, last;
     const t0 = Date.now();
@@ -112,8 +113,9 @@ async function fileStreams(n, serviceArgs, serviceEnv) {
       last = streams;
       const failed = streams.find((s) => s.state === 'failed');
       if (failed) throw new Error(`stream ${failed.id} failed: ${JSON.stringify(failed.lastError)}`);
-      if (!start && streams.length === n && streams.every((s) => s.frames > 0)) start = { now, frames };
-      if (start && !end && streams.some((s) => s.state === 'ended')) end = { now, frames };
+      cpu.sample();
+      if (!start && streams.length === n && streams.every((s) => s.frames > 0)) start = { now, frames, cpu: cpu.read() };
+      if (start && !end && streams.some((s) => s.state === 'ended')) end = { now, frames, cpu: cpu.read() };
       if (streams.every((s) => s.state === 'ended')) break;
       if (Date.now() - t0 > 30 * 60_000) throw new Error('file streams did not end in 30 minutes');
       await sleep(100);
@@ -129,6 +131,8 @@ async function fileStreams(n, serviceArgs, serviceEnv) {
       expectedFrames: n * clipFrames,
       dropped,
       meanBatch: batches.count ? batches.sum / batches.count : NaN,
+      // Core-ms per frame over the same window, by part (Linux /proc; see cpuSampler).
+      coreMsPerFrame: end && end.frames > start.frames ? Object.fromEntries(Object.keys(end.cpu).map((k) => [k, (end.cpu[k] - start.cpu[k]) / (end.frames - start.frames)])) : undefined,
       batches: batches.count,
       exit: await service.stop(),
     };
@@ -160,6 +164,8 @@ if (!skip.has('saturation')) {
     results.pool.push(await measurePool());
     r.poolFps = (results.pool.at(-2) + results.pool.at(-1)) / 2;
     r.ratio = r.fps / r.poolFps;
+    // The model alone costs cores x 1000 / poolFps core-ms a frame; what the service spends beyond it bounds the ratio.
+    r.modelCoreMs = (cores * 1000) / r.poolFps;
     results.saturation.push(r);
     log(`${n} file stream(s): ${r.fps.toFixed(1)} FPS (${r.ratio.toFixed(2)} x the pool's ${r.poolFps.toFixed(1)}), ${r.frames}/${r.expectedFrames} frames, ${r.dropped} dropped, mean batch ${r.meanBatch.toFixed(2)}`);
     log(`per-core pool, model only: ${results.pool.at(-1).toFixed(1)} FPS`);
@@ -262,6 +268,20 @@ if (results.saturation.length) {
     '| file streams | aggregate FPS | pool model-only FPS (around the row) | x pool (target >= 0.9) | frames / expected | dropped | mean batch |', '|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results.saturation) lines.push(`| ${r.streams} | ${f1(r.fps)} | ${f1(r.poolFps)} | ${f2(r.ratio)} | ${r.frames} / ${r.expectedFrames} | ${r.dropped} | ${f2(r.meanBatch)} |`);
   lines.push('');
+  if (results.saturation.some((r) => r.coreMsPerFrame)) {
+    // Where a frame's CPU goes while the streams run: the model alone (from the pool's rate) against
+    // the pool workers (model + resize + tensor + postprocess), the main thread, the process's
+    // other threads and the ffmpeg decoders; the model's share of the total is the ratio's ceiling.
+    lines.push('Core-ms per frame in the same windows (/proc): the model alone at the pool\'s rate, then the service by part; model / total bounds the ratio', '',
+      '| file streams | model alone | pool workers | main thread | other threads | ffmpeg decoders | total | model / total |', '|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of results.saturation) {
+      const c = r.coreMsPerFrame;
+      if (!c) continue;
+      const total = c.workers + c.main + c.runtime + c.ffmpeg;
+      lines.push(`| ${r.streams} | ${f2(r.modelCoreMs)} | ${f2(c.workers)} | ${f2(c.main)} | ${f2(c.runtime)} | ${f2(c.ffmpeg)} | ${f2(total)} | ${f2(r.modelCoreMs / total)} |`);
+    }
+    lines.push('');
+  }
 }
 if (results.sim.length) {
   lines.push(`Batch fill, SIMULATED TensorRT runtime (no GPU; not a GPU figure), --batch ${batch}:`, '',

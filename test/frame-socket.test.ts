@@ -52,6 +52,18 @@ describe('frames over the socket pair', () => {
     expect(got).toEqual(want);
   }, 60_000);
 
+  it('a consumer that stops reading holds ffmpeg back: frames decoded stay a few ahead (the socket is paused)', async () => {
+    const decoder = await FrameDecoder.open(requireFfmpeg(), CAR, { live: false, maxQueue: 6 });
+    const first = await decoder.next();
+    expect(first).toBeDefined();
+    // ffmpeg decodes 377 frames in well under a second: unpaused, it would be far ahead by now.
+    await new Promise((r) => setTimeout(r, 800));
+    expect(decoder.decoded - 1).toBeLessThanOrEqual(6 + 1);
+    let n = 1;
+    for (let f = await decoder.next(); f; f = await decoder.next()) n++;
+    expect(n).toBe(377);
+  }, 60_000);
+
   it('a stop half way ends ffmpeg and leaves no socket folder', async () => {
     const before = socketDirs().length;
     const decoder = await FrameDecoder.open(requireFfmpeg(), CAR, { live: false });

@@ -39,6 +39,8 @@ describe('a stream\'s frames', () => {
       },
       onDropped: () => {},
       onReconnect: () => {},
+      idle: () => {},
+      batch: 1,
     }, { stallMs: 5000, backoffMs: 1000, maxBackoffMs: 30_000, openTimeoutMs: 10_000 });
     runner.start();
     for (let i = 0; i < 600 && runner.state !== 'ended' && runner.state !== 'failed'; i++) await new Promise((r) => setTimeout(r, 50));

@@ -155,3 +155,49 @@ export function rss(pid) {
   const kids = childrenOf(pid);
   return { serviceMiB: rssKiB(pid) / 1024, childrenMiB: kids.reduce((a, k) => a + rssKiB(k), 0) / 1024, children: kids.length };
 }
+
+/** utime + stime of a /proc stat file in ms (USER_HZ is 100 on Linux), with the thread's name. */
+function cpuOf(file) {
+  const stat = readFileSync(file, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: (Number(f[11]) + Number(f[12])) * 10 };
+}
+
+/**
+ * CPU time of the service by part, sampled from /proc as it runs (Linux; elsewhere all zero):
+ * `sample()` often (a child's time is kept from its last sample, as it may exit before the end),
+ * `read()` -> cumulative ms `{ workers, main, runtime, ffmpeg }`: the busiest threads beyond the
+ * main one (`workers`: as many as the pool has, `runners`), the main thread, the process's other
+ * threads (libuv, GC, compiler, libvips), and its ffmpeg children.
+ */
+export function cpuSampler(pid, runners) {
+  const threads = new Map();
+  const children = new Map();
+  const sample = () => {
+    try {
+      for (const t of readdirSync(`/proc/${pid}/task`)) {
+        try {
+          threads.set(Number(t), cpuOf(`/proc/${pid}/task/${t}/stat`).ms);
+        } catch {
+          // gone meanwhile
+        }
+      }
+      for (const k of childrenOf(pid)) {
+        try {
+          children.set(k, cpuOf(`/proc/${k}/stat`).ms);
+        } catch {
+          // gone meanwhile
+        }
+      }
+    } catch {
+      // not Linux, or the service is gone
+    }
+  };
+  const read = () => {
+    sample();
+    const others = [...threads].filter(([t]) => t !== pid).map(([, ms]) => ms).sort((a, b) => b - a);
+    const workers = others.slice(0, runners).reduce((a, b) => a + b, 0);
+    return { workers, main: threads.get(pid) ?? 0, runtime: others.slice(runners).reduce((a, b) => a + b, 0), ffmpeg: [...children.values()].reduce((a, b) => a + b, 0) };
+  };
+  return { sample, read };
+}

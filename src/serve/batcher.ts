@@ -49,8 +49,12 @@ export class FrameBatcher {
   private readonly running = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
-  /** Per stream: frames submitted and not yet settled (queued or in detection), and the most it has at once. */
-  private readonly outstanding = new Map<string, { n: number; limit: number | undefined }>();
+  /**
+   * Per stream: frames submitted and not yet settled (queued or in detection), the most it has at
+   * once, and whether it is idle (no frame coming: ended, reconnecting, removed). A stream with a
+   * limit stays here at 0 frames while active: its next frames can come, so a batch waits for them.
+   */
+  private readonly outstanding = new Map<string, { n: number; limit: number | undefined; idle: boolean }>();
   /** Batches sent, and frames in them. */
   batches = 0;
   frames = 0;
@@ -71,12 +75,13 @@ export class FrameBatcher {
     return new Promise<DetectionResult>((resolve, reject) => {
       let queue = this.queues.get(stream);
       if (!queue) this.queues.set(stream, (queue = []));
-      const out = this.outstanding.get(stream) ?? { n: 0, limit };
+      const out = this.outstanding.get(stream) ?? { n: 0, limit, idle: false };
       out.n++;
       out.limit = limit;
+      out.idle = false;
       this.outstanding.set(stream, out);
       const settle = () => {
-        if (--out.n === 0 && this.outstanding.get(stream) === out) this.outstanding.delete(stream);
+        if (--out.n === 0 && (out.limit === undefined || out.idle) && this.outstanding.get(stream) === out) this.outstanding.delete(stream);
       };
       queue.push({
         input, options, key: JSON.stringify(options),
@@ -94,10 +99,25 @@ export class FrameBatcher {
     });
   }
 
-  /** True when no more frames can come before one settles: every stream with frames out is at its limit. */
+  /**
+   * True when no more frames can come before one settles: every active stream is at its limit
+   * (an idle one sends nothing more; a caller without a limit, POST /v1/detect, may).
+   */
   private allAtLimit(): boolean {
-    for (const { n, limit } of this.outstanding.values()) if (limit === undefined || n < limit) return false;
+    for (const { n, limit, idle } of this.outstanding.values()) if (!idle && (limit === undefined || n < limit)) return false;
     return true;
+  }
+
+  /**
+   * `stream` sends no frame for now (its source ended, failed or is reconnecting): batches stop
+   * waiting for its frames until it submits again.
+   */
+  idle(stream: string): void {
+    const out = this.outstanding.get(stream);
+    if (!out) return;
+    out.idle = true;
+    if (out.n === 0) this.outstanding.delete(stream);
+    this.pump();
   }
 
   /** Frames waiting (not yet in detection). */
@@ -117,14 +137,18 @@ export class FrameBatcher {
 
   /** Forgets a removed stream: its queue goes now, or once its last frames have gone out. */
   removeStream(stream: string): void {
+    this.idle(stream);
     if ((this.queues.get(stream)?.length ?? 0) === 0) this.queues.delete(stream);
     else this.removed.add(stream);
   }
 
   private pump(): void {
     while (this.waiting > 0 && this.inFlight < this.options.maxInFlight) {
-      if (this.waiting < this.options.batch && !this.closed && !this.allAtLimit()) {
-        // Not a full batch yet: wait for more, at most timeoutMs from now.
+      // Not a full batch yet: wait for more, at most timeoutMs from now; but with nothing in
+      // detection and every active stream at its limit, no frame can come: send what waits now.
+      // (With a batch in detection, its streams' next frames come when it settles: waiting for
+      // them fills this batch instead of two streams taking turns with half batches.)
+      if (this.waiting < this.options.batch && !this.closed && !(this.inFlight === 0 && this.allAtLimit())) {
         this.timer ??= setTimeout(() => {
           this.timer = undefined;
           this.flush();

@@ -142,9 +142,11 @@ export class Service {
     const batcher = this.batcher!;
     const runner = new StreamRunner(config, {
       detect: (image, o, limit) => batcher.submit(config.id, image, o, limit),
+      idle: () => batcher.idle(config.id),
       threshold: detector.threshold,
       maxMemory: detector.maxMemory,
       runners: detector.stats().runners,
+      batch: this.options.batch ?? 1,
       log: (l) => this.log(l),
       onFrame: (stream, frame, latency) => {
         this.metrics.frames.inc({ stream: stream.id });

@@ -29,10 +29,14 @@ export interface StreamTiming {
 export interface StreamHooks {
   /** The detector for this stream's frames (the batcher), with the stream's threshold and classes. */
   detect(image: RgbImage, options: { threshold?: number; classes?: string[] }, limit?: number): Promise<DetectionResult>;
+  /** The stream sends no frame for now (its run ended, failed or waits to reconnect). */
+  idle(): void;
   /** The detector's default threshold and pixel budget. */
   threshold: number;
   maxMemory: number;
   runners: number;
+  /** Frames per detector call (the service's --batch). */
+  batch: number;
   log(line: string): void;
   onFrame(stream: StreamRunner, frame: VideoFrameResult, latencyS: number): void;
   onDropped(stream: StreamRunner, n: number): void;
@@ -184,9 +188,10 @@ export class StreamRunner {
         const controller = (this.attempt = new AbortController());
         const latency = new WeakMap<RgbImage, number>();
         // Frames in detection at once (live: two, the decoder keeps the newest and drops the rest;
-        // a file: detect's default, 2 per pool worker, at least 4), told to the batcher with each
-        // frame: when every stream is at its number, a batch goes without waiting for more.
-        const concurrency = c.live ? 2 : Math.max(4, 2 * this.hooks.runners);
+        // a file: detect's default, 2 per pool worker, at least 4, and a whole batch so that one
+        // file stream fills the engine's calls), told to the batcher with each frame: when every
+        // stream is at its number, a batch goes without waiting for more.
+        const concurrency = c.live ? 2 : Math.max(4, 2 * this.hooks.runners, this.hooks.batch);
         const view: FrameDetector = {
           detect: (image, options) => {
             latency.set(image, performance.now());
@@ -239,6 +244,7 @@ export class StreamRunner {
             this.hooks.onFrame(this, frame, t0 === undefined ? 0 : (performance.now() - t0) / 1000);
           }
           syncDropped();
+          this.hooks.idle();
           if (this.stopped) break;
           if (!c.live) {
             this.state = 'ended';
@@ -249,6 +255,7 @@ export class StreamRunner {
           if (!controller.signal.aborted) this.lastError = 'the stream ended';
         } catch (e) {
           syncDropped();
+          this.hooks.idle();
           if (this.stopped) break;
           this.lastError = this.fail(e);
           this.hooks.log(`stream ${c.id}: ${this.lastError}`);
