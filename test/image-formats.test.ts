@@ -3,11 +3,12 @@
  * decoded; SVG (even named .jpg), PDF, BMP and the rest are refused at once with ERR_INPUT_FORMAT,
  * and every decode has a time limit.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeBuffer, Detector, type DetectionFailure, type DetectionResult } from '../dist/index.js';
-import { acceptedFormatOf, decodeTimedOut, isTimeoutMessage, sniffFormat } from '../dist/image/formats.js';
+import { acceptedFormatOf, decodeTimedOut, endsEarly, isTimeoutMessage, sniffFormat } from '../dist/image/formats.js';
 import { ATTO, EXAMPLE } from './helpers/paths.js';
 import { tempDir, write } from './helpers/images.js';
 import { rejection } from './helpers/rejection.js';
@@ -139,5 +140,23 @@ describe('image formats: decided from the content, allowlisted', () => {
       const e = await rejection(detector.detect(Buffer.from(BLUR_SVG)));
       expect(e.code).toBe('ERR_INPUT_FORMAT');
     });
+  });
+});
+
+describe('endsEarly: bytes that stop before their format\'s end (the reason given when libvips loses its own)', () => {
+  it('a whole JPEG, PNG and WebP end properly; cut short, each ends early; other formats are not judged', async () => {
+    const rgb = { raw: { width: 16, height: 12, channels: 3 as const } };
+    const pixels = Buffer.alloc(16 * 12 * 3, 90);
+    const files = {
+      jpeg: readFileSync(EXAMPLE),
+      png: await sharp(pixels, rgb).png().toBuffer(),
+      webp: await sharp(pixels, rgb).webp().toBuffer(),
+    };
+    for (const [format, bytes] of Object.entries(files)) {
+      expect(acceptedFormatOf(bytes), format).toBe(format);
+      expect(endsEarly(bytes, format), format).toBe(false);
+      expect(endsEarly(bytes.subarray(0, bytes.length - 5), format), `${format} cut`).toBe(true);
+    }
+    expect(endsEarly(Buffer.from('GIF89a'), 'gif')).toBe(false);
   });
 });
