@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -50,6 +50,29 @@ describe('frames over the socket pair', () => {
     expect(decoder.decodeError).toBeUndefined();
     expect(got.length).toBe(377);
     expect(got).toEqual(want);
+  }, 60_000);
+
+  it('where no socket pair can be made (a temporary folder too deep for a socket path), ffmpeg\'s pipe gives the same frames', async () => {
+    const deep = path.join(os.tmpdir(), `deimv2-deep-${process.pid}-${'d'.repeat(60)}`, 'e'.repeat(60));
+    mkdirSync(deep, { recursive: true });
+    const saved = process.env.TMPDIR;
+    let decoder: FrameDecoder;
+    try {
+      process.env.TMPDIR = deep;
+      expect(await openFrameSocket(() => {})).toBeUndefined();
+      decoder = await FrameDecoder.open(requireFfmpeg(), CAR, { live: false });
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+    }
+    expect(readdirSync(deep)).toEqual([]);
+    const got: string[] = [];
+    for await (const frame of decoder) {
+      got.push(createHash('sha1').update(frame.data).digest('hex'));
+      decoder.recycle(frame);
+    }
+    expect(got).toEqual(referenceHashes(CAR));
+    rmSync(path.dirname(deep), { recursive: true, force: true });
   }, 60_000);
 
   it('a consumer that stops reading holds ffmpeg back: frames decoded stay a few ahead (the socket is paused)', async () => {
