@@ -156,11 +156,11 @@ export function rss(pid) {
   return { serviceMiB: rssKiB(pid) / 1024, childrenMiB: kids.reduce((a, k) => a + rssKiB(k), 0) / 1024, children: kids.length };
 }
 
-/** utime + stime of a /proc stat file in ms (USER_HZ is 100 on Linux), with the thread's name. */
-function cpuOf(file) {
+/** utime + stime of a /proc stat file in ms (USER_HZ is 100 on Linux). */
+function cpuMs(file) {
   const stat = readFileSync(file, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), ms: (Number(f[11]) + Number(f[12])) * 10 };
+  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 /**
@@ -177,14 +177,14 @@ export function cpuSampler(pid, runners) {
     try {
       for (const t of readdirSync(`/proc/${pid}/task`)) {
         try {
-          threads.set(Number(t), cpuOf(`/proc/${pid}/task/${t}/stat`).ms);
+          threads.set(Number(t), cpuMs(`/proc/${pid}/task/${t}/stat`));
         } catch {
           // gone meanwhile
         }
       }
       for (const k of childrenOf(pid)) {
         try {
-          children.set(k, cpuOf(`/proc/${k}/stat`).ms);
+          children.set(k, cpuMs(`/proc/${k}/stat`));
         } catch {
           // gone meanwhile
         }

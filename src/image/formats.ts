@@ -31,19 +31,6 @@ const HEIF_BRANDS = new Set(['avif', 'avis', 'heic', 'heix', 'heim', 'heis', 'he
  * SVG or PDF cannot start with any of them, and libvips picks its loader from the same signature.
  * test/image-formats.test.ts checks it against sharp's metadata.
  */
-/**
- * Whether encoded bytes of `format` stop before the format's own end: a JPEG without its end
- * marker (FF D9) as its last bytes, a PNG without its IEND chunk in its last 12 bytes, a WebP
- * shorter than its RIFF header says. False where that cannot be told (other formats, trailing data).
- */
-export function endsEarly(bytes: Uint8Array, format: string): boolean {
-  const n = bytes.length;
-  if (format === 'jpeg') return !(n >= 4 && bytes[n - 2] === 0xff && bytes[n - 1] === 0xd9);
-  if (format === 'png') return !(n >= 20 && bytes[n - 8] === 0x49 && bytes[n - 7] === 0x45 && bytes[n - 6] === 0x4e && bytes[n - 5] === 0x44);
-  if (format === 'webp') return n >= 8 && 8 + (bytes[4]! | (bytes[5]! << 8) | (bytes[6]! << 16) | (bytes[7]! << 24)) > n;
-  return false;
-}
-
 export function acceptedFormatOf(bytes: Uint8Array): string | undefined {
   const b = bytes;
   const at = (offset: number, text: string) => {
@@ -58,6 +45,19 @@ export function acceptedFormatOf(bytes: Uint8Array): string | undefined {
   if (at(0, 'II*\0') || at(0, 'MM\0*') || at(0, 'II+\0') || at(0, 'MM\0+')) return 'tiff';
   if (at(4, 'ftyp') && b.length >= 12 && HEIF_BRANDS.has(String.fromCharCode(b[8]!, b[9]!, b[10]!, b[11]!))) return 'heif';
   return undefined;
+}
+
+/**
+ * Whether encoded bytes of `format` stop before the format's own end: a JPEG without its end
+ * marker (FF D9) as its last bytes, a PNG without its IEND chunk in its last 12 bytes, a WebP
+ * shorter than its RIFF header says. False where that cannot be told (other formats, trailing data).
+ */
+export function endsEarly(bytes: Uint8Array, format: string): boolean {
+  const n = bytes.length;
+  if (format === 'jpeg') return !(n >= 4 && bytes[n - 2] === 0xff && bytes[n - 1] === 0xd9);
+  if (format === 'png') return !(n >= 20 && bytes[n - 8] === 0x49 && bytes[n - 7] === 0x45 && bytes[n - 6] === 0x4e && bytes[n - 5] === 0x44);
+  if (format === 'webp') return n >= 8 && 8 + (bytes[4]! | (bytes[5]! << 8) | (bytes[6]! << 16) | (bytes[7]! << 24)) > n;
+  return false;
 }
 
 /**

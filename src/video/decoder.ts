@@ -188,6 +188,9 @@ export class FrameDecoder implements AsyncIterable<DecodedFrame> {
     let proc: ChildProcess;
     try {
       proc = spawn(ffmpeg.path, args, { stdio: ['ignore', socket ? socket.childEnd : 'pipe', 'pipe'], detached: true });
+    } catch (e) {
+      socket?.reader.destroy();
+      throw e;
     } finally {
       socket?.detach();
     }
